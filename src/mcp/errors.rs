@@ -1,0 +1,34 @@
+//! JSON-RPC error codes the proxy emits and the error objects it writes.
+//! (contract stub: implemented by the mcp module owner)
+
+use serde_json::Value;
+
+/// Invalid JSON.
+pub const PARSE_ERROR: i64 = -32700;
+/// Not a valid JSON-RPC message (also: duplicate keys, too deep, too large, encoded).
+pub const INVALID_REQUEST: i64 = -32600;
+/// Internal error in the proxy.
+pub const INTERNAL_ERROR: i64 = -32603;
+/// Authentication required or failed.
+pub const UNAUTHENTICATED: i64 = -32001;
+/// Denied by policy.
+pub const FORBIDDEN: i64 = -32003;
+/// Not forwarded because another message of the same batch was denied.
+pub const BATCH_REFUSED: i64 = -32004;
+/// The upstream answered something the proxy could not filter; withheld.
+pub const UPSTREAM_UNFILTERABLE: i64 = -32005;
+/// `Mcp-Method` / `Mcp-Name` headers disagree with the body (MCP 2026-07-28).
+pub const HEADER_MISMATCH: i64 = -32020;
+
+/// A JSON-RPC 2.0 error response object.
+pub fn error_response(id: Option<&Value>, code: i64, message: &str, data: Option<Value>) -> Value {
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.cloned().unwrap_or(Value::Null),
+        "error": error,
+    })
+}

@@ -1,0 +1,14 @@
+//! MCP over JSON-RPC: strict parsing of request bodies, classification into
+//! [`McpAction`]s, the `Mcp-Method`/`Mcp-Name` mirror check, SSE framing and list-result
+//! filtering. Everything here takes bytes and headers and returns typed values; nothing
+//! here does I/O.
+
+mod action;
+pub mod errors;
+pub mod filter;
+pub mod headers;
+pub mod jsonrpc;
+pub mod sse;
+
+pub use action::{methods, Classified, CompletionRef, ListKind, McpAction};
+pub use jsonrpc::{parse_request_body, parse_strict, BodyError, ParsedBody};

@@ -1,0 +1,149 @@
+//! Authorization: one chokepoint, [`PolicyEngine::decide`], for every message, and one
+//! listing rule, [`PolicyEngine::may_list`], for filtering list results.
+//!
+//! The engine sees plain data ([`AuthzRequest`]): the caller's [`Identity`], the
+//! classified [`McpAction`], what the proxy knows of the target (the annotations the
+//! server declared in its own `tools/list`) and the request environment. It answers with
+//! a [`Decision`] that carries its reasons, so the audit log and the client error can say
+//! which policies decided. Any engine error is a deny.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use serde_json::{Map, Value};
+
+use crate::auth::Identity;
+use crate::mcp::{ListKind, McpAction};
+
+/// What the proxy knows about the request besides who and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestEnv {
+    /// When the request arrived.
+    pub time: SystemTime,
+    /// The client's address, if known.
+    pub source_ip: Option<IpAddr>,
+    /// `Mcp-Session-Id`, if the request carries one.
+    pub session_id: Option<String>,
+    /// Taint labels of the session and credential (empty until taint tracking is on).
+    pub taints: Vec<String>,
+    /// The MCP protocol revision, from `MCP-Protocol-Version` or the body.
+    pub protocol_version: Option<String>,
+}
+
+/// One authorization question.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthzRequest<'a> {
+    /// Who asks.
+    pub identity: &'a Identity,
+    /// What they ask for.
+    pub action: &'a McpAction,
+    /// The target's declared metadata, e.g. a tool's `annotations` object from the
+    /// server's `tools/list`, after operator overrides. `None` when unknown.
+    pub annotations: Option<&'a Map<String, Value>>,
+    /// Where, when, which session.
+    pub env: &'a RequestEnv,
+}
+
+/// One item of a list result, as the listing rule sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedItem<'a> {
+    /// Which list it came from.
+    pub kind: ListKind,
+    /// The item's name (tool/prompt name, resource URI, or URI template).
+    pub name: &'a str,
+    /// The item's `annotations` object, if it declares one.
+    pub annotations: Option<&'a Map<String, Value>>,
+}
+
+/// The answer to an [`AuthzRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    /// Allowed?
+    pub allow: bool,
+    /// The policies that determined the answer (permits for an allow, forbids for a
+    /// deny; empty for a default deny).
+    pub policy_ids: Vec<String>,
+    /// Evaluation errors. Non-empty errors never turn a deny into an allow.
+    pub errors: Vec<String>,
+    /// The policy generation that answered (see [`crate::policy::PolicyStore`]).
+    pub generation: u64,
+}
+
+impl Decision {
+    /// A deny with a reason and no deciding policy, for failures before evaluation.
+    pub fn deny_error(reason: impl Into<String>, generation: u64) -> Self {
+        Decision {
+            allow: false,
+            policy_ids: Vec::new(),
+            errors: vec![reason.into()],
+            generation,
+        }
+    }
+}
+
+/// An authorization engine (Cedar now, Biscuit later).
+///
+/// Implementations are immutable once built: hot reload builds a new engine and swaps it
+/// in, so a request holds the engine it started with until it finishes.
+pub trait PolicyEngine: Send + Sync {
+    /// Short name for audit lines and metrics (`"cedar"`).
+    fn name(&self) -> &'static str;
+
+    /// Decide one message. Must not panic; any internal error is a deny.
+    fn decide(&self, request: &AuthzRequest<'_>) -> Decision;
+
+    /// The listing rule: `true` if some call to `item` could be allowed for this caller
+    /// (whatever its arguments), `false` if every call would be denied.
+    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool;
+}
+
+// ---- contract stubs below: implemented by the policy module owner ----
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The `[policy]` section of the configuration.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory holding `*.cedar` policies, one `*.cedarschema`, optional `entities.json`.
+    pub dir: PathBuf,
+}
+
+/// A policy, schema or entity file failed to load; `Display` names file:line:col.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyLoadError(pub String);
+
+/// One compiled, validated policy set.
+pub struct Generation {
+    /// Increases by one on each successful reload, starting at 1.
+    pub number: u64,
+    /// The engine built from it.
+    pub engine: Arc<dyn PolicyEngine>,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// The current policy generation, swapped atomically on reload.
+pub struct PolicyStore {}
+
+impl PolicyStore {
+    /// Load and validate the policy directory; fails on any error.
+    pub fn load(_cfg: &PolicyConfig, _base_dir: &Path) -> Result<Self, PolicyLoadError> {
+        todo!()
+    }
+    /// The generation in force now.
+    pub fn current(&self) -> Arc<Generation> {
+        todo!()
+    }
+    /// Recompile; on success swap and return the new generation number, on failure
+    /// keep the last good generation.
+    pub fn reload(&self) -> Result<u64, PolicyLoadError> {
+        todo!()
+    }
+    /// Paths to watch.
+    pub fn watched_paths(&self) -> Vec<PathBuf> {
+        todo!()
+    }
+}

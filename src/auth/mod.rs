@@ -61,3 +61,8 @@ impl Authenticator {
         Ok(())
     }
 }
+
+/// Hex SHA-256 of an API key (stub).
+pub fn hash_api_key(_key: &str) -> String {
+    todo!()
+}

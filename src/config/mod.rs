@@ -1,1 +1,491 @@
-//! Configuration.
+//! Configuration: one TOML file, overridable by environment variables (12-factor).
+//!
+//! Two stages, so that errors are clear and I/O happens in one place:
+//! 1. [`RawConfig`] is plain serde data (`deny_unknown_fields`, a doc on every field).
+//!    [`load`] reads the file, applies `MCP_WARDEN__…` overrides and deserializes it;
+//!    any problem is a [`ConfigError`] naming `file:line:col` and the reason.
+//! 2. [`Config`] is the checked form: a parsed upstream address, the directory relative
+//!    paths resolve against. Building the authenticator and compiling policies (the I/O
+//!    heavy part) happens in [`crate::proxy::Warden::build`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::AuthConfig;
+use crate::policy::PolicyConfig;
+
+/// Prefix of environment variables that override configuration keys:
+/// `MCP_WARDEN__AUTH__ALLOW_ANONYMOUS=true` sets `auth.allow_anonymous`.
+pub const ENV_PREFIX: &str = "MCP_WARDEN__";
+
+/// The configuration file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address the proxy listens on, e.g. `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The MCP server behind the proxy, e.g. `http://127.0.0.1:9000/mcp`. Only the
+    /// path of this URL is served; every other path is answered 404 without forwarding.
+    pub upstream: String,
+    /// Size and shape limits for what clients send.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Browser-facing protections.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Which headers carry the caller's identity to the upstream.
+    #[serde(default)]
+    pub identity_headers: IdentityHeadersConfig,
+    /// Session table bounds.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    /// How callers authenticate.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Where policies live.
+    pub policy: PolicyConfig,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes (default 4 MiB). Larger: HTTP 413.
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a request body (default 64).
+    pub max_json_depth: usize,
+    /// Largest upstream list response (JSON body or single SSE event) the proxy will
+    /// buffer to filter, in bytes (default 16 MiB). Larger: withheld, JSON-RPC error.
+    pub max_response_bytes: usize,
+    /// How long to wait for a client to send its whole request body (default 30s).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            max_json_depth: 64,
+            max_response_bytes: 16 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Origins browsers may call from (exact match, e.g. `http://localhost:6274`).
+    /// A request with an `Origin` header not in this list gets 403 (DNS-rebinding
+    /// protection, as the MCP transport spec requires). Requests without `Origin`
+    /// (non-browser clients) are not affected.
+    pub allowed_origins: Vec<String>,
+    /// URL of this server's OAuth protected-resource metadata (RFC 9728), advertised in
+    /// `WWW-Authenticate` on 401 responses when set.
+    pub resource_metadata: Option<String>,
+}
+
+/// `[identity_headers]`: the caller's identity as the upstream sees it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeadersConfig {
+    /// Every client-sent header whose name starts with this prefix (case-insensitive)
+    /// is removed before forwarding, so identity cannot be spoofed. Default `x-mcp-`.
+    pub strip_prefix: String,
+    /// Header carrying the user (subject). Default `X-MCP-User`.
+    pub user: String,
+    /// Header carrying the agent, when there is one. Default `X-MCP-Agent`.
+    pub agent: String,
+    /// Header carrying the roles, comma separated. Default `X-MCP-Roles`.
+    pub roles: String,
+    /// Header carrying how the caller authenticated (`jwt`, `api_key`, `anonymous`).
+    /// Default `X-MCP-Auth-Method`.
+    pub auth_method: String,
+    /// Extra headers from claims: header name → claim name, e.g.
+    /// `{ "X-MCP-Department" = "department" }`. Arrays are joined with commas.
+    pub claims: std::collections::BTreeMap<String, String>,
+    /// Forward the client's `Authorization` header to the upstream. Off by default:
+    /// the MCP authorization spec forbids token passthrough.
+    pub pass_authorization: bool,
+}
+
+impl Default for IdentityHeadersConfig {
+    fn default() -> Self {
+        IdentityHeadersConfig {
+            strip_prefix: "x-mcp-".to_owned(),
+            user: "X-MCP-User".to_owned(),
+            agent: "X-MCP-Agent".to_owned(),
+            roles: "X-MCP-Roles".to_owned(),
+            auth_method: "X-MCP-Auth-Method".to_owned(),
+            claims: Default::default(),
+            pass_authorization: false,
+        }
+    }
+}
+
+/// `[sessions]`: the table binding `Mcp-Session-Id`s to the principal that created them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Most sessions remembered at once (default 100 000). When full, the least recently
+    /// used session is forgotten; its next request gets 404 and the client re-initializes.
+    pub max_sessions: usize,
+    /// A session unused this long is forgotten (default 1h).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            max_sessions: 100_000,
+            idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The upstream MCP server's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// Host name, for the `Host` header and TLS SNI.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `https`?
+    pub tls: bool,
+    /// The MCP endpoint path, e.g. `/mcp`. The proxy serves the same path.
+    pub path: String,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Directory that relative paths resolve against (the file's directory).
+    pub base_dir: PathBuf,
+    /// The raw settings.
+    pub raw: RawConfig,
+    /// The parsed upstream address.
+    pub upstream: Upstream,
+}
+
+/// A configuration error; `Display` names the file, and the line and column if known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a field that does not fit.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line, 0 if unknown.
+        line: usize,
+        /// 1-based column, 0 if unknown.
+        column: usize,
+        /// Why.
+        message: String,
+    },
+    /// An environment override could not be applied.
+    #[error("environment variable `{var}`: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// Why.
+        message: String,
+    },
+    /// A value that parsed but makes no sense.
+    #[error("{path}: `{key}`: {message}")]
+    Value {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Read, override from the environment, and check a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(path, std::env::vars())
+}
+
+/// [`load`] with an explicit environment (for tests).
+pub fn load_with_env(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?;
+    apply_env_overrides(&mut table, env)?;
+    let raw: RawConfig = if table_is_unchanged(&text, &table) {
+        // Deserialize from the text so that errors point at the right line.
+        toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?
+    } else {
+        let merged = toml::to_string(&table).map_err(|e| ConfigError::Value {
+            path: path.to_owned(),
+            key: "(environment overrides)".to_owned(),
+            message: e.to_string(),
+        })?;
+        toml::from_str(&merged).map_err(|e| {
+            let mut err = invalid(path, &merged, &e);
+            if let ConfigError::Invalid {
+                message,
+                line,
+                column,
+                ..
+            } = &mut err
+            {
+                *message = format!("{message} (after applying {ENV_PREFIX}* overrides)");
+                *line = 0;
+                *column = 0;
+            }
+            err
+        })?
+    };
+    let upstream = parse_upstream(&raw.upstream).map_err(|message| ConfigError::Value {
+        path: path.to_owned(),
+        key: "upstream".to_owned(),
+        message,
+    })?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+        .to_owned();
+    Ok(Config {
+        path: path.to_owned(),
+        base_dir,
+        raw,
+        upstream,
+    })
+}
+
+fn table_is_unchanged(text: &str, table: &toml::Table) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|orig| &orig == table)
+}
+
+fn invalid(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = e
+        .span()
+        .map(|span| line_col(text, span.start))
+        .unwrap_or((0, 0));
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        message: e.message().trim().to_owned(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// Apply `MCP_WARDEN__A__B=value` overrides: the key path is lowercased and split on
+/// `__`; the value is read as a TOML value when it parses as one (`true`, `42`,
+/// `["a", "b"]`), otherwise as a string.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    for (var, value) in vars {
+        let path: Vec<String> = var[ENV_PREFIX.len()..]
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::Env {
+                var,
+                message: "empty key segment".to_owned(),
+            });
+        }
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.clone()));
+        let (last, parents) = path.split_last().expect("non-empty: checked above");
+        let mut node = &mut *table;
+        for key in parents {
+            let entry = node
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = match entry {
+                toml::Value::Table(t) => t,
+                _ => {
+                    return Err(ConfigError::Env {
+                        var,
+                        message: format!("`{key}` is not a table"),
+                    })
+                }
+            };
+        }
+        node.insert(last.clone(), parsed);
+    }
+    Ok(())
+}
+
+/// Parse `http://host:port/path`.
+pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("`{url}`: scheme must be http or https")),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("`{url}` has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    if uri.query().is_some() {
+        return Err(format!("`{url}`: a query string is not supported"));
+    }
+    let path = match uri.path() {
+        "" => "/".to_owned(),
+        p => p.to_owned(),
+    };
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok(Upstream {
+        authority,
+        host,
+        port,
+        tls,
+        path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warden.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    const MINIMAL: &str = r#"
+listen = "127.0.0.1:8080"
+upstream = "http://127.0.0.1:9000/mcp"
+[policy]
+dir = "policies"
+"#;
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let (_d, path) = write(MINIMAL);
+        let cfg = load_with_env(&path, vec![]).unwrap();
+        assert_eq!(cfg.upstream.authority, "127.0.0.1:9000");
+        assert_eq!(cfg.upstream.path, "/mcp");
+        assert_eq!(cfg.raw.limits.max_body_bytes, 4 * 1024 * 1024);
+        assert!(!cfg.raw.auth.allow_anonymous);
+        assert!(!cfg.raw.identity_headers.pass_authorization);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_column() {
+        let (_d, path) = write(&format!("{MINIMAL}\n[limits]\nmax_bdy = 3\n"));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("warden.toml:8:"), "{err}");
+        assert!(err.contains("max_bdy"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_line() {
+        let (_d, path) = write("listen = \n");
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("warden.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_typed_values() {
+        let (_d, path) = write(MINIMAL);
+        let env = vec![
+            ("MCP_WARDEN__LISTEN".to_owned(), "0.0.0.0:9999".to_owned()),
+            (
+                "MCP_WARDEN__AUTH__ALLOW_ANONYMOUS".to_owned(),
+                "true".to_owned(),
+            ),
+            (
+                "MCP_WARDEN__LIMITS__MAX_BODY_BYTES".to_owned(),
+                "1024".to_owned(),
+            ),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let cfg = load_with_env(&path, env).unwrap();
+        assert_eq!(cfg.raw.listen.port(), 9999);
+        assert!(cfg.raw.auth.allow_anonymous);
+        assert_eq!(cfg.raw.limits.max_body_bytes, 1024);
+    }
+
+    #[test]
+    fn bad_env_override_is_an_error() {
+        let (_d, path) = write(MINIMAL);
+        let env = vec![(
+            "MCP_WARDEN__LIMITS__MAX_BODY_BYTES".to_owned(),
+            "lots".to_owned(),
+        )];
+        let err = load_with_env(&path, env).unwrap_err().to_string();
+        assert!(err.contains("overrides"), "{err}");
+    }
+
+    #[test]
+    fn upstream_must_be_http() {
+        assert!(parse_upstream("ftp://x/mcp").is_err());
+        assert!(parse_upstream("not a url").is_err());
+        let u = parse_upstream("http://[::1]:7000/").unwrap();
+        assert_eq!(u.authority, "[::1]:7000");
+        assert_eq!(parse_upstream("https://example.com/mcp").unwrap().port, 443);
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -6,6 +6,11 @@ use bytes::Bytes;
 #[derive(Debug, Default)]
 pub struct SseFramer {}
 
+/// An event exceeded the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("event too large")]
+pub struct SseError;
+
 /// One complete event, as raw bytes including its terminating blank line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SseEvent {
@@ -18,8 +23,12 @@ impl SseFramer {
     pub fn new() -> Self {
         SseFramer {}
     }
+    /// A framer refusing events over `max` bytes.
+    pub fn with_limit(_max: usize) -> Self {
+        SseFramer {}
+    }
     /// Feed a chunk; append each event completed by it to `out`.
-    pub fn push(&mut self, _chunk: &[u8], _out: &mut Vec<SseEvent>) {
+    pub fn push(&mut self, _chunk: &[u8], _out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         todo!()
     }
     /// Bytes of an unfinished event still buffered.

@@ -7,6 +7,9 @@
 //! a [`Decision`] that carries its reasons, so the audit log and the client error can say
 //! which policies decided. Any engine error is a deny.
 
+pub mod testcases;
+pub mod watch;
+
 use std::net::IpAddr;
 use std::time::SystemTime;
 

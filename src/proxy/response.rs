@@ -1,0 +1,367 @@
+//! Filtering the upstream's answers: list results are cut down to what the caller may
+//! use, whether they arrive as one `application/json` body or as events of a
+//! `text/event-stream`, on the POST's own stream or a resumed GET stream.
+//!
+//! Responses are matched to list requests by JSON-RPC id ([`ListScope::take`]). Any
+//! response the proxy cannot filter — unparseable, duplicate keys, an unexpected shape —
+//! is withheld and replaced by a JSON-RPC error: fail closed. Messages that answer no
+//! outstanding list request pass through byte for byte; when nothing is outstanding the
+//! SSE path does no parsing at all.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::{Map, Value};
+
+use crate::mcp::errors::{error_response, UPSTREAM_UNFILTERABLE};
+use crate::mcp::filter::filter_list_response;
+use crate::mcp::sse::{SseEvent, SseFramer};
+use crate::mcp::{parse_strict, ListKind};
+
+use super::sessions::id_key;
+
+/// Deepest JSON nesting accepted in an upstream list response.
+pub const MAX_RESPONSE_DEPTH: usize = 128;
+
+/// The message clients get when a list result was withheld.
+pub const UNFILTERABLE_MESSAGE: &str = "upstream response could not be filtered";
+
+/// What the filter needs from the request it serves.
+pub trait ListScope {
+    /// Is any list request outstanding (cheap; decides whether events are parsed)?
+    fn pending(&self) -> bool;
+    /// The list request answered by a response with this id key, if any; removes it.
+    fn take(&mut self, id_key: &str) -> Option<ListKind>;
+    /// The listing rule for one item (and a chance to learn its annotations).
+    fn keep(
+        &mut self,
+        kind: ListKind,
+        name: &str,
+        annotations: Option<&Map<String, Value>>,
+    ) -> bool;
+}
+
+/// Counts of what filtering did, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FilterStats {
+    /// List results filtered.
+    pub lists: usize,
+    /// Items hidden.
+    pub hidden: usize,
+    /// Messages withheld because they could not be filtered.
+    pub withheld: usize,
+}
+
+/// Filter the JSON-RPC message(s) of one JSON document (a response or a batch of them).
+/// Returns `None` when nothing answered a list request (forward the original bytes).
+pub fn filter_document(
+    bytes: &[u8],
+    scope: &mut dyn ListScope,
+    stats: &mut FilterStats,
+) -> Option<Bytes> {
+    let mut doc = match parse_strict(bytes, MAX_RESPONSE_DEPTH) {
+        Ok(doc) => doc,
+        Err(e) => {
+            // We cannot tell which request this answers; a client might parse it more
+            // leniently than we do, so it must not pass while lists are outstanding.
+            tracing::warn!(error = %e, "withholding unparseable upstream message");
+            stats.withheld += 1;
+            return Some(Bytes::from(
+                error_response(None, UPSTREAM_UNFILTERABLE, UNFILTERABLE_MESSAGE, None).to_string(),
+            ));
+        }
+    };
+    let changed = match &mut doc {
+        Value::Array(items) => {
+            let mut any = false;
+            for item in items.iter_mut() {
+                any |= filter_message(item, scope, stats);
+            }
+            any
+        }
+        message => filter_message(message, scope, stats),
+    };
+    changed.then(|| Bytes::from(doc.to_string()))
+}
+
+/// Filter one message if it answers an outstanding list request. Returns whether it did.
+fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut FilterStats) -> bool {
+    let is_response = message
+        .as_object()
+        .is_some_and(|o| !o.contains_key("method") && o.contains_key("id"));
+    if !is_response {
+        return false;
+    }
+    let Some(kind) = message.get("id").and_then(|id| scope.take(&id_key(id))) else {
+        return false;
+    };
+    let mut keep =
+        |name: &str, annotations: Option<&Map<String, Value>>| scope.keep(kind, name, annotations);
+    match filter_list_response(message, kind, &mut keep) {
+        Ok(hidden) => {
+            stats.lists += 1;
+            stats.hidden += hidden;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, list = kind.method(), "withholding list result");
+            stats.withheld += 1;
+            let id = message.get("id").cloned();
+            *message = error_response(
+                id.as_ref(),
+                UPSTREAM_UNFILTERABLE,
+                UNFILTERABLE_MESSAGE,
+                None,
+            );
+        }
+    }
+    true
+}
+
+/// Buffers an `application/json` response whole, then filters it.
+#[derive(Debug)]
+pub struct JsonBuffer {
+    buf: BytesMut,
+    limit: usize,
+    overflow: bool,
+}
+
+impl JsonBuffer {
+    /// A buffer that holds at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        JsonBuffer {
+            buf: BytesMut::new(),
+            limit,
+            overflow: false,
+        }
+    }
+
+    /// Add a chunk of the body.
+    pub fn push(&mut self, chunk: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        if self.buf.len() + chunk.len() > self.limit {
+            self.overflow = true;
+            self.buf = BytesMut::new();
+            return;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The body to send the client, filtered.
+    pub fn finish(&mut self, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
+        if self.overflow {
+            stats.withheld += 1;
+            return Bytes::from(
+                error_response(
+                    None,
+                    UPSTREAM_UNFILTERABLE,
+                    "upstream response too large to filter",
+                    None,
+                )
+                .to_string(),
+            );
+        }
+        let body = std::mem::take(&mut self.buf).freeze();
+        filter_document(&body, scope, stats).unwrap_or(body)
+    }
+}
+
+/// Filters a `text/event-stream` response event by event.
+#[derive(Debug)]
+pub struct SseFilter {
+    framer: SseFramer,
+    events: Vec<SseEvent>,
+}
+
+impl SseFilter {
+    /// A filter refusing single events larger than `max_event_bytes`.
+    pub fn new(max_event_bytes: usize) -> Self {
+        SseFilter {
+            framer: SseFramer::with_limit(max_event_bytes),
+            events: Vec::new(),
+        }
+    }
+
+    /// Feed one chunk; returns the bytes to send downstream now (whole events only).
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        scope: &mut dyn ListScope,
+        stats: &mut FilterStats,
+    ) -> Bytes {
+        self.events.clear();
+        if let Err(e) = self.framer.push(chunk, &mut self.events) {
+            // An event too large to filter: drop what is buffered of it. If it answered
+            // a list request the client sees no answer (it will time out) rather than an
+            // unfiltered one.
+            tracing::warn!(error = %e, "dropping oversized SSE event");
+            stats.withheld += 1;
+        }
+        match self.events.len() {
+            0 => Bytes::new(),
+            1 if !scope.pending() => self.events[0].raw.clone(),
+            _ => {
+                let mut out = BytesMut::new();
+                for event in &self.events {
+                    out.extend_from_slice(&filter_event(event, scope, stats));
+                }
+                out.freeze()
+            }
+        }
+    }
+
+    /// End of stream: an unfinished trailing event is dropped (SSE clients discard it
+    /// too); returns how many bytes were dropped.
+    pub fn finish(&mut self) -> usize {
+        self.framer.take_pending().len()
+    }
+}
+
+fn filter_event(event: &SseEvent, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
+    if !scope.pending() {
+        return event.raw.clone();
+    }
+    let Some(data) = event.data() else {
+        return event.raw.clone();
+    };
+    if data.trim().is_empty() {
+        return event.raw.clone();
+    }
+    match filter_document(data.as_bytes(), scope, stats) {
+        Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
+        None => event.raw.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    struct Scope {
+        lists: HashMap<String, ListKind>,
+        seen: Vec<String>,
+    }
+    impl ListScope for Scope {
+        fn pending(&self) -> bool {
+            !self.lists.is_empty()
+        }
+        fn take(&mut self, id_key: &str) -> Option<ListKind> {
+            self.lists.remove(id_key)
+        }
+        fn keep(&mut self, _: ListKind, name: &str, _: Option<&Map<String, Value>>) -> bool {
+            self.seen.push(name.to_owned());
+            name != "secret"
+        }
+    }
+
+    fn scope(ids: &[&str]) -> Scope {
+        Scope {
+            lists: ids
+                .iter()
+                .map(|i| (i.to_string(), ListKind::Tools))
+                .collect(),
+            seen: vec![],
+        }
+    }
+
+    fn tools_result(id: Value) -> Value {
+        json!({"jsonrpc":"2.0","id":id,"result":{"tools":[{"name":"echo"},{"name":"secret"}],"nextCursor":"c2"}})
+    }
+
+    #[test]
+    fn json_list_result_is_filtered_and_cursor_kept() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        let body = tools_result(json!(1)).to_string();
+        let (a, c) = body.as_bytes().split_at(10);
+        b.push(a);
+        b.push(c);
+        let out: Value = serde_json::from_slice(&b.finish(&mut s, &mut stats)).unwrap();
+        assert_eq!(out["result"]["tools"], json!([{"name":"echo"}]));
+        assert_eq!(out["result"]["nextCursor"], "c2");
+        assert_eq!(stats.hidden, 1);
+    }
+
+    #[test]
+    fn unrelated_json_passes_byte_for_byte() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        let body = br#"{"jsonrpc":"2.0", "id":2, "result":{}}"#;
+        b.push(body);
+        assert_eq!(&b.finish(&mut s, &mut stats)[..], &body[..]);
+    }
+
+    #[test]
+    fn duplicate_keys_in_a_list_answer_are_withheld() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        b.push(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[{"name":"secret"}]}}"#);
+        let out = b.finish(&mut s, &mut stats);
+        assert!(!String::from_utf8_lossy(&out).contains("secret"));
+        assert_eq!(stats.withheld, 1);
+    }
+
+    #[test]
+    fn wrong_shape_is_replaced_by_an_error_with_the_id() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        b.push(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"secret"}}}"#);
+        let out: Value = serde_json::from_slice(&b.finish(&mut s, &mut stats)).unwrap();
+        assert_eq!(out["id"], 1);
+        assert_eq!(out["error"]["code"], UPSTREAM_UNFILTERABLE);
+    }
+
+    #[test]
+    fn oversized_json_is_withheld() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(8);
+        b.push(tools_result(json!(1)).to_string().as_bytes());
+        let out = b.finish(&mut s, &mut stats);
+        assert!(!String::from_utf8_lossy(&out).contains("secret"));
+    }
+
+    #[test]
+    fn sse_list_result_split_anywhere_is_filtered() {
+        let stream = format!(
+            ": keepalive\n\nid: 1\nevent: message\ndata: {}\n\ndata: {}\r\n\r\n",
+            json!({"jsonrpc":"2.0","method":"notifications/message","params":{}}),
+            tools_result(json!("abc")),
+        );
+        for split in 0..stream.len() {
+            let mut s = Scope {
+                lists: [("\"abc\"".to_owned(), ListKind::Tools)]
+                    .into_iter()
+                    .collect(),
+                seen: vec![],
+            };
+            let mut stats = FilterStats::default();
+            let mut f = SseFilter::new(1 << 20);
+            let mut out = Vec::new();
+            let (a, b) = stream.as_bytes().split_at(split);
+            out.extend_from_slice(&f.push(a, &mut s, &mut stats));
+            out.extend_from_slice(&f.push(b, &mut s, &mut stats));
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("secret"), "split {split}: {text}");
+            assert!(text.contains("\"echo\""), "split {split}");
+            assert!(text.contains("notifications/message"), "split {split}");
+            assert_eq!(stats.hidden, 1, "split {split}");
+        }
+    }
+
+    #[test]
+    fn sse_without_pending_lists_passes_untouched() {
+        let mut s = scope(&[]);
+        let mut stats = FilterStats::default();
+        let mut f = SseFilter::new(1 << 20);
+        let body = format!("data: {}\n\n", tools_result(json!(1)));
+        let out = f.push(body.as_bytes(), &mut s, &mut stats);
+        assert_eq!(&out[..], body.as_bytes());
+        assert!(s.seen.is_empty());
+    }
+}

@@ -1,0 +1,617 @@
+//! The `ProxyHttp` implementation: each callback is a few calls into plain functions.
+//!
+//! Order per request: check path, method and `Origin` → authenticate → check the
+//! session → (POST) read and parse the whole body, check mirrored headers, decide →
+//! forward with identity headers → filter list results in the answer.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use serde_json::{Map, Value};
+
+use crate::auth::Identity;
+use crate::mcp::errors::{error_response, INTERNAL_ERROR};
+use crate::mcp::headers::check_mirrored_headers;
+use crate::mcp::{parse_request_body, ListKind};
+use crate::policy::{Generation, ListedItem, RequestEnv};
+
+use super::body::{has_body, read_whole_body};
+use super::forward::{headers_to_strip, identity_headers};
+use super::respond::Refusal;
+use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use super::verdict::{authorize_body, BodyVerdict};
+use super::Warden;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// The Pingora service.
+pub struct WardenProxy {
+    warden: Arc<Warden>,
+}
+
+impl WardenProxy {
+    /// Wrap the shared state.
+    pub fn new(warden: Arc<Warden>) -> Self {
+        WardenProxy { warden }
+    }
+}
+
+/// Per-request state, typed.
+pub struct RequestCtx {
+    started: Instant,
+    identity: Option<Identity>,
+    generation: Option<Arc<Generation>>,
+    env: Option<RequestEnv>,
+    /// The full request body to forward (POST).
+    body: Option<Bytes>,
+    /// The session the request belongs to, if any.
+    session_id: Option<String>,
+    /// List requests in this POST body, by id key.
+    lists: HashMap<String, ListKind>,
+    /// A DELETE that should forget the session when it succeeds.
+    deleting: bool,
+    response: ResponseMode,
+    stats: FilterStats,
+}
+
+enum ResponseMode {
+    Pass,
+    Json(JsonBuffer),
+    Sse(SseFilter),
+    /// The answer cannot be filtered (e.g. compressed despite asking for identity):
+    /// replaced by an error.
+    Withhold,
+}
+
+#[async_trait]
+impl ProxyHttp for WardenProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            identity: None,
+            generation: None,
+            env: None,
+            body: None,
+            session_id: None,
+            lists: HashMap::new(),
+            deleting: false,
+            response: ResponseMode::Pass,
+            stats: FilterStats::default(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        match self.admit(session, ctx).await {
+            Ok(()) => Ok(false),
+            Err(refusal) => {
+                self.log_refusal(session, ctx, &refusal);
+                write_refusal(session, &refusal).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let up = &self.warden.config.upstream;
+        let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
+        peer.options.connection_timeout = Some(Duration::from_secs(5));
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let cfg = &self.warden.config.raw.identity_headers;
+        for name in headers_to_strip(cfg, &upstream_request.headers) {
+            upstream_request.remove_header(&name);
+        }
+        if let Some(identity) = &ctx.identity {
+            for (name, value) in identity_headers(cfg, identity) {
+                upstream_request.insert_header(name, value)?;
+            }
+        }
+        // The proxy must read what it filters: ask for an uncompressed answer.
+        upstream_request.insert_header("accept-encoding", "identity")?;
+        upstream_request.insert_header("host", self.warden.config.upstream.authority.as_str())?;
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // Pingora replays (the tail of) the body it buffered; send the whole body read
+        // in `request_filter` instead, exactly once per upstream attempt.
+        if let Some(full) = &ctx.body {
+            *body = end_of_stream.then(|| full.clone());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        if let (Some(sid), Some(identity)) = (
+            upstream_response
+                .headers
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok()),
+            &ctx.identity,
+        ) {
+            if (200..300).contains(&status) {
+                if let Err(e) = self.warden.sessions.bind(sid, &identity.principal_key()) {
+                    tracing::warn!(error = %e, "upstream issued a session id owned by another principal");
+                    ctx.response = ResponseMode::Withhold;
+                    rewrite_as_error(upstream_response)?;
+                    return Ok(());
+                }
+                if ctx.session_id.is_none() {
+                    ctx.session_id = Some(sid.to_owned());
+                }
+            }
+        }
+        if ctx.deleting && (200..300).contains(&status) {
+            if let Some(sid) = &ctx.session_id {
+                self.warden.sessions.remove(sid);
+            }
+        }
+
+        let content_type = upstream_response
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let is_sse = content_type.starts_with("text/event-stream");
+        let is_json = content_type.starts_with("application/json");
+        let may_carry_lists = !ctx.lists.is_empty() || (is_sse && ctx.session_id.is_some());
+        if !may_carry_lists {
+            return Ok(());
+        }
+        let encoded = upstream_response
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        let limit = self.warden.config.raw.limits.max_response_bytes;
+        ctx.response = if encoded && (is_json || is_sse) {
+            tracing::warn!("upstream compressed a response that must be filtered; withholding it");
+            rewrite_as_error(upstream_response)?;
+            ResponseMode::Withhold
+        } else if is_sse {
+            ResponseMode::Sse(SseFilter::new(limit))
+        } else if is_json {
+            ResponseMode::Json(JsonBuffer::new(limit))
+        } else if !ctx.lists.is_empty() {
+            // An answer to a list request in a form the proxy cannot read.
+            rewrite_as_error(upstream_response)?;
+            ResponseMode::Withhold
+        } else {
+            ResponseMode::Pass
+        };
+        if matches!(ctx.response, ResponseMode::Json(_) | ResponseMode::Sse(_)) {
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        let mut mode = std::mem::replace(&mut ctx.response, ResponseMode::Pass);
+        {
+            let mut scope = Scope {
+                warden: &self.warden,
+                ctx_lists: &mut ctx.lists,
+                session_id: ctx.session_id.as_deref(),
+                identity: ctx.identity.as_ref(),
+                generation: ctx.generation.as_ref(),
+                env: ctx.env.as_ref(),
+            };
+            match &mut mode {
+                ResponseMode::Pass => {}
+                ResponseMode::Json(buffer) => {
+                    if let Some(chunk) = body.take() {
+                        buffer.push(&chunk);
+                    }
+                    *body = Some(if end_of_stream {
+                        buffer.finish(&mut scope, &mut ctx.stats)
+                    } else {
+                        Bytes::new()
+                    });
+                }
+                ResponseMode::Sse(filter) => {
+                    if let Some(chunk) = body.take() {
+                        *body = Some(filter.push(&chunk, &mut scope, &mut ctx.stats));
+                    }
+                    if end_of_stream {
+                        let dropped = filter.finish();
+                        if dropped > 0 {
+                            tracing::warn!(
+                                bytes = dropped,
+                                "dropped unfinished trailing SSE event"
+                            );
+                        }
+                    }
+                }
+                ResponseMode::Withhold => {
+                    *body = Some(if end_of_stream {
+                        Bytes::from(
+                            error_response(
+                                None,
+                                crate::mcp::errors::UPSTREAM_UNFILTERABLE,
+                                super::response::UNFILTERABLE_MESSAGE,
+                                None,
+                            )
+                            .to_string(),
+                        )
+                    } else {
+                        Bytes::new()
+                    });
+                }
+            }
+        }
+        ctx.response = mode;
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        _ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = match e.esource() {
+            pingora::ErrorSource::Upstream => 502,
+            pingora::ErrorSource::Downstream => 0,
+            _ => 500,
+        };
+        if code > 0 && session.response_written().is_none() {
+            let body = error_response(
+                None,
+                INTERNAL_ERROR,
+                "upstream MCP server unavailable",
+                None,
+            );
+            let _ = write_json(session, code, &[], &body).await;
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        tracing::debug!(
+            status,
+            elapsed_us = ctx.started.elapsed().as_micros() as u64,
+            hidden = ctx.stats.hidden,
+            withheld = ctx.stats.withheld,
+            error = e.map(|e| e.to_string()),
+            "request done"
+        );
+    }
+}
+
+impl WardenProxy {
+    /// Everything before forwarding. `Err` means answer with that refusal.
+    async fn admit(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), Refusal> {
+        let warden = &*self.warden;
+        let cfg = &warden.config.raw;
+        let req = session.req_header();
+
+        if req.uri.path() != warden.config.upstream.path {
+            return Err(Refusal::NotFound);
+        }
+        let method = req.method.clone();
+        if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
+            return Err(Refusal::MethodNotAllowed);
+        }
+        check_origin(&req.headers, &cfg.http.allowed_origins)?;
+
+        let identity =
+            warden
+                .auth
+                .authenticate(&req.headers)
+                .map_err(|error| Refusal::Unauthenticated {
+                    error,
+                    resource_metadata: cfg.http.resource_metadata.clone(),
+                })?;
+
+        let session_id = session_header(&req.headers)?;
+        if let Some(sid) = &session_id {
+            warden.sessions.check(sid, &identity.principal_key())?;
+        }
+        let protocol_version = req
+            .headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        ctx.session_id = session_id.clone();
+
+        if method != "POST" {
+            if has_body(session) {
+                return Err(Refusal::UnexpectedBody);
+            }
+            ctx.deleting = method == "DELETE";
+            ctx.identity = Some(identity);
+            return Ok(());
+        }
+
+        if let Some(encoding) = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+        {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+            if !encoding.trim().eq_ignore_ascii_case("identity") {
+                return Err(Refusal::Encoded { encoding });
+            }
+        }
+        let bytes = read_whole_body(
+            session,
+            cfg.limits.max_body_bytes,
+            cfg.limits.body_read_timeout,
+        )
+        .await?;
+        let parsed =
+            parse_request_body(&bytes, cfg.limits.max_json_depth).map_err(Refusal::Body)?;
+        check_mirrored_headers(&session.req_header().headers, &parsed)
+            .map_err(Refusal::HeaderMismatch)?;
+
+        let env = RequestEnv {
+            time: SystemTime::now(),
+            source_ip: client_ip(session),
+            session_id: session_id.clone(),
+            taints: Vec::new(),
+            protocol_version: protocol_version.or_else(|| {
+                parsed
+                    .messages
+                    .iter()
+                    .find_map(|m| m.protocol_version.clone())
+            }),
+        };
+        let generation = warden.policies.current();
+        let verdict = authorize_body(
+            generation.engine.as_ref(),
+            &identity,
+            &parsed,
+            &env,
+            &warden.annotations,
+        );
+        match verdict {
+            BodyVerdict::Refuse {
+                status,
+                body,
+                decisions,
+            } => {
+                for d in &decisions {
+                    tracing::info!(
+                        principal = %identity.principal_key(),
+                        method = d.method.as_deref().unwrap_or("(response)"),
+                        target = d.target.as_deref().unwrap_or(""),
+                        allow = d.decision.allow,
+                        policies = ?d.decision.policy_ids,
+                        errors = ?d.decision.errors,
+                        generation = d.decision.generation,
+                        "decision"
+                    );
+                }
+                ctx.identity = Some(identity);
+                Err(Refusal::Denied { status, body })
+            }
+            BodyVerdict::Forward { lists, decisions } => {
+                for d in &decisions {
+                    tracing::debug!(
+                        principal = %identity.principal_key(),
+                        method = d.method.as_deref().unwrap_or("(response)"),
+                        target = d.target.as_deref().unwrap_or(""),
+                        policies = ?d.decision.policy_ids,
+                        generation = d.decision.generation,
+                        "allowed"
+                    );
+                }
+                if let Some(sid) = &session_id {
+                    for (key, kind) in &lists {
+                        warden.sessions.add_pending(sid, key.clone(), *kind)?;
+                    }
+                }
+                ctx.lists = lists.into_iter().collect();
+                ctx.body = Some(bytes);
+                ctx.identity = Some(identity);
+                ctx.generation = Some(generation);
+                ctx.env = Some(env);
+                Ok(())
+            }
+        }
+    }
+
+    fn log_refusal(&self, session: &Session, ctx: &RequestCtx, refusal: &Refusal) {
+        let req = session.req_header();
+        match refusal {
+            Refusal::Denied { .. } => {}
+            Refusal::Unauthenticated { error, .. } => tracing::info!(
+                method = %req.method,
+                reason = error.reason(),
+                "authentication failed"
+            ),
+            other => tracing::info!(
+                method = %req.method,
+                path = req.uri.path(),
+                principal = ctx.identity.as_ref().map(|i| i.principal_key()),
+                refusal = other.label(),
+                detail = ?other,
+                "request refused"
+            ),
+        }
+    }
+}
+
+/// The filter's view of one request: its own list ids first, then the session's.
+struct Scope<'a> {
+    warden: &'a Warden,
+    ctx_lists: &'a mut HashMap<String, ListKind>,
+    session_id: Option<&'a str>,
+    identity: Option<&'a Identity>,
+    generation: Option<&'a Arc<Generation>>,
+    env: Option<&'a RequestEnv>,
+}
+
+impl ListScope for Scope<'_> {
+    fn pending(&self) -> bool {
+        !self.ctx_lists.is_empty()
+            || self
+                .session_id
+                .is_some_and(|sid| self.warden.sessions.has_pending(sid))
+    }
+
+    fn take(&mut self, id_key: &str) -> Option<ListKind> {
+        let from_session = self
+            .session_id
+            .and_then(|sid| self.warden.sessions.take_pending(sid, id_key));
+        self.ctx_lists.remove(id_key).or(from_session)
+    }
+
+    fn keep(
+        &mut self,
+        kind: ListKind,
+        name: &str,
+        annotations: Option<&Map<String, Value>>,
+    ) -> bool {
+        if kind == ListKind::Tools {
+            self.warden.annotations.record(name, annotations);
+        }
+        let Some(identity) = self.identity else {
+            return false;
+        };
+        // A POST answer is filtered by the generation its request was decided with; a
+        // long-lived GET stream by the generation in force now.
+        let current;
+        let generation = match self.generation {
+            Some(g) => g,
+            None => {
+                current = self.warden.policies.current();
+                &current
+            }
+        };
+        let fallback;
+        let env = match self.env {
+            Some(env) => env,
+            None => {
+                fallback = RequestEnv {
+                    time: SystemTime::now(),
+                    source_ip: None,
+                    session_id: self.session_id.map(str::to_owned),
+                    taints: Vec::new(),
+                    protocol_version: None,
+                };
+                &fallback
+            }
+        };
+        let item = ListedItem {
+            kind,
+            name,
+            annotations,
+        };
+        generation.engine.may_list(identity, &item, env)
+    }
+}
+
+fn check_origin(headers: &http::HeaderMap, allowed: &[String]) -> Result<(), Refusal> {
+    let mut origins = headers.get_all(http::header::ORIGIN).iter();
+    let Some(origin) = origins.next() else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(origin.as_bytes()).into_owned();
+    if origins.next().is_some() || !allowed.iter().any(|a| a == &text) {
+        return Err(Refusal::BadOrigin { origin: text });
+    }
+    Ok(())
+}
+
+fn session_header(headers: &http::HeaderMap) -> Result<Option<String>, Refusal> {
+    let mut values = headers.get_all(SESSION_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Refusal::BadSessionHeader);
+    }
+    let text = value.to_str().map_err(|_| Refusal::BadSessionHeader)?;
+    if text.is_empty() {
+        return Err(Refusal::BadSessionHeader);
+    }
+    Ok(Some(text.to_owned()))
+}
+
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+fn rewrite_as_error(resp: &mut ResponseHeader) -> Result<()> {
+    resp.set_status(502)?;
+    resp.remove_header(&http::header::CONTENT_ENCODING);
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    Ok(())
+}
+
+async fn write_refusal(session: &mut Session, refusal: &Refusal) -> Result<()> {
+    // A refused request may have an unread body; don't reuse the connection.
+    session.set_keepalive(None);
+    let headers: Vec<(&str, String)> = refusal.headers();
+    write_json(session, refusal.status(), &headers, &refusal.body()).await
+}
+
+async fn write_json(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&str, String)],
+    body: &Value,
+) -> Result<()> {
+    let body = Bytes::from(body.to_string());
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    for (name, value) in headers {
+        resp.insert_header(name.to_string(), value.as_str())?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}

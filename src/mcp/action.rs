@@ -35,6 +35,31 @@ pub mod methods {
     pub const SERVER_DISCOVER: &str = "server/discover";
     /// Logging level change.
     pub const LOGGING_SET_LEVEL: &str = "logging/setLevel";
+    /// Poll a task (tasks extension).
+    pub const TASKS_GET: &str = "tasks/get";
+    /// Fetch a task's result (tasks extension).
+    pub const TASKS_RESULT: &str = "tasks/result";
+    /// List tasks (tasks extension).
+    pub const TASKS_LIST: &str = "tasks/list";
+    /// Cancel a task (tasks extension).
+    pub const TASKS_CANCEL: &str = "tasks/cancel";
+    /// Update a task (tasks extension).
+    pub const TASKS_UPDATE: &str = "tasks/update";
+    /// Prefix of every notification method (`notifications/initialized`, …).
+    pub const NOTIFICATIONS_PREFIX: &str = "notifications/";
+}
+
+/// The `params` member an `Mcp-Name` header mirrors for `method` (SEP-2243), if the
+/// method names a target.
+pub(crate) fn mcp_name_key(method: &str) -> Option<&'static str> {
+    match method {
+        methods::TOOLS_CALL | methods::PROMPTS_GET => Some("name"),
+        methods::RESOURCES_READ | methods::RESOURCES_SUBSCRIBE | methods::RESOURCES_UNSUBSCRIBE => {
+            Some("uri")
+        }
+        methods::TASKS_GET | methods::TASKS_UPDATE | methods::TASKS_CANCEL => Some("taskId"),
+        _ => None,
+    }
 }
 
 /// The four list methods whose results are filtered per caller.
@@ -183,4 +208,10 @@ pub struct Classified {
     /// The protocol revision named in `params._meta` (2026-07-28) or in
     /// `initialize`'s `params.protocolVersion`, if any.
     pub protocol_version: Option<String>,
+    /// The value an `Mcp-Name` header must mirror (MCP 2026-07-28, SEP-2243):
+    /// `params.name` for `tools/call` and `prompts/get`, `params.uri` for
+    /// `resources/read`/`subscribe`/`unsubscribe`, `params.taskId` for
+    /// `tasks/get`/`update`/`cancel`. `None` for other methods, or when that field is
+    /// absent or not a string.
+    pub mcp_name: Option<String>,
 }

@@ -1,5 +1,7 @@
 //! JSON-RPC error codes the proxy emits and the error objects it writes.
-//! (contract stub: implemented by the mcp module owner)
+//!
+//! -32700, -32600 and -32603 are JSON-RPC's predefined codes; the others lie in
+//! -32000..=-32099, which JSON-RPC leaves to implementations for server errors.
 
 use serde_json::Value;
 
@@ -31,4 +33,25 @@ pub fn error_response(id: Option<&Value>, code: i64, message: &str, data: Option
         "id": id.cloned().unwrap_or(Value::Null),
         "error": error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn error_response_shape() {
+        assert_eq!(
+            error_response(Some(&json!(4)), FORBIDDEN, "tool not permitted", None),
+            json!({"jsonrpc": "2.0", "id": 4,
+                "error": {"code": -32003, "message": "tool not permitted"}})
+        );
+        assert_eq!(
+            error_response(None, PARSE_ERROR, "parse error", Some(json!({"at": 3}))),
+            json!({"jsonrpc": "2.0", "id": null,
+                "error": {"code": -32700, "message": "parse error", "data": {"at": 3}}})
+        );
+    }
 }

@@ -209,10 +209,14 @@ impl SseFilter {
         }
     }
 
-    /// End of stream: an unfinished trailing event is dropped (SSE clients discard it
-    /// too); returns how many bytes were dropped.
-    pub fn finish(&mut self) -> usize {
-        self.framer.take_pending().len()
+    /// End of stream: what is still buffered (an event ended by a lone `\r`, or an
+    /// unfinished one some clients still deliver) goes through the same filter.
+    pub fn finish(&mut self, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
+        let raw = self.framer.take_pending();
+        if raw.is_empty() {
+            return raw;
+        }
+        filter_event(&SseEvent { raw }, scope, stats)
     }
 }
 

@@ -247,18 +247,19 @@ impl ProxyHttp for WardenProxy {
                     });
                 }
                 ResponseMode::Sse(filter) => {
-                    if let Some(chunk) = body.take() {
-                        *body = Some(filter.push(&chunk, &mut scope, &mut ctx.stats));
-                    }
+                    let mut out = match body.take() {
+                        Some(chunk) => filter.push(&chunk, &mut scope, &mut ctx.stats),
+                        None => Bytes::new(),
+                    };
                     if end_of_stream {
-                        let dropped = filter.finish();
-                        if dropped > 0 {
-                            tracing::warn!(
-                                bytes = dropped,
-                                "dropped unfinished trailing SSE event"
-                            );
+                        let tail = filter.finish(&mut scope, &mut ctx.stats);
+                        if !tail.is_empty() {
+                            let mut joined = bytes::BytesMut::from(&out[..]);
+                            joined.extend_from_slice(&tail);
+                            out = joined.freeze();
                         }
                     }
+                    *body = Some(out);
                 }
                 ResponseMode::Withhold => {
                     *body = Some(if end_of_stream {

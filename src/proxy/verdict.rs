@@ -228,6 +228,7 @@ mod tests {
                 arguments: json!({}),
             },
             protocol_version: None,
+            mcp_name: None,
         }
     }
 
@@ -248,6 +249,7 @@ mod tests {
             method: Some("tools/list".into()),
             action: McpAction::List(ListKind::Tools),
             protocol_version: None,
+            mcp_name: None,
         };
         match run(true, vec![call(Some(1), "ok_a"), list]) {
             BodyVerdict::Forward { lists, .. } => {

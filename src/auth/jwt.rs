@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use super::config::JwtConfig;
 use super::error::{AuthConfigError, AuthError};
 use super::identity::{AuthMethod, Identity};
-use super::keys::{alg_name, parse_alg, KeySet, KeySources};
+use super::keys::{alg_name, parse_alg, supported_alg_names, KeySet, KeySources};
 
 /// Longest leeway accepted.
 const MAX_LEEWAY_SECS: u64 = 300;
@@ -70,7 +70,10 @@ impl JwtVerifier {
             let alg = parse_alg(name).ok_or_else(|| {
                 setting(
                     "algorithms",
-                    format!("unsupported alg `{name}`\nhelp: supported: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA"),
+                    format!(
+                        "unsupported alg `{name}`\nhelp: supported: {}",
+                        supported_alg_names()
+                    ),
                 )
             })?;
             if !allowed.contains(&alg) {

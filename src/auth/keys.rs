@@ -51,6 +51,11 @@ pub(crate) fn alg_name(alg: Algorithm) -> &'static str {
         .map_or("unsupported", |(name, _)| name)
 }
 
+/// The supported algorithm names, comma-separated, for help messages.
+pub(crate) fn supported_alg_names() -> String {
+    SUPPORTED.map(|(name, _)| name).join(", ")
+}
+
 /// Parses a supported algorithm's registered name (case-sensitive, as in JWS headers).
 pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
     SUPPORTED.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)

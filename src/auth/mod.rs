@@ -386,8 +386,3 @@ mod tests {
         );
     }
 }
-
-/// Hex SHA-256 of an API key (stub).
-pub fn hash_api_key(_key: &str) -> String {
-    todo!()
-}

@@ -42,6 +42,31 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Mint a JWT signed with the configuration's HMAC key, for trying the proxy out.
+    /// (Production tokens come from your identity provider.)
+    DevJwt {
+        /// Configuration file whose `[[auth.jwt.keys]]` holds an HS256 key.
+        #[arg(long, short, env = "MCP_WARDEN_CONFIG")]
+        config: PathBuf,
+        /// The user (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// A role (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// OAuth scopes, space separated.
+        #[arg(long, default_value = "")]
+        scope: String,
+        /// The agent acting for the user (`azp`).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Extra claims as `name=value` (repeatable).
+        #[arg(long = "claim")]
+        claims: Vec<String>,
+        /// Lifetime, e.g. `1h`.
+        #[arg(long, default_value = "1h")]
+        ttl: humantime::Duration,
+    },
     /// Print the SHA-256 of an API key, for `[[auth.api_keys]] sha256 = …`.
     /// Reads the key from standard input (so it stays out of shell history).
     HashKey,
@@ -84,6 +109,21 @@ fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Test { files },
         } => policy_test(&files),
+        Command::DevJwt {
+            config,
+            sub,
+            roles,
+            scope,
+            agent,
+            claims,
+            ttl,
+        } => match dev_jwt(&config, &sub, &roles, &scope, agent.as_deref(), &claims, *ttl) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::HashKey => {
             let mut key = String::new();
             if let Err(e) = std::io::stdin().read_line(&mut key) {
@@ -126,6 +166,81 @@ fn policy_test(files: &[PathBuf]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn dev_jwt(
+    config_path: &std::path::Path,
+    sub: &str,
+    roles: &[String],
+    scope: &str,
+    agent: Option<&str>,
+    extra: &[String],
+    ttl: std::time::Duration,
+) -> Result<String, String> {
+    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    let jwt = config
+        .raw
+        .auth
+        .jwt
+        .as_ref()
+        .ok_or("the configuration has no [auth.jwt] section")?;
+    let key = jwt
+        .keys
+        .iter()
+        .find(|k| k.alg == "HS256")
+        .ok_or("the configuration has no HS256 key in [[auth.jwt.keys]]")?;
+    let secret = if let Some(s) = &key.secret {
+        s.clone().into_bytes()
+    } else if let Some(var) = &key.secret_env {
+        std::env::var(var)
+            .map_err(|_| format!("environment variable `{var}` is not set"))?
+            .into_bytes()
+    } else if let Some(file) = &key.secret_file {
+        let mut bytes = std::fs::read(config.base_dir.join(file))
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        bytes
+    } else {
+        return Err("the HS256 key has no secret".into());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "sub": sub,
+        "iat": now,
+        "exp": now + ttl.as_secs(),
+        "roles": roles,
+    });
+    if !scope.is_empty() {
+        claims["scope"] = scope.into();
+    }
+    if let Some(agent) = agent {
+        claims["azp"] = agent.into();
+    }
+    if let Some(iss) = &jwt.issuer {
+        claims["iss"] = iss.clone().into();
+    }
+    if let Some(aud) = jwt.audience.first() {
+        claims["aud"] = aud.clone().into();
+    }
+    for pair in extra {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("claim `{pair}`: expected name=value"))?;
+        claims[name] = serde_json::from_str(value).unwrap_or_else(|_| value.into());
+    }
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = key.kid.clone();
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )
+    .map_err(|e| e.to_string())
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -3,10 +3,16 @@
 //! - [`upstream`]: a real rmcp MCP server that records what reaches it.
 //! - [`client`]: the rmcp Streamable HTTP client, for either protocol lifecycle.
 //! - [`interop`]: the official Python SDK client and the TypeScript server-everything.
+//! - [`warden`]: the real `mcp-warden` binary with a generated configuration.
+//! - [`fake`]: a scriptable hostile upstream for shapes real servers won't produce.
+//! - [`tokens`]: JWTs signed with the test configurations' secret.
 
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
 pub mod client;
+pub mod fake;
 pub mod interop;
+pub mod tokens;
 pub mod upstream;
+pub mod warden;

@@ -117,7 +117,15 @@ fn main() -> ExitCode {
             agent,
             claims,
             ttl,
-        } => match dev_jwt(&config, &sub, &roles, &scope, agent.as_deref(), &claims, *ttl) {
+        } => match dev_jwt(
+            &config,
+            &sub,
+            &roles,
+            &scope,
+            agent.as_deref(),
+            &claims,
+            *ttl,
+        ) {
             Ok(token) => {
                 println!("{token}");
                 ExitCode::SUCCESS

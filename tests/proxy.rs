@@ -88,9 +88,13 @@ async fn allowed_call_reaches_the_server_and_denied_call_never_does() {
             .expect("echo allowed");
         assert_eq!(result_text(&ok), "hi");
 
-        let err = call_tool(&client, "delete_records", args([("table", json!("patients"))]))
-            .await
-            .expect_err("delete_records denied");
+        let err = call_tool(
+            &client,
+            "delete_records",
+            args([("table", json!("patients"))]),
+        )
+        .await
+        .expect_err("delete_records denied");
         let (code, data) = denial_code(&err).expect("a JSON-RPC error");
         assert_eq!(code, FORBIDDEN, "{mode:?}");
         assert_eq!(data["policy_ids"], json!(["destructive-admin-only"]));
@@ -128,12 +132,18 @@ async fn identity_headers_arrive_spoofed_ones_and_the_token_do_not() {
             .header("X-MCP-Roles", "admin")
             .connect()
             .await;
-        let result = call_tool(&client, "whoami", json!({})).await.expect("whoami");
+        let result = call_tool(&client, "whoami", json!({}))
+            .await
+            .expect("whoami");
         let seen: Value = serde_json::from_str(&result_text(&result)).unwrap();
         assert_eq!(seen["x-mcp-user"], "sam", "{mode:?}");
         assert_eq!(seen["x-mcp-roles"], "staff,nurse");
         assert_eq!(seen["x-mcp-agent"], "test-agent");
-        assert_eq!(seen["authorization"], Value::Null, "token must not be forwarded");
+        assert_eq!(
+            seen["authorization"],
+            Value::Null,
+            "token must not be forwarded"
+        );
         // and on every request, not just the tool call
         for req in up.seen.requests() {
             assert!(!req.has_header("authorization"), "{req:?}");
@@ -159,7 +169,10 @@ async fn a_session_cannot_be_used_by_another_principal() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let sid = resp.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let sid = resp.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let _ = resp.bytes().await;
 
     let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list"});
@@ -189,7 +202,9 @@ async fn policy_edit_takes_effect_without_restart_and_a_broken_edit_opens_nothin
             .connect()
     };
     let client = connect().await;
-    let err = call_tool(&client, "no_annotations", json!({})).await.unwrap_err();
+    let err = call_tool(&client, "no_annotations", json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(denial_code(&err).unwrap().0, FORBIDDEN);
 
     // Grant it: the watcher picks the change up.
@@ -209,14 +224,22 @@ async fn policy_edit_takes_effect_without_restart_and_a_broken_edit_opens_nothin
     let broken = format!("{original}\npermit (principal, action, resource)\n");
     std::fs::write(&policy_file, broken).unwrap();
     warden.wait_for_log("policy reload rejected", Duration::from_secs(10));
-    assert!(warden.logs().contains("policies.cedar:"), "{}", warden.logs());
+    assert!(
+        warden.logs().contains("policies.cedar:"),
+        "{}",
+        warden.logs()
+    );
     call_tool(&client, "no_annotations", json!({}))
         .await
         .expect("last good generation still allows it");
     let err = call_tool(&client, "delete_records", args([("table", json!("t"))]))
         .await
         .unwrap_err();
-    assert_eq!(denial_code(&err).unwrap().0, FORBIDDEN, "broken policy opened nothing");
+    assert_eq!(
+        denial_code(&err).unwrap().0,
+        FORBIDDEN,
+        "broken policy opened nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -289,7 +312,11 @@ fn policy_test_command_fails_on_a_wrong_expectation() {
         "[[case]]\nname = \"wrong on purpose\"\nprincipal = { subject = \"x\" }\naction = \"call_tool\"\ntool = \"delete_records\"\nexpect = \"allow\"\n",
     )
     .unwrap();
-    let (ok, stdout, _) = run_cli(&["policy", "test", dir.path().join("tests.toml").to_str().unwrap()]);
+    let (ok, stdout, _) = run_cli(&[
+        "policy",
+        "test",
+        dir.path().join("tests.toml").to_str().unwrap(),
+    ]);
     assert!(!ok);
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
 }

@@ -129,7 +129,9 @@ pub fn json_reply(body: &str) -> Reply {
 
 /// A `text/event-stream` answer delimited by connection close, sent in the given pieces.
 pub fn sse_reply(pieces: &[&str]) -> Reply {
-    let mut out = vec![b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n".to_vec()];
+    let mut out = vec![
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n".to_vec(),
+    ];
     out.extend(pieces.iter().map(|p| p.as_bytes().to_vec()));
     out
 }

@@ -26,7 +26,10 @@ secret = "test-secret-0123456789-abcdefghijklmnop"
 
 /// Seconds since the epoch.
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Sign arbitrary claims with [`SECRET`].

@@ -6,6 +6,14 @@
 //! server declared in its own `tools/list`) and the request environment. It answers with
 //! a [`Decision`] that carries its reasons, so the audit log and the client error can say
 //! which policies decided. Any engine error is a deny.
+//!
+//! Pieces:
+//! - [`cedar`]: the Cedar engine (the request model and decision rules);
+//! - [`load`]: reading a policy directory, validating it, `file:line:col` diagnostics;
+//! - [`store`]: the current [`Generation`], swapped atomically on reload;
+//! - [`watch`]: a debounced file watcher (policies, and other reloadable files);
+//! - [`testcases`]: the `mcp-warden policy test` runner;
+//! - `convert`: JSON → Cedar values without Cedar's JSON escapes.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -97,6 +105,12 @@ pub trait PolicyEngine: Send + Sync {
     fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool;
 }
 
+mod convert;
+pub mod load;
+
+pub use convert::{ConvertError, MAX_DEPTH};
+pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
+
 // ---- contract stubs below: implemented by the policy module owner ----
 
 use std::path::{Path, PathBuf};
@@ -109,11 +123,6 @@ pub struct PolicyConfig {
     /// Directory holding `*.cedar` policies, one `*.cedarschema`, optional `entities.json`.
     pub dir: PathBuf,
 }
-
-/// A policy, schema or entity file failed to load; `Display` names file:line:col.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyLoadError(pub String);
 
 /// One compiled, validated policy set.
 pub struct Generation {

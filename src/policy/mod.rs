@@ -105,9 +105,11 @@ pub trait PolicyEngine: Send + Sync {
     fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool;
 }
 
+pub mod cedar;
 mod convert;
 pub mod load;
 
+pub use cedar::CedarEngine;
 pub use convert::{ConvertError, MAX_DEPTH};
 pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
 

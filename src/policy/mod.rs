@@ -108,10 +108,12 @@ pub trait PolicyEngine: Send + Sync {
 pub mod cedar;
 mod convert;
 pub mod load;
+pub mod watch;
 
 pub use cedar::CedarEngine;
 pub use convert::{ConvertError, MAX_DEPTH};
 pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
+pub use watch::{spawn_watcher, WatchError, WatchHandle};
 
 // ---- contract stubs below: implemented by the policy module owner ----
 

@@ -108,55 +108,11 @@ pub trait PolicyEngine: Send + Sync {
 pub mod cedar;
 mod convert;
 pub mod load;
+pub mod store;
 pub mod watch;
 
 pub use cedar::CedarEngine;
 pub use convert::{ConvertError, MAX_DEPTH};
 pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
+pub use store::{Generation, PolicyConfig, PolicyStore};
 pub use watch::{spawn_watcher, WatchError, WatchHandle};
-
-// ---- contract stubs below: implemented by the policy module owner ----
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// The `[policy]` section of the configuration.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// Directory holding `*.cedar` policies, one `*.cedarschema`, optional `entities.json`.
-    pub dir: PathBuf,
-}
-
-/// One compiled, validated policy set.
-pub struct Generation {
-    /// Increases by one on each successful reload, starting at 1.
-    pub number: u64,
-    /// The engine built from it.
-    pub engine: Arc<dyn PolicyEngine>,
-    /// When it was loaded.
-    pub loaded_at: SystemTime,
-}
-
-/// The current policy generation, swapped atomically on reload.
-pub struct PolicyStore {}
-
-impl PolicyStore {
-    /// Load and validate the policy directory; fails on any error.
-    pub fn load(_cfg: &PolicyConfig, _base_dir: &Path) -> Result<Self, PolicyLoadError> {
-        todo!()
-    }
-    /// The generation in force now.
-    pub fn current(&self) -> Arc<Generation> {
-        todo!()
-    }
-    /// Recompile; on success swap and return the new generation number, on failure
-    /// keep the last good generation.
-    pub fn reload(&self) -> Result<u64, PolicyLoadError> {
-        todo!()
-    }
-    /// Paths to watch.
-    pub fn watched_paths(&self) -> Vec<PathBuf> {
-        todo!()
-    }
-}

@@ -109,10 +109,12 @@ pub mod cedar;
 mod convert;
 pub mod load;
 pub mod store;
+pub mod testcases;
 pub mod watch;
 
 pub use cedar::CedarEngine;
 pub use convert::{ConvertError, MAX_DEPTH};
 pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
 pub use store::{Generation, PolicyConfig, PolicyStore};
+pub use testcases::{run_test_file, CaseResult, TestFileError, TestReport};
 pub use watch::{spawn_watcher, WatchError, WatchHandle};

@@ -159,7 +159,7 @@ fn policy_test(files: &[PathBuf]) -> ExitCode {
         match policy::testcases::run_test_file(file) {
             Ok(report) => {
                 print!("{report}");
-                passed += report.passed();
+                passed += report.cases.len() - report.failed();
                 failed += report.failed();
             }
             Err(e) => {

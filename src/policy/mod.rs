@@ -6,9 +6,14 @@
 //! server declared in its own `tools/list`) and the request environment. It answers with
 //! a [`Decision`] that carries its reasons, so the audit log and the client error can say
 //! which policies decided. Any engine error is a deny.
-
-pub mod testcases;
-pub mod watch;
+//!
+//! Pieces:
+//! - [`cedar`]: the Cedar engine (the request model and decision rules);
+//! - [`load`]: reading a policy directory, validating it, `file:line:col` diagnostics;
+//! - [`store`]: the current [`Generation`], swapped atomically on reload;
+//! - [`watch`]: a debounced file watcher (policies, and other reloadable files);
+//! - [`testcases`]: the `mcp-warden policy test` runner;
+//! - `convert`: JSON → Cedar values without Cedar's JSON escapes.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -100,53 +105,16 @@ pub trait PolicyEngine: Send + Sync {
     fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool;
 }
 
-// ---- contract stubs below: implemented by the policy module owner ----
+pub mod cedar;
+mod convert;
+pub mod load;
+pub mod store;
+pub mod testcases;
+pub mod watch;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// The `[policy]` section of the configuration.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// Directory holding `*.cedar` policies, one `*.cedarschema`, optional `entities.json`.
-    pub dir: PathBuf,
-}
-
-/// A policy, schema or entity file failed to load; `Display` names file:line:col.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyLoadError(pub String);
-
-/// One compiled, validated policy set.
-pub struct Generation {
-    /// Increases by one on each successful reload, starting at 1.
-    pub number: u64,
-    /// The engine built from it.
-    pub engine: Arc<dyn PolicyEngine>,
-    /// When it was loaded.
-    pub loaded_at: SystemTime,
-}
-
-/// The current policy generation, swapped atomically on reload.
-pub struct PolicyStore {}
-
-impl PolicyStore {
-    /// Load and validate the policy directory; fails on any error.
-    pub fn load(_cfg: &PolicyConfig, _base_dir: &Path) -> Result<Self, PolicyLoadError> {
-        todo!()
-    }
-    /// The generation in force now.
-    pub fn current(&self) -> Arc<Generation> {
-        todo!()
-    }
-    /// Recompile; on success swap and return the new generation number, on failure
-    /// keep the last good generation.
-    pub fn reload(&self) -> Result<u64, PolicyLoadError> {
-        todo!()
-    }
-    /// Paths to watch.
-    pub fn watched_paths(&self) -> Vec<PathBuf> {
-        todo!()
-    }
-}
+pub use cedar::CedarEngine;
+pub use convert::{ConvertError, MAX_DEPTH};
+pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
+pub use store::{Generation, PolicyConfig, PolicyStore};
+pub use testcases::{run_test_file, CaseResult, TestFileError, TestReport};
+pub use watch::{spawn_watcher, WatchError, WatchHandle};

@@ -1,29 +1,645 @@
-//! Policy test runner (contract stub).
+//! Policy tests: `mcp-warden policy test <file>` runs a TOML file of cases against a
+//! policy directory, so operators can check their rules before deploying them.
+//!
+//! ```toml
+//! policy_dir = "."          # optional, relative to this file; default: its directory
+//!
+//! [[case]]
+//! name = "staff may call read-only tools"
+//! principal = { subject = "alice", roles = ["staff"], scopes = ["mcp:tools"],
+//!               agent = "claude-desktop", claims = { department = "cardiology" } }
+//! # principal.auth_method = "jwt" (default), "api_key" or "anonymous"
+//! action = "call_tool"      # a Cedar action name, or `method = "tools/call"`
+//! tool = "get_weather"      # or resource = "file:///x", resource_template = "file:///{p}",
+//!                           #    prompt = "p"
+//! arguments = { city = "Paris" }          # call_tool / get_prompt only
+//! annotations = { readOnlyHint = true }   # the tool's annotations
+//! session = { id = "s1", taints = [] }    # optional
+//! source_ip = "10.0.0.1"                  # optional
+//! time = 1700000000                       # optional, Unix seconds; default: now
+//! protocol_version = "2025-06-18"         # optional
+//! expect = "allow"                        # or "deny"
+//! policies = ["staff-read-only-tools"]    # optional: the deciding policy ids, exactly
+//! expect_listed = true                    # optional: the listing rule for the target
+//! ```
+//!
+//! Each case needs `expect`, `expect_listed`, or both. `protocol` and `other` need
+//! `method` (the JSON-RPC method); with only `method`, the action is derived from it the
+//! way the proxy classifies messages. Problems in the file are reported as `file:line`.
 
-use std::path::Path;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Results.
-pub struct TestReport;
-impl TestReport {
-    /// Passed cases.
-    pub fn passed(&self) -> usize {
-        0
-    }
-    /// Failed cases.
-    pub fn failed(&self) -> usize {
-        0
-    }
-}
-impl std::fmt::Display for TestReport {
-    fn fmt(&self, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        Ok(())
-    }
-}
-/// Bad test file.
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::cedar::CedarEngine;
+use super::load::{load_dir, LineCol, PolicyLoadError};
+use super::{AuthzRequest, ListedItem, PolicyEngine, RequestEnv};
+use crate::auth::{AuthMethod, Identity};
+use crate::mcp::{methods, CompletionRef, ListKind, McpAction};
+
+/// The test file could not be used (as opposed to a case failing).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TestFileError(pub String);
-/// Run a file.
-pub fn run_test_file(_path: &Path) -> Result<TestReport, TestFileError> {
-    todo!()
+pub enum TestFileError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The test file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("{}{}: {message}", path.display(), location.map(|l| format!(":{}:{}", l.line, l.column)).unwrap_or_default())]
+    Syntax {
+        /// The test file.
+        path: PathBuf,
+        /// Where, when known.
+        location: Option<LineCol>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A case is incomplete or inconsistent.
+    #[error("{}:{line}: case `{name}`: {message}", path.display())]
+    Case {
+        /// The test file.
+        path: PathBuf,
+        /// The case's line.
+        line: usize,
+        /// The case's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The policies under test did not load.
+    #[error("{source}")]
+    Policy {
+        /// The load error (it names its files).
+        #[from]
+        source: PolicyLoadError,
+    },
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseResult {
+    /// The case's name.
+    pub name: String,
+    /// Its line in the test file.
+    pub line: usize,
+    /// Whether every expectation held.
+    pub passed: bool,
+    /// What happened, e.g. `allowed by [staff-read-only-tools]` or
+    /// `expected deny, got allow by [admin-any-tool]`.
+    pub detail: String,
+}
+
+/// The outcome of a test file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestReport {
+    /// The test file.
+    pub file: PathBuf,
+    /// The policy directory tested.
+    pub policy_dir: PathBuf,
+    /// One result per case, in file order.
+    pub cases: Vec<CaseResult>,
+}
+
+impl TestReport {
+    /// `true` if every case passed.
+    pub fn all_passed(&self) -> bool {
+        self.cases.iter().all(|c| c.passed)
+    }
+
+    /// How many cases failed.
+    pub fn failed(&self) -> usize {
+        self.cases.iter().filter(|c| !c.passed).count()
+    }
+}
+
+impl fmt::Display for TestReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for case in &self.cases {
+            if case.passed {
+                writeln!(f, "ok   {} ({})", case.name, case.detail)?;
+            } else {
+                writeln!(
+                    f,
+                    "FAIL {} ({}:{}): {}",
+                    case.name,
+                    self.file.display(),
+                    case.line,
+                    case.detail
+                )?;
+            }
+        }
+        let failed = self.failed();
+        write!(
+            f,
+            "{} passed, {failed} failed ({})",
+            self.cases.len() - failed,
+            self.policy_dir.display()
+        )
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    policy_dir: Option<PathBuf>,
+    #[serde(default, rename = "case")]
+    cases: Vec<toml::Spanned<RawCase>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Expect {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrincipal {
+    subject: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    agent: Option<String>,
+    #[serde(default)]
+    claims: toml::Table,
+    auth_method: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    id: Option<String>,
+    #[serde(default)]
+    taints: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCase {
+    name: String,
+    principal: RawPrincipal,
+    action: Option<String>,
+    method: Option<String>,
+    tool: Option<String>,
+    resource: Option<String>,
+    resource_template: Option<String>,
+    prompt: Option<String>,
+    arguments: Option<toml::Table>,
+    annotations: Option<toml::Table>,
+    #[serde(default)]
+    session: RawSession,
+    source_ip: Option<IpAddr>,
+    time: Option<u64>,
+    protocol_version: Option<String>,
+    expect: Option<Expect>,
+    policies: Option<Vec<String>>,
+    expect_listed: Option<bool>,
+}
+
+/// A case, checked and turned into the proxy's types.
+struct Case {
+    identity: Identity,
+    /// `None` for a listing-only case.
+    action: Option<McpAction>,
+    annotations: Option<Map<String, Value>>,
+    env: RequestEnv,
+    listed: Option<(ListKind, String)>,
+    expect: Option<Expect>,
+    policies: Option<Vec<String>>,
+    expect_listed: Option<bool>,
+}
+
+/// Runs the cases of the test file at `path` against its policy directory.
+pub fn run_test_file(path: &Path) -> Result<TestReport, TestFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TestFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let raw: RawFile = toml::from_str(&text).map_err(|e| TestFileError::Syntax {
+        path: path.to_owned(),
+        location: e.span().map(|s| LineCol::of_offset(&text, s.start)),
+        message: e.message().trim().to_owned(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let policy_dir = match &raw.policy_dir {
+        Some(dir) => base.join(dir),
+        None => base.to_owned(),
+    };
+    // Check every case before loading policies, so file mistakes come first.
+    let mut cases = Vec::with_capacity(raw.cases.len());
+    for spanned in raw.cases {
+        let line = LineCol::of_offset(&text, spanned.span().start).line;
+        let raw_case = spanned.into_inner();
+        let name = raw_case.name.clone();
+        let case = build_case(raw_case).map_err(|message| TestFileError::Case {
+            path: path.to_owned(),
+            line,
+            name: name.clone(),
+            message,
+        })?;
+        cases.push((name, line, case));
+    }
+    let engine = CedarEngine::new(load_dir(&policy_dir)?, 1)?;
+    let results = cases
+        .into_iter()
+        .map(|(name, line, case)| {
+            let (passed, detail) = run_case(&engine, &case);
+            CaseResult {
+                name,
+                line,
+                passed,
+                detail,
+            }
+        })
+        .collect();
+    Ok(TestReport {
+        file: path.to_owned(),
+        policy_dir,
+        cases: results,
+    })
+}
+
+fn to_json(table: toml::Table) -> Result<Map<String, Value>, String> {
+    match serde_json::to_value(table) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err("expected a table".to_owned()),
+        Err(e) => Err(format!("cannot convert to JSON: {e}")),
+    }
+}
+
+/// The action name the proxy gives a JSON-RPC method (see `mcp::McpAction`).
+fn action_for_method(method: &str) -> &'static str {
+    match method {
+        methods::TOOLS_CALL => "call_tool",
+        methods::RESOURCES_READ => "read_resource",
+        methods::RESOURCES_SUBSCRIBE | methods::RESOURCES_UNSUBSCRIBE => "subscribe_resource",
+        methods::PROMPTS_GET => "get_prompt",
+        methods::COMPLETION_COMPLETE => "complete",
+        methods::TOOLS_LIST => "list_tools",
+        methods::RESOURCES_LIST => "list_resources",
+        methods::RESOURCES_TEMPLATES_LIST => "list_resource_templates",
+        methods::PROMPTS_LIST => "list_prompts",
+        methods::INITIALIZE
+        | methods::PING
+        | methods::SERVER_DISCOVER
+        | methods::LOGGING_SET_LEVEL => "protocol",
+        m if m.starts_with("notifications/") || m.starts_with("tasks/") => "protocol",
+        _ => "other",
+    }
+}
+
+fn build_case(raw: RawCase) -> Result<Case, String> {
+    let method = match raw.principal.auth_method.as_deref() {
+        None | Some("jwt") => AuthMethod::Jwt,
+        Some("api_key") => AuthMethod::ApiKey,
+        Some("anonymous") => AuthMethod::Anonymous,
+        Some(other) => {
+            return Err(format!(
+                "unknown `auth_method` `{other}` (expected `jwt`, `api_key` or `anonymous`)"
+            ))
+        }
+    };
+    let identity = Identity {
+        subject: raw.principal.subject,
+        agent: raw.principal.agent,
+        roles: raw.principal.roles,
+        scopes: raw.principal.scopes,
+        claims: to_json(raw.principal.claims)?,
+        method,
+    };
+
+    let targets = [
+        raw.tool.is_some(),
+        raw.resource.is_some(),
+        raw.resource_template.is_some(),
+        raw.prompt.is_some(),
+    ];
+    if targets.iter().filter(|t| **t).count() > 1 {
+        return Err(
+            "give at most one of `tool`, `resource`, `resource_template`, `prompt`".to_owned(),
+        );
+    }
+    let listed = match (
+        &raw.tool,
+        &raw.resource,
+        &raw.resource_template,
+        &raw.prompt,
+    ) {
+        (Some(t), ..) => Some((ListKind::Tools, t.clone())),
+        (_, Some(r), ..) => Some((ListKind::Resources, r.clone())),
+        (_, _, Some(t), _) => Some((ListKind::ResourceTemplates, t.clone())),
+        (.., Some(p)) => Some((ListKind::Prompts, p.clone())),
+        _ => None,
+    };
+
+    let action_name: String = match (&raw.action, &raw.method) {
+        (Some(a), Some(m)) => {
+            let derived = action_for_method(m);
+            if derived != a {
+                return Err(format!(
+                    "`method = \"{m}\"` is action `{derived}`, not `{a}`"
+                ));
+            }
+            a.clone()
+        }
+        (Some(a), None) => a.clone(),
+        (None, Some(m)) => action_for_method(m).to_owned(),
+        (None, None) if raw.expect.is_none() => String::new(),
+        (None, None) => return Err("needs `action` or `method`".to_owned()),
+    };
+    let arguments = match raw.arguments {
+        Some(t) => Some(Value::Object(to_json(t)?)),
+        None => None,
+    };
+    // A listing-only case has no call to decide.
+    let listing_only = action_name.is_empty();
+    let need = |what: &str, v: &Option<String>| {
+        v.clone()
+            .ok_or_else(|| format!("action `{action_name}` needs `{what}`"))
+    };
+    let takes_arguments = matches!(action_name.as_str(), "call_tool" | "get_prompt");
+    if arguments.is_some() && !takes_arguments && !listing_only {
+        return Err(format!(
+            "`arguments` apply to `call_tool` and `get_prompt`, not `{action_name}`"
+        ));
+    }
+    let arguments = arguments.unwrap_or_else(|| Value::Object(Map::new()));
+    let action = match action_name.as_str() {
+        _ if listing_only => None,
+        "call_tool" => Some(McpAction::CallTool {
+            name: need("tool", &raw.tool)?,
+            arguments,
+        }),
+        "read_resource" => Some(McpAction::ReadResource {
+            uri: need("resource", &raw.resource)?,
+        }),
+        "subscribe_resource" => Some(McpAction::SubscribeResource {
+            uri: need("resource", &raw.resource)?,
+            unsubscribe: raw.method.as_deref() == Some(methods::RESOURCES_UNSUBSCRIBE),
+        }),
+        "get_prompt" => Some(McpAction::GetPrompt {
+            name: need("prompt", &raw.prompt)?,
+            arguments,
+        }),
+        "complete" => Some(match (&raw.prompt, &raw.resource) {
+            (Some(p), _) => McpAction::Complete {
+                reference: CompletionRef::Prompt(p.clone()),
+            },
+            (_, Some(r)) => McpAction::Complete {
+                reference: CompletionRef::Resource(r.clone()),
+            },
+            _ => return Err("action `complete` needs `prompt` or `resource`".to_owned()),
+        }),
+        "list_tools" => Some(McpAction::List(ListKind::Tools)),
+        "list_resources" => Some(McpAction::List(ListKind::Resources)),
+        "list_resource_templates" => Some(McpAction::List(ListKind::ResourceTemplates)),
+        "list_prompts" => Some(McpAction::List(ListKind::Prompts)),
+        "protocol" => Some(McpAction::Protocol {
+            method: need("method", &raw.method)?,
+        }),
+        "respond" => Some(McpAction::Response),
+        "other" => Some(McpAction::Other {
+            method: need("method", &raw.method)?,
+        }),
+        unknown => {
+            return Err(format!(
+                "unknown action `{unknown}` (expected one of {})",
+                super::cedar::ACTIONS.join(", ")
+            ))
+        }
+    };
+
+    if raw.expect.is_none() && raw.expect_listed.is_none() {
+        return Err("needs `expect` and/or `expect_listed`".to_owned());
+    }
+    if raw.policies.is_some() && raw.expect.is_none() {
+        return Err("`policies` needs `expect`".to_owned());
+    }
+    if raw.expect_listed.is_some() && listed.is_none() {
+        return Err(
+            "`expect_listed` needs a `tool`, `resource`, `resource_template` or `prompt`"
+                .to_owned(),
+        );
+    }
+    let annotations = raw.annotations.map(to_json).transpose()?;
+    let time = raw
+        .time
+        .map_or_else(SystemTime::now, |s| UNIX_EPOCH + Duration::from_secs(s));
+    Ok(Case {
+        identity,
+        action,
+        annotations,
+        env: RequestEnv {
+            time,
+            source_ip: raw.source_ip,
+            session_id: raw.session.id,
+            taints: raw.session.taints,
+            protocol_version: raw.protocol_version,
+        },
+        listed,
+        expect: raw.expect,
+        policies: raw.policies,
+        expect_listed: raw.expect_listed,
+    })
+}
+
+fn ids(v: &[String]) -> String {
+    format!("[{}]", v.join(", "))
+}
+
+/// Runs one case: `(passed, detail)`.
+fn run_case(engine: &CedarEngine, case: &Case) -> (bool, String) {
+    let mut passed = true;
+    let mut details = Vec::new();
+    if let (Some(expect), Some(action)) = (case.expect, &case.action) {
+        let d = engine.decide(&AuthzRequest {
+            identity: &case.identity,
+            action,
+            annotations: case.annotations.as_ref(),
+            env: &case.env,
+        });
+        let got = if d.allow { Expect::Allow } else { Expect::Deny };
+        let verb = if d.allow { "allow" } else { "deny" };
+        let mut detail = if d.policy_ids.is_empty() {
+            format!("{verb} (no policy)")
+        } else {
+            format!("{verb} by {}", ids(&d.policy_ids))
+        };
+        if !d.errors.is_empty() {
+            detail.push_str(&format!("; errors: {}", d.errors.join("; ")));
+        }
+        if got != expect {
+            passed = false;
+            let want = if expect == Expect::Allow {
+                "allow"
+            } else {
+                "deny"
+            };
+            detail = format!("expected {want}, got {detail}");
+        } else if let Some(want_ids) = &case.policies {
+            let mut want = want_ids.clone();
+            want.sort();
+            let mut have = d.policy_ids.clone();
+            have.sort();
+            if want != have {
+                passed = false;
+                detail = format!("expected deciding policies {}, got {detail}", ids(&want));
+            }
+        }
+        details.push(detail);
+    }
+    if let (Some(expect_listed), Some((kind, name))) = (case.expect_listed, &case.listed) {
+        let listed = engine.may_list(
+            &case.identity,
+            &ListedItem {
+                kind: *kind,
+                name,
+                annotations: case.annotations.as_ref(),
+            },
+            &case.env,
+        );
+        let word = |b: bool| if b { "listed" } else { "hidden" };
+        if listed == expect_listed {
+            details.push(word(listed).to_owned());
+        } else {
+            passed = false;
+            details.push(format!(
+                "expected {}, got {}",
+                word(expect_listed),
+                word(listed)
+            ));
+        }
+    }
+    (passed, details.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = include_str!("../../policies/example/mcp.cedarschema");
+
+    fn write_dir(policies: &str, tests: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("mcp.cedarschema"), SCHEMA).unwrap();
+        std::fs::write(dir.path().join("p.cedar"), policies).unwrap();
+        let file = dir.path().join("tests.toml");
+        std::fs::write(&file, tests).unwrap();
+        (dir, file)
+    }
+
+    const ECHO: &str = r#"@id("echo") permit (principal, action == Action::"call_tool", resource == Tool::"echo");"#;
+
+    #[test]
+    fn the_example_policy_tests_pass() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/example/tests.toml");
+        let report = run_test_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.cases.len() >= 20, "{report}");
+        assert!(report.all_passed(), "{report}");
+    }
+
+    #[test]
+    fn pass_and_fail_are_reported() {
+        let (_dir, file) = write_dir(
+            ECHO,
+            r#"
+[[case]]
+name = "echo ok"
+principal = { subject = "a" }
+method = "tools/call"
+tool = "echo"
+expect = "allow"
+policies = ["echo"]
+expect_listed = true
+
+[[case]]
+name = "wrong expectation"
+principal = { subject = "a" }
+action = "call_tool"
+tool = "other"
+expect = "allow"
+
+[[case]]
+name = "wrong ids"
+principal = { subject = "a" }
+action = "call_tool"
+tool = "echo"
+expect = "allow"
+policies = ["nope"]
+
+[[case]]
+name = "listing only"
+principal = { subject = "a" }
+tool = "other"
+expect_listed = true
+"#,
+        );
+        let report = run_test_file(&file).unwrap();
+        let passed: Vec<bool> = report.cases.iter().map(|c| c.passed).collect();
+        assert_eq!(passed, [true, false, false, false], "{report}");
+        assert!(!report.all_passed());
+        assert_eq!(report.failed(), 3);
+        assert!(
+            report.cases[1].detail.contains("expected allow, got deny"),
+            "{report}"
+        );
+        assert!(report.cases[2].detail.contains("[nope]"), "{report}");
+        assert!(report.cases[3]
+            .detail
+            .contains("expected listed, got hidden"));
+        assert_eq!(report.cases[1].line, 11);
+        let shown = report.to_string();
+        assert!(shown.contains("tests.toml:11"), "{shown}");
+        assert!(shown.ends_with(&format!(
+            "1 passed, 3 failed ({})",
+            report.policy_dir.display()
+        )));
+    }
+
+    #[test]
+    fn file_errors_name_file_and_line() {
+        let (_dir, file) = write_dir(
+            ECHO,
+            "[[case]]\nname = \"x\"\nprincipal = { subject = \"a\" }\nactoin = \"call_tool\"\n",
+        );
+        let err = run_test_file(&file).unwrap_err().to_string();
+        assert!(err.contains("tests.toml:4:"), "{err}");
+
+        let (_dir, file) = write_dir(
+            ECHO,
+            "\n[[case]]\nname = \"no tool\"\nprincipal = { subject = \"a\" }\naction = \"call_tool\"\nexpect = \"deny\"\n",
+        );
+        let err = run_test_file(&file).unwrap_err().to_string();
+        assert!(err.contains("tests.toml:2: case `no tool`"), "{err}");
+        assert!(err.contains("needs `tool`"), "{err}");
+    }
+
+    #[test]
+    fn policy_errors_are_passed_through() {
+        let (_dir, file) = write_dir("permit (", "");
+        let err = run_test_file(&file).unwrap_err();
+        assert!(matches!(err, TestFileError::Policy { .. }), "{err}");
+        assert!(err.to_string().contains("p.cedar:1:"), "{err}");
+    }
+
+    #[test]
+    fn methods_map_to_actions() {
+        assert_eq!(action_for_method("tools/call"), "call_tool");
+        assert_eq!(action_for_method("notifications/initialized"), "protocol");
+        assert_eq!(
+            action_for_method("resources/unsubscribe"),
+            "subscribe_resource"
+        );
+        assert_eq!(action_for_method("sampling/createMessage"), "other");
+    }
 }

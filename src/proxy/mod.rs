@@ -20,7 +20,6 @@ pub mod sessions;
 pub mod verdict;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::auth::{AuthConfigError, Authenticator};
 use crate::config::Config;
@@ -92,14 +91,17 @@ impl Warden {
 /// The returned handles keep the watchers alive.
 pub fn spawn_reloaders(warden: &Arc<Warden>) -> anyhow::Result<Vec<watch::WatchHandle>> {
     let mut handles = Vec::new();
-    let mut paths = warden.policies.watched_paths();
-    paths.extend(warden.auth.watched_files());
-    let w = Arc::clone(warden);
-    handles.push(watch::spawn_watcher(
-        paths,
-        Duration::from_millis(200),
-        Box::new(move || w.reload()),
-    )?);
+    let policy = &warden.config.raw.policy;
+    if policy.watch {
+        let mut paths = warden.policies.watched_paths();
+        paths.extend(warden.auth.watched_files());
+        let w = Arc::clone(warden);
+        handles.push(watch::spawn_watcher(
+            paths,
+            policy.debounce,
+            Box::new(move || w.reload()),
+        )?);
+    }
 
     let w = Arc::clone(warden);
     std::thread::Builder::new()

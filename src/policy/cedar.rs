@@ -1,0 +1,679 @@
+//! The Cedar [`PolicyEngine`]: turns an [`AuthzRequest`] into a Cedar request and
+//! Cedar's response into a [`Decision`].
+//!
+//! The Cedar model (operators write policies against these names):
+//! - principal `User::"<subject>"` with `auth_method`, `roles`, `scopes`, `claims` and
+//!   optional `agent`, a member of `Role::"<role>"` for each of its roles;
+//! - action `Action::"<McpAction::policy_action()>"`;
+//! - resource `Tool::"<name>"` (attributes `name`, `annotations`), `Resource::"<uri>"`
+//!   (`uri`), `Prompt::"<name>"` (`name`), or `Method::"<json-rpc method>"` for list,
+//!   protocol and other messages (`Method::"response"` for responses);
+//! - context `arguments`, `time`, `datetime`, optional `source_ip`, `session { id,
+//!   taints }`, `protocol_version`, optional `agent`.
+//!
+//! Everything that does not depend on the request is prepared once per generation: the
+//! static entities (with the schema's action entities) and an index of the policies by
+//! action and by resource. A policy is evaluated for a request only if its action scope
+//! can match the request's action and its resource scope is not `resource == <another
+//! entity>`; a policy skipped this way could not have been satisfied (nor failed: scope
+//! conditions are evaluated first and cannot error). A decision builds two entities and a
+//! context, clones the static entity map (cheap for a role hierarchy) and evaluates.
+//!
+//! Fail closed: a request that cannot be built is a deny, and a `forbid` policy that
+//! fails to evaluate denies as if it had matched (Cedar itself would skip it).
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::UNIX_EPOCH;
+
+use cedar_policy::{
+    ActionConstraint, AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect,
+    Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request,
+    ResourceConstraint, RestrictedExpression,
+};
+use serde_json::{json, Map, Value};
+
+use super::convert::{self, ConvertError};
+use super::load::{PolicyBundle, PolicyLoadError};
+use super::{AuthzRequest, Decision, ListedItem, PolicyEngine, RequestEnv};
+use crate::auth::Identity;
+use crate::mcp::{CompletionRef, ListKind, McpAction};
+
+/// Every action the proxy sends, as `Action::"<name>"`.
+pub const ACTIONS: [&str; 12] = [
+    "call_tool",
+    "read_resource",
+    "subscribe_resource",
+    "get_prompt",
+    "complete",
+    "list_tools",
+    "list_resources",
+    "list_resource_templates",
+    "list_prompts",
+    "protocol",
+    "respond",
+    "other",
+];
+
+/// The name of the unknown that stands for `context.arguments` at list time.
+const ARGUMENTS_UNKNOWN: &str = "arguments";
+
+/// The entity type of the entity that holds the unknown arguments at list time.
+const LISTING_TYPE: &str = "McpWarden::Listing";
+
+/// Actions whose requests carry arguments (the others get `{}`).
+const ACTIONS_WITH_ARGUMENTS: [&str; 2] = ["call_tool", "get_prompt"];
+
+/// Why a request could not be put to Cedar (always a deny).
+#[derive(Debug, thiserror::Error)]
+enum BuildError {
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error("cannot build the `{what}` entity: {message}")]
+    Entity { what: &'static str, message: String },
+    #[error("cannot build the request context: {message}")]
+    Context { message: String },
+    #[error("cannot build the request: {message}")]
+    Request { message: String },
+    #[error("unknown action `{action}`")]
+    UnknownAction { action: &'static str },
+}
+
+/// Entity type names, parsed once.
+struct Types {
+    user: EntityTypeName,
+    role: EntityTypeName,
+    tool: EntityTypeName,
+    resource: EntityTypeName,
+    prompt: EntityTypeName,
+    method: EntityTypeName,
+}
+
+/// The policies that apply to one action, indexed by resource.
+struct Index {
+    /// Policies whose resource scope is not `resource == …`.
+    generic: PolicySet,
+    /// For each entity named by a `resource == …` scope: those policies plus `generic`.
+    by_resource: HashMap<EntityUid, PolicySet>,
+}
+
+impl Index {
+    fn build<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Result<Self, PolicyLoadError> {
+        let mut generic = Vec::new();
+        let mut specific: HashMap<EntityUid, Vec<&Policy>> = HashMap::new();
+        for policy in policies {
+            match policy.resource_constraint() {
+                ResourceConstraint::Eq(uid) => specific.entry(uid).or_default().push(policy),
+                _ => generic.push(policy),
+            }
+        }
+        let set = |policies: &[&Policy]| -> Result<PolicySet, PolicyLoadError> {
+            PolicySet::from_policies(policies.iter().map(|p| (*p).clone())).map_err(engine_error)
+        };
+        let mut by_resource = HashMap::with_capacity(specific.len());
+        for (uid, mut policies) in specific {
+            policies.extend(generic.iter().copied());
+            by_resource.insert(uid, set(&policies)?);
+        }
+        Ok(Index {
+            generic: set(&generic)?,
+            by_resource,
+        })
+    }
+
+    fn get(&self, resource: &EntityUid) -> &PolicySet {
+        self.by_resource.get(resource).unwrap_or(&self.generic)
+    }
+}
+
+fn engine_error(e: impl std::fmt::Display) -> PolicyLoadError {
+    PolicyLoadError::Engine {
+        message: e.to_string(),
+    }
+}
+
+/// The list-time form of a policy: `context.arguments` replaced by an attribute of the
+/// listing entity, which holds an unknown (see [`CedarEngine::may_list`]). Policies that
+/// do not read the arguments are returned unchanged.
+fn listing_variant(policy: &Policy) -> Result<Policy, PolicyLoadError> {
+    let mut est = policy.to_json().map_err(engine_error)?;
+    if !rewrite_arguments(&mut est) {
+        return Ok(policy.clone());
+    }
+    Policy::from_json(Some(policy.id().clone()), est).map_err(engine_error)
+}
+
+/// Rewrites every `context.arguments` (`{".": {"left": {"Var": "context"}, "attr":
+/// "arguments"}}` in Cedar's JSON policy format) to `McpWarden::Listing::"arguments"
+/// .arguments`. Returns whether anything changed.
+fn rewrite_arguments(node: &mut Value) -> bool {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::Object(get)) = map.get_mut(".") {
+                if get.get("attr") == Some(&json!("arguments"))
+                    && get.get("left") == Some(&json!({"Var": "context"}))
+                {
+                    get.insert(
+                        "left".to_owned(),
+                        json!({"Value": {"__entity": {"type": LISTING_TYPE, "id": ARGUMENTS_UNKNOWN}}}),
+                    );
+                    return true;
+                }
+            }
+            map.values_mut()
+                .fold(false, |changed, child| rewrite_arguments(child) | changed)
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, child| rewrite_arguments(child) | changed),
+        _ => false,
+    }
+}
+
+/// A compiled Cedar policy generation.
+pub struct CedarEngine {
+    generation: u64,
+    authorizer: Authorizer,
+    /// Per action name: the policies whose action scope can match it.
+    by_action: HashMap<&'static str, Index>,
+    /// The list-time forms of the `call_tool` and `get_prompt` policies.
+    listing: HashMap<&'static str, Index>,
+    /// `entities` plus the listing entity holding the unknown arguments.
+    listing_entities: Entities,
+    /// `Action::"<name>"` uids.
+    actions: HashMap<&'static str, EntityUid>,
+    /// Ids of `forbid` policies (an evaluation error in one denies).
+    forbids: HashSet<PolicyId>,
+    /// Static entities plus the schema's actions.
+    entities: Entities,
+    types: Types,
+    policy_count: usize,
+}
+
+impl std::fmt::Debug for CedarEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CedarEngine")
+            .field("generation", &self.generation)
+            .field("policies", &self.policy_count)
+            .field("entities", &self.entities.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn type_name(name: &str) -> Result<EntityTypeName, PolicyLoadError> {
+    EntityTypeName::from_str(name).map_err(|e| PolicyLoadError::Engine {
+        message: format!("entity type `{name}`: {e}"),
+    })
+}
+
+impl CedarEngine {
+    /// Builds the engine for generation `generation` from a validated bundle.
+    pub fn new(bundle: PolicyBundle, generation: u64) -> Result<Self, PolicyLoadError> {
+        let action_type = type_name("Action")?;
+        let actions: HashMap<&'static str, EntityUid> = ACTIONS
+            .iter()
+            .map(|&a| {
+                (
+                    a,
+                    EntityUid::from_type_name_and_id(action_type.clone(), EntityId::new(a)),
+                )
+            })
+            .collect();
+        let applies = |policy: &Policy, uid: &EntityUid| match policy.action_constraint() {
+            ActionConstraint::Any => true,
+            ActionConstraint::Eq(a) => &a == uid,
+            // `is_ancestor_of` does not count an entity as its own ancestor; `in` does.
+            ActionConstraint::In(groups) => groups
+                .iter()
+                .any(|g| g == uid || bundle.entities.is_ancestor_of(g, uid)),
+        };
+        let listing_policies = bundle
+            .policies
+            .policies()
+            .map(listing_variant)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut by_action = HashMap::new();
+        let mut listing = HashMap::new();
+        for (&name, uid) in &actions {
+            by_action.insert(
+                name,
+                Index::build(bundle.policies.policies().filter(|p| applies(p, uid)))?,
+            );
+            if ACTIONS_WITH_ARGUMENTS.contains(&name) {
+                listing.insert(
+                    name,
+                    Index::build(listing_policies.iter().filter(|p| applies(p, uid)))?,
+                );
+            }
+        }
+        let listing_entity = Entity::new(
+            EntityUid::from_type_name_and_id(
+                type_name(LISTING_TYPE)?,
+                EntityId::new(ARGUMENTS_UNKNOWN),
+            ),
+            HashMap::from([(
+                ARGUMENTS_UNKNOWN.to_owned(),
+                RestrictedExpression::new_unknown(ARGUMENTS_UNKNOWN),
+            )]),
+            HashSet::new(),
+        )
+        .map_err(engine_error)?;
+        let listing_entities = bundle
+            .entities
+            .clone()
+            .add_entities([listing_entity], None)
+            .map_err(engine_error)?;
+        let forbids = bundle
+            .policies
+            .policies()
+            .filter(|p| p.effect() == Effect::Forbid)
+            .map(|p| p.id().clone())
+            .collect();
+        Ok(CedarEngine {
+            generation,
+            authorizer: Authorizer::new(),
+            by_action,
+            listing,
+            listing_entities,
+            actions,
+            forbids,
+            policy_count: bundle.policies.num_of_policies(),
+            entities: bundle.entities,
+            types: Types {
+                user: type_name("User")?,
+                role: type_name("Role")?,
+                tool: type_name("Tool")?,
+                resource: type_name("Resource")?,
+                prompt: type_name("Prompt")?,
+                method: type_name("Method")?,
+            },
+        })
+    }
+
+    /// The generation number this engine reports in its decisions.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How many policies it holds.
+    pub fn policy_count(&self) -> usize {
+        self.policy_count
+    }
+
+    fn uid(&self, ty: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
+    }
+
+    fn principal(&self, identity: &Identity) -> Result<Entity, BuildError> {
+        let strings = |v: &[String]| {
+            RestrictedExpression::new_set(v.iter().cloned().map(RestrictedExpression::new_string))
+        };
+        let mut attrs = HashMap::with_capacity(5);
+        attrs.insert(
+            "auth_method".to_owned(),
+            RestrictedExpression::new_string(identity.method.as_str().to_owned()),
+        );
+        attrs.insert("roles".to_owned(), strings(&identity.roles));
+        attrs.insert("scopes".to_owned(), strings(&identity.scopes));
+        attrs.insert(
+            "claims".to_owned(),
+            convert::map_to_record(&identity.claims, "claims")?,
+        );
+        if let Some(agent) = &identity.agent {
+            attrs.insert(
+                "agent".to_owned(),
+                RestrictedExpression::new_string(agent.clone()),
+            );
+        }
+        let parents: HashSet<EntityUid> = identity
+            .roles
+            .iter()
+            .map(|r| self.uid(&self.types.role, r))
+            .collect();
+        Entity::new(
+            self.uid(&self.types.user, &identity.subject),
+            attrs,
+            parents,
+        )
+        .map_err(|e| BuildError::Entity {
+            what: "principal",
+            message: e.to_string(),
+        })
+    }
+
+    /// An entity with a single string attribute naming it.
+    fn named(
+        &self,
+        ty: &EntityTypeName,
+        id: &str,
+        attr: &'static str,
+        extra: Option<(&'static str, RestrictedExpression)>,
+    ) -> Result<Entity, BuildError> {
+        let mut attrs = HashMap::with_capacity(2);
+        attrs.insert(
+            attr.to_owned(),
+            RestrictedExpression::new_string(id.to_owned()),
+        );
+        if let Some((k, v)) = extra {
+            attrs.insert(k.to_owned(), v);
+        }
+        Entity::new(self.uid(ty, id), attrs, HashSet::new()).map_err(|e| BuildError::Entity {
+            what: "resource",
+            message: e.to_string(),
+        })
+    }
+
+    fn tool(
+        &self,
+        name: &str,
+        annotations: Option<&Map<String, Value>>,
+    ) -> Result<Entity, BuildError> {
+        let annotations = match annotations {
+            Some(map) => convert::map_to_record(map, "annotations")?,
+            None => convert::empty_record("annotations")?,
+        };
+        self.named(
+            &self.types.tool,
+            name,
+            "name",
+            Some(("annotations", annotations)),
+        )
+    }
+
+    fn resource_entity(&self, uri: &str) -> Result<Entity, BuildError> {
+        self.named(&self.types.resource, uri, "uri", None)
+    }
+
+    fn prompt_entity(&self, name: &str) -> Result<Entity, BuildError> {
+        self.named(&self.types.prompt, name, "name", None)
+    }
+
+    fn method_entity(&self, method: &str) -> Entity {
+        Entity::new_no_attrs(self.uid(&self.types.method, method), HashSet::new())
+    }
+
+    /// The resource entity and the `arguments` JSON for an action.
+    fn target<'a>(
+        &self,
+        action: &'a McpAction,
+        annotations: Option<&Map<String, Value>>,
+    ) -> Result<(Entity, Option<&'a Value>), BuildError> {
+        Ok(match action {
+            McpAction::CallTool { name, arguments } => {
+                (self.tool(name, annotations)?, Some(arguments))
+            }
+            McpAction::ReadResource { uri } | McpAction::SubscribeResource { uri, .. } => {
+                (self.resource_entity(uri)?, None)
+            }
+            McpAction::GetPrompt { name, arguments } => {
+                (self.prompt_entity(name)?, Some(arguments))
+            }
+            McpAction::Complete { reference } => match reference {
+                CompletionRef::Prompt(name) => (self.prompt_entity(name)?, None),
+                CompletionRef::Resource(uri) => (self.resource_entity(uri)?, None),
+            },
+            McpAction::List(kind) => (self.method_entity(kind.method()), None),
+            McpAction::Protocol { method } | McpAction::Other { method } => {
+                (self.method_entity(method), None)
+            }
+            McpAction::Response => (self.method_entity("response"), None),
+        })
+    }
+
+    fn context(
+        &self,
+        identity: &Identity,
+        env: &RequestEnv,
+        arguments: RestrictedExpression,
+    ) -> Result<Context, BuildError> {
+        let secs = env
+            .time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let session = RestrictedExpression::new_record([
+            (
+                "id".to_owned(),
+                RestrictedExpression::new_string(env.session_id.clone().unwrap_or_default()),
+            ),
+            (
+                "taints".to_owned(),
+                RestrictedExpression::new_set(
+                    env.taints
+                        .iter()
+                        .cloned()
+                        .map(RestrictedExpression::new_string),
+                ),
+            ),
+        ])
+        .map_err(|e| BuildError::Context {
+            message: e.to_string(),
+        })?;
+        let mut pairs = Vec::with_capacity(7);
+        pairs.push(("arguments".to_owned(), arguments));
+        pairs.push(("time".to_owned(), RestrictedExpression::new_long(secs)));
+        pairs.push((
+            "datetime".to_owned(),
+            RestrictedExpression::new_datetime(rfc3339_utc(secs)),
+        ));
+        if let Some(ip) = env.source_ip {
+            pairs.push((
+                "source_ip".to_owned(),
+                RestrictedExpression::new_ip(ip.to_canonical().to_string()),
+            ));
+        }
+        pairs.push(("session".to_owned(), session));
+        pairs.push((
+            "protocol_version".to_owned(),
+            RestrictedExpression::new_string(env.protocol_version.clone().unwrap_or_default()),
+        ));
+        if let Some(agent) = &identity.agent {
+            pairs.push((
+                "agent".to_owned(),
+                RestrictedExpression::new_string(agent.clone()),
+            ));
+        }
+        Context::from_pairs(pairs).map_err(|e| BuildError::Context {
+            message: e.to_string(),
+        })
+    }
+
+    /// Builds the request and the entity store for one question, and picks the
+    /// policies that can apply (from the list-time forms if `listing`).
+    fn prepare(
+        &self,
+        identity: &Identity,
+        action: &'static str,
+        resource: Entity,
+        context: Context,
+        listing: bool,
+    ) -> Result<(Request, Entities, &PolicySet), BuildError> {
+        let (index, base) = if listing {
+            (self.listing.get(action), &self.listing_entities)
+        } else {
+            (self.by_action.get(action), &self.entities)
+        };
+        let (Some(action_uid), Some(index)) = (self.actions.get(action), index) else {
+            return Err(BuildError::UnknownAction { action });
+        };
+        let principal = self.principal(identity)?;
+        let principal_uid = principal.uid();
+        let resource_uid = resource.uid();
+        let policies = index.get(&resource_uid);
+        let entities = base
+            .clone()
+            .add_entities([principal, resource], None)
+            .map_err(|e| BuildError::Entity {
+                what: "request",
+                message: e.to_string(),
+            })?;
+        let request = Request::new(
+            principal_uid,
+            action_uid.clone(),
+            resource_uid,
+            context,
+            None,
+        )
+        .map_err(|e| BuildError::Request {
+            message: e.to_string(),
+        })?;
+        Ok((request, entities, policies))
+    }
+
+    fn try_decide(&self, request: &AuthzRequest<'_>) -> Result<Decision, BuildError> {
+        let action = request.action;
+        let (resource, arguments) = self.target(action, request.annotations)?;
+        let arguments = match arguments {
+            Some(v) => convert::object_to_record(v, "arguments")?,
+            None => convert::empty_record("arguments")?,
+        };
+        let context = self.context(request.identity, request.env, arguments)?;
+        let (cedar_request, entities, policies) = self.prepare(
+            request.identity,
+            action.policy_action(),
+            resource,
+            context,
+            false,
+        )?;
+        let response = self
+            .authorizer
+            .is_authorized(&cedar_request, policies, &entities);
+        Ok(self.judge(action.allowed_unless_forbidden(), &response))
+    }
+
+    /// Turns Cedar's response into a [`Decision`] (see the module docs for the rules).
+    fn judge(&self, allowed_unless_forbidden: bool, response: &cedar_policy::Response) -> Decision {
+        let diagnostics = response.diagnostics();
+        let mut reasons: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+        reasons.sort();
+        let mut errors = Vec::new();
+        let mut errored_forbids = Vec::new();
+        for error in diagnostics.errors() {
+            errors.push(error.to_string());
+            let AuthorizationError::PolicyEvaluationError(e) = error;
+            if self.forbids.contains(e.policy_id()) {
+                errored_forbids.push(e.policy_id().to_string());
+            }
+        }
+        let cedar_allow = response.decision() == CedarDecision::Allow;
+        let allow = errored_forbids.is_empty()
+            && (cedar_allow || (allowed_unless_forbidden && reasons.is_empty()));
+        let policy_ids = if allow {
+            reasons
+        } else {
+            // Cedar's reasons for a deny are the satisfied forbids; for an allow that an
+            // erroring forbid overturned, they are permits and did not decide.
+            let mut ids = if cedar_allow { Vec::new() } else { reasons };
+            ids.extend(errored_forbids);
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        Decision {
+            allow,
+            policy_ids,
+            errors,
+            generation: self.generation,
+        }
+    }
+
+    fn try_may_list(
+        &self,
+        identity: &Identity,
+        item: &ListedItem<'_>,
+        env: &RequestEnv,
+    ) -> Result<bool, BuildError> {
+        let (action, resource) = match item.kind {
+            ListKind::Tools => ("call_tool", self.tool(item.name, item.annotations)?),
+            ListKind::Prompts => ("get_prompt", self.prompt_entity(item.name)?),
+            ListKind::Resources | ListKind::ResourceTemplates => {
+                ("read_resource", self.resource_entity(item.name)?)
+            }
+        };
+        let listing = ACTIONS_WITH_ARGUMENTS.contains(&action);
+        let context = self.context(identity, env, convert::empty_record("arguments")?)?;
+        let (request, entities, policies) =
+            self.prepare(identity, action, resource, context, listing)?;
+        let partial = self
+            .authorizer
+            .is_authorized_partial(&request, policies, &entities);
+        if partial
+            .definitely_errored()
+            .any(|id| self.forbids.contains(id))
+        {
+            return Ok(false);
+        }
+        Ok(match partial.decision() {
+            Some(CedarDecision::Allow) => true,
+            Some(CedarDecision::Deny) => false,
+            // Residual: the outcome depends on the arguments, so some call may succeed.
+            None => true,
+        })
+    }
+}
+
+impl PolicyEngine for CedarEngine {
+    fn name(&self) -> &'static str {
+        "cedar"
+    }
+
+    /// Cedar's `is_authorized`, with two rules on top:
+    /// - for actions that are [`McpAction::allowed_unless_forbidden`] (list methods,
+    ///   protocol messages, responses), a default deny (no policy matched) is an allow;
+    ///   a satisfied `forbid` still denies;
+    /// - a `forbid` policy that fails to evaluate denies (fail closed), and is named in
+    ///   `policy_ids`. A `permit` that fails to evaluate simply does not permit.
+    ///
+    /// Evaluation errors are always reported in [`Decision::errors`].
+    fn decide(&self, request: &AuthzRequest<'_>) -> Decision {
+        match self.try_decide(request) {
+            Ok(decision) => decision,
+            Err(e) => Decision::deny_error(e.to_string(), self.generation),
+        }
+    }
+
+    /// The listing rule for argument-dependent policies: the item's call (`call_tool` on
+    /// `Tool::"<name>"` with the item's annotations, `get_prompt` on `Prompt::"<name>"`,
+    /// `read_resource` on `Resource::"<uri or template>"`) is evaluated with Cedar's
+    /// partial evaluation, `context.arguments` left unknown. A concrete allow lists the
+    /// item; a concrete deny hides it; a residual (the answer depends on the arguments)
+    /// lists it, because some arguments might be allowed; each call is decided again
+    /// with its real arguments. A `forbid` that errors regardless of arguments hides the
+    /// item, and any failure to build the question hides it (fail closed).
+    ///
+    /// How the unknown is placed: Cedar's partial evaluator does not reduce attribute
+    /// access on a context record that holds an unknown, so an unknown inside the context
+    /// would leave every policy that reads `context.session` or `context.time` residual.
+    /// Instead, at load time, each policy's `context.arguments` is rewritten to an
+    /// attribute of a listing-only entity whose value is the unknown
+    /// (`RestrictedExpression::new_unknown`), and the context carries `arguments: {}`.
+    /// Everything else in the context is the listing request's real value.
+    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
+        self.try_may_list(identity, item, env).unwrap_or(false)
+    }
+}
+
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+fn rfc3339_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+#[path = "cedar_tests.rs"]
+mod tests;

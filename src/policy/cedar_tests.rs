@@ -1,0 +1,608 @@
+//! Unit tests of the Cedar engine: each guards one rule of the model or the decision
+//! semantics, and fails if that rule is removed.
+
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+
+use super::*;
+use crate::auth::AuthMethod;
+use crate::policy::load::{compile, SourceFile};
+
+const EXAMPLE_SCHEMA: &str = include_str!("../../policies/example/mcp.cedarschema");
+
+const ROLES: &str = r#"[
+  {"uid": {"type": "Role", "id": "admin"}, "attrs": {}, "parents": [{"type": "Role", "id": "staff"}]},
+  {"uid": {"type": "Role", "id": "staff"}, "attrs": {}, "parents": []}
+]"#;
+
+/// The example schema with more arguments and claims declared, for the tests below.
+fn schema() -> String {
+    let args = "type Arguments = {\n  city?: String,\n};";
+    let claims = "type Claims = {\n  department?: String,\n  email?: String,\n};";
+    assert!(EXAMPLE_SCHEMA.contains(args) && EXAMPLE_SCHEMA.contains(claims));
+    EXAMPLE_SCHEMA
+        .replace(
+            args,
+            r#"type Arguments = {
+  city?: String,
+  ratio?: String,
+  note?: String,
+  count?: Long,
+  tags?: Set<String>,
+  nested?: { deep?: { x?: Long } },
+  x?: { "__entity"?: { "type"?: String, id?: String } },
+};"#,
+        )
+        .replace(
+            claims,
+            "type Claims = {\n  department?: String,\n  level?: Long,\n};",
+        )
+}
+
+fn engine(policies: &str) -> CedarEngine {
+    let bundle = compile(
+        &[SourceFile {
+            path: PathBuf::from("t.cedar"),
+            text: policies.to_owned(),
+        }],
+        &SourceFile {
+            path: PathBuf::from("t.cedarschema"),
+            text: schema(),
+        },
+        Some(&SourceFile {
+            path: PathBuf::from("entities.json"),
+            text: ROLES.to_owned(),
+        }),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    CedarEngine::new(bundle, 7).unwrap()
+}
+
+fn user(subject: &str, roles: &[&str]) -> Identity {
+    Identity {
+        subject: subject.to_owned(),
+        agent: None,
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        scopes: vec!["mcp:tools".to_owned()],
+        claims: Map::new(),
+        method: AuthMethod::Jwt,
+    }
+}
+
+fn env() -> RequestEnv {
+    RequestEnv {
+        time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        source_ip: None,
+        session_id: None,
+        taints: Vec::new(),
+        protocol_version: None,
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("not an object"),
+    }
+}
+
+fn decide_with(
+    engine: &CedarEngine,
+    identity: &Identity,
+    action: &McpAction,
+    annotations: Option<Map<String, Value>>,
+    env: &RequestEnv,
+) -> Decision {
+    engine.decide(&AuthzRequest {
+        identity,
+        action,
+        annotations: annotations.as_ref(),
+        env,
+    })
+}
+
+fn call(engine: &CedarEngine, identity: &Identity, tool: &str, args: Value) -> Decision {
+    call_annotated(engine, identity, tool, args, None)
+}
+
+fn call_annotated(
+    engine: &CedarEngine,
+    identity: &Identity,
+    tool: &str,
+    args: Value,
+    annotations: Option<Value>,
+) -> Decision {
+    let action = McpAction::CallTool {
+        name: tool.to_owned(),
+        arguments: args,
+    };
+    decide_with(engine, identity, &action, annotations.map(obj), &env())
+}
+
+fn listed(engine: &CedarEngine, identity: &Identity, kind: ListKind, name: &str) -> bool {
+    listed_annotated(engine, identity, kind, name, None)
+}
+
+fn listed_annotated(
+    engine: &CedarEngine,
+    identity: &Identity,
+    kind: ListKind,
+    name: &str,
+    annotations: Option<Value>,
+) -> bool {
+    let annotations = annotations.map(obj);
+    engine.may_list(
+        identity,
+        &ListedItem {
+            kind,
+            name,
+            annotations: annotations.as_ref(),
+        },
+        &env(),
+    )
+}
+
+const ANY_TOOL_FOR_STAFF: &str = r#"
+@id("staff-tools")
+permit (principal in Role::"staff", action == Action::"call_tool", resource);
+"#;
+
+#[test]
+fn call_tool_is_denied_by_default() {
+    let e = engine(ANY_TOOL_FOR_STAFF);
+    let d = call(&e, &user("bob", &[]), "echo", json!({}));
+    assert!(!d.allow);
+    assert!(d.policy_ids.is_empty() && d.errors.is_empty(), "{d:?}");
+}
+
+#[test]
+fn permit_through_role_and_role_parent() {
+    let e = engine(ANY_TOOL_FOR_STAFF);
+    let staff = call(&e, &user("carol", &["staff"]), "echo", json!({}));
+    assert!(staff.allow, "{staff:?}");
+    // `Role::"admin"` is in `Role::"staff"` only through entities.json.
+    let admin = call(&e, &user("alice", &["admin"]), "echo", json!({}));
+    assert!(admin.allow, "{admin:?}");
+    assert_eq!(admin.policy_ids, ["staff-tools"]);
+}
+
+#[test]
+fn forbid_wins_over_permit() {
+    let e = engine(
+        r#"
+        @id("all") permit (principal, action == Action::"call_tool", resource);
+        @id("no-rm") forbid (principal, action == Action::"call_tool", resource == Tool::"rm");
+        "#,
+    );
+    assert!(call(&e, &user("a", &[]), "ls", json!({})).allow);
+    let d = call(&e, &user("a", &[]), "rm", json!({}));
+    assert!(!d.allow);
+    assert_eq!(d.policy_ids, ["no-rm"]);
+}
+
+#[test]
+fn list_and_protocol_are_allowed_unless_forbidden() {
+    let e = engine(
+        r#"
+        @id("no-anon-list")
+        forbid (principal, action == Action::"list_tools", resource)
+        when { principal.auth_method == "anonymous" };
+        "#,
+    );
+    let list = McpAction::List(ListKind::Tools);
+    let ok = decide_with(&e, &user("a", &[]), &list, None, &env());
+    assert!(ok.allow && ok.policy_ids.is_empty(), "{ok:?}");
+    let anon = decide_with(&e, &Identity::anonymous(), &list, None, &env());
+    assert!(!anon.allow);
+    assert_eq!(anon.policy_ids, ["no-anon-list"]);
+
+    let ping = McpAction::Protocol {
+        method: "ping".into(),
+    };
+    assert!(decide_with(&e, &Identity::anonymous(), &ping, None, &env()).allow);
+    assert!(decide_with(&e, &user("a", &[]), &McpAction::Response, None, &env()).allow);
+    // `other` is not one of them: it needs a permit.
+    let other = McpAction::Other {
+        method: "x/y".into(),
+    };
+    assert!(!decide_with(&e, &user("a", &[]), &other, None, &env()).allow);
+}
+
+#[test]
+fn forbid_on_protocol_method_resource() {
+    let e = engine(
+        r#"forbid (principal, action == Action::"protocol", resource == Method::"logging/setLevel");"#,
+    );
+    let set_level = McpAction::Protocol {
+        method: "logging/setLevel".into(),
+    };
+    let d = decide_with(&e, &user("a", &[]), &set_level, None, &env());
+    assert!(!d.allow);
+    assert_eq!(d.policy_ids, ["t/policy0"]);
+}
+
+#[test]
+fn annotations_drive_rules() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource)
+           when { resource.annotations has readOnlyHint && resource.annotations.readOnlyHint };"#,
+    );
+    let u = user("a", &[]);
+    let ro = json!({"readOnlyHint": true, "title": "Read"});
+    assert!(call_annotated(&e, &u, "t", json!({}), Some(ro)).allow);
+    let rw = json!({"readOnlyHint": false});
+    assert!(!call_annotated(&e, &u, "t", json!({}), Some(rw)).allow);
+    assert!(!call(&e, &u, "t", json!({})).allow);
+}
+
+const WEATHER: &str = r#"
+@id("weather")
+permit (principal, action == Action::"call_tool", resource == Tool::"get_weather")
+when { context.arguments has city && ["Paris", "Tokyo"].contains(context.arguments.city) };
+"#;
+
+#[test]
+fn arguments_drive_rules() {
+    let e = engine(WEATHER);
+    let u = user("a", &[]);
+    assert!(call(&e, &u, "get_weather", json!({"city": "Paris"})).allow);
+    assert!(!call(&e, &u, "get_weather", json!({"city": "Atlantis"})).allow);
+    assert!(!call(&e, &u, "get_weather", json!({})).allow);
+    // A non-object `arguments` is refused outright.
+    let d = call(&e, &u, "get_weather", json!(["Paris"]));
+    assert!(!d.allow && !d.errors.is_empty(), "{d:?}");
+}
+
+#[test]
+fn entity_escape_in_arguments_stays_a_record() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource)
+           when { context.arguments has x && context.arguments.x has "__entity" &&
+                  context.arguments.x["__entity"] has id &&
+                  context.arguments.x["__entity"].id == "admin" };"#,
+    );
+    let d = call(
+        &e,
+        &user("a", &[]),
+        "t",
+        json!({"x": {"__entity": {"type": "User", "id": "admin"}}}),
+    );
+    assert!(d.allow, "{d:?}");
+    assert!(d.errors.is_empty(), "{d:?}");
+}
+
+#[test]
+fn float_null_and_nested_arguments() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource)
+           when { context.arguments has ratio && context.arguments.ratio == "0.5" &&
+                  !(context.arguments has note) &&
+                  context.arguments has nested && context.arguments.nested has deep &&
+                  context.arguments.nested.deep has x && context.arguments.nested.deep.x == 3 &&
+                  context.arguments has tags && context.arguments.tags.contains("b") };"#,
+    );
+    let u = user("a", &[]);
+    let args =
+        json!({"ratio": 0.5, "note": null, "nested": {"deep": {"x": 3}}, "tags": ["a", "b"]});
+    assert!(call(&e, &u, "t", args).allow);
+    let wrong = json!({"ratio": 0.5, "note": "n", "nested": {"deep": {"x": 3}}, "tags": ["b"]});
+    assert!(!call(&e, &u, "t", wrong).allow);
+}
+
+#[test]
+fn too_deep_arguments_deny() {
+    let e = engine(r#"permit (principal, action == Action::"call_tool", resource);"#);
+    let mut v = json!(1);
+    for _ in 0..40 {
+        v = json!({ "a": v });
+    }
+    let d = call(&e, &user("a", &[]), "t", v);
+    assert!(!d.allow);
+    assert!(d.errors[0].contains("deeper"), "{d:?}");
+}
+
+#[test]
+fn evaluation_errors_never_allow() {
+    // The schema says `claims.level` is a Long; a token with a string makes `>` fail.
+    let mut u = user("a", &[]);
+    u.claims = obj(json!({"level": "high"}));
+
+    let permit_errs = engine(
+        r#"@id("level") permit (principal, action == Action::"call_tool", resource)
+           when { principal.claims has level && principal.claims.level > 3 };"#,
+    );
+    let d = call(&permit_errs, &u, "t", json!({}));
+    assert!(!d.allow);
+    assert_eq!(d.errors.len(), 1, "{d:?}");
+
+    // A forbid that errors denies even though a permit matched.
+    let forbid_errs = engine(
+        r#"@id("all") permit (principal, action == Action::"call_tool", resource);
+           @id("low-level") forbid (principal, action, resource)
+           when { principal.claims has level && principal.claims.level < 3 };"#,
+    );
+    let d = call(&forbid_errs, &u, "t", json!({}));
+    assert!(!d.allow, "{d:?}");
+    assert_eq!(d.policy_ids, ["low-level"]);
+    assert!(d.errors[0].contains("low-level"), "{d:?}");
+    // Same for allowed-unless-forbidden actions, and for listing.
+    let list = McpAction::List(ListKind::Tools);
+    assert!(!decide_with(&forbid_errs, &u, &list, None, &env()).allow);
+    assert!(!listed(&forbid_errs, &u, ListKind::Tools, "t"));
+    // With a well-typed claim, all is well.
+    u.claims = obj(json!({"level": 5}));
+    assert!(call(&forbid_errs, &u, "t", json!({})).allow);
+}
+
+#[test]
+fn listing_uses_partial_evaluation() {
+    let e = engine(&format!(
+        "{WEATHER}\n{ANY_TOOL_FOR_STAFF}\n{}",
+        r#"@id("no-destructive") forbid (principal, action == Action::"call_tool", resource)
+           when { resource.annotations has destructiveHint && resource.annotations.destructiveHint };
+           @id("prompt") permit (principal, action == Action::"get_prompt", resource == Prompt::"p");
+           @id("docs") permit (principal, action == Action::"read_resource", resource)
+           when { resource.uri like "docs://*" };"#
+    ));
+    let bob = user("bob", &[]);
+    // Residual: depends on arguments → listed.
+    assert!(listed(&e, &bob, ListKind::Tools, "get_weather"));
+    // Concrete deny: no permit can apply → hidden.
+    assert!(!listed(&e, &bob, ListKind::Tools, "echo"));
+    // Concrete allow.
+    let staff = user("carol", &["staff"]);
+    assert!(listed(&e, &staff, ListKind::Tools, "echo"));
+    // A forbid on the item's annotations hides it even from staff.
+    let destructive = Some(json!({"destructiveHint": true}));
+    assert!(!listed_annotated(
+        &e,
+        &staff,
+        ListKind::Tools,
+        "rm",
+        destructive
+    ));
+    assert!(listed(&e, &bob, ListKind::Prompts, "p"));
+    assert!(!listed(&e, &bob, ListKind::Prompts, "q"));
+    assert!(listed(&e, &bob, ListKind::Resources, "docs://a"));
+    assert!(listed(
+        &e,
+        &bob,
+        ListKind::ResourceTemplates,
+        "docs://{page}"
+    ));
+    assert!(!listed(&e, &bob, ListKind::Resources, "file:///etc/passwd"));
+}
+
+#[test]
+fn listing_sees_the_real_context_besides_arguments() {
+    // The forbid reads `context.session`, the permit `context.arguments`: only the
+    // arguments are unknown at list time, so the taint still hides the tool.
+    let e = engine(&format!(
+        "{WEATHER}\n{}",
+        r#"@id("tainted") forbid (principal, action == Action::"call_tool", resource)
+           when { !context.session.taints.isEmpty() };"#
+    ));
+    let u = user("a", &[]);
+    assert!(listed(&e, &u, ListKind::Tools, "get_weather"));
+    let mut tainted = env();
+    tainted.taints = vec!["pii".into()];
+    let item = ListedItem {
+        kind: ListKind::Tools,
+        name: "get_weather",
+        annotations: None,
+    };
+    assert!(!e.may_list(&u, &item, &tainted));
+}
+
+#[test]
+fn listing_variant_rewrites_only_context_arguments() {
+    let policy: Policy = r#"permit (principal, action, resource)
+        when { context has arguments && context.arguments has city && context.time > 0 };"#
+        .parse()
+        .unwrap();
+    let rewritten = listing_variant(&policy).unwrap();
+    let text = rewritten.to_string();
+    assert!(
+        text.contains(r#"McpWarden::Listing::"arguments".arguments has city"#),
+        "{text}"
+    );
+    assert!(text.contains("context has arguments"), "{text}");
+    assert!(text.contains("context.time"), "{text}");
+    let untouched: Policy = r#"permit (principal, action, resource) when { context.time > 0 };"#
+        .parse()
+        .unwrap();
+    assert_eq!(listing_variant(&untouched).unwrap(), untouched);
+}
+
+#[test]
+fn resource_index_keeps_generic_policies() {
+    let e = engine(
+        r#"@id("echo") permit (principal, action == Action::"call_tool", resource == Tool::"echo");
+           @id("ro") permit (principal, action == Action::"call_tool", resource)
+           when { resource.annotations has readOnlyHint && resource.annotations.readOnlyHint };
+           @id("no-echo-for-bob") forbid (principal == User::"bob", action, resource == Tool::"echo");"#,
+    );
+    let index = &e.by_action["call_tool"];
+    assert_eq!(index.generic.num_of_policies(), 1);
+    assert_eq!(index.by_resource.len(), 1);
+    let u = user("a", &[]);
+    assert!(call(&e, &u, "echo", json!({})).allow);
+    let ro = Some(json!({"readOnlyHint": true}));
+    let d = call_annotated(&e, &u, "echo", json!({}), ro.clone());
+    assert_eq!(d.policy_ids, ["echo", "ro"]);
+    assert!(call_annotated(&e, &u, "other", json!({}), ro).allow);
+    assert!(!call(&e, &u, "other", json!({})).allow);
+    assert_eq!(
+        call(&e, &user("bob", &[]), "echo", json!({})).policy_ids,
+        ["no-echo-for-bob"]
+    );
+}
+
+#[test]
+fn argument_dependent_forbid_keeps_listing_when_permitted() {
+    let e = engine(&format!(
+        "{ANY_TOOL_FOR_STAFF}\n{}",
+        r#"forbid (principal, action == Action::"call_tool", resource == Tool::"sh")
+           when { context.arguments has count && context.arguments.count > 10 };"#
+    ));
+    let staff = user("carol", &["staff"]);
+    assert!(listed(&e, &staff, ListKind::Tools, "sh"));
+    assert!(call(&e, &staff, "sh", json!({"count": 1})).allow);
+    assert!(!call(&e, &staff, "sh", json!({"count": 11})).allow);
+}
+
+#[test]
+fn decision_carries_ids_and_generation() {
+    let e = engine(ANY_TOOL_FOR_STAFF);
+    let d = call(&e, &user("c", &["staff"]), "x", json!({}));
+    assert_eq!(
+        d,
+        Decision {
+            allow: true,
+            policy_ids: vec!["staff-tools".into()],
+            errors: vec![],
+            generation: 7,
+        }
+    );
+    let denied = call(&e, &user("c", &[]), "x", json!({}));
+    assert_eq!(denied.generation, 7);
+}
+
+#[test]
+fn context_carries_environment() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource)
+           when { context.time == 1700000000 &&
+                  context.datetime == datetime("2023-11-14T22:13:20Z") &&
+                  context has source_ip && context.source_ip.isInRange(ip("10.0.0.0/8")) &&
+                  context.session.id == "s1" && context.session.taints.contains("pii") &&
+                  context.protocol_version == "2025-06-18" &&
+                  context has agent && context.agent == "claude" &&
+                  principal has agent && principal.agent == "claude" };"#,
+    );
+    let mut u = user("a", &[]);
+    u.agent = Some("claude".into());
+    let mut env = env();
+    // An IPv4-mapped IPv6 address is read as the IPv4 address.
+    env.source_ip = Some("::ffff:10.1.2.3".parse().unwrap());
+    env.session_id = Some("s1".into());
+    env.taints = vec!["pii".into()];
+    env.protocol_version = Some("2025-06-18".into());
+    let action = McpAction::CallTool {
+        name: "t".into(),
+        arguments: json!({}),
+    };
+    let d = decide_with(&e, &u, &action, None, &env);
+    assert!(d.allow, "{d:?}");
+    env.source_ip = Some("2001:db8::1".parse().unwrap());
+    let d = decide_with(&e, &u, &action, None, &env);
+    assert!(!d.allow && d.errors.is_empty(), "{d:?}");
+}
+
+#[test]
+fn resources_prompts_and_completion_targets() {
+    let e = engine(
+        r#"permit (principal, action == Action::"read_resource", resource == Resource::"file:///a");
+           permit (principal, action == Action::"subscribe_resource", resource == Resource::"file:///a");
+           permit (principal, action == Action::"get_prompt", resource == Prompt::"p");
+           permit (principal, action == Action::"complete", resource == Prompt::"p");"#,
+    );
+    let u = user("a", &[]);
+    let check = |action: McpAction| decide_with(&e, &u, &action, None, &env()).allow;
+    assert!(check(McpAction::ReadResource {
+        uri: "file:///a".into()
+    }));
+    assert!(!check(McpAction::ReadResource {
+        uri: "file:///b".into()
+    }));
+    assert!(check(McpAction::SubscribeResource {
+        uri: "file:///a".into(),
+        unsubscribe: true
+    }));
+    assert!(check(McpAction::GetPrompt {
+        name: "p".into(),
+        arguments: json!({})
+    }));
+    assert!(check(McpAction::Complete {
+        reference: CompletionRef::Prompt("p".into())
+    }));
+    assert!(!check(McpAction::Complete {
+        reference: CompletionRef::Resource("file:///a".into())
+    }));
+}
+
+#[test]
+fn action_lists_match_their_members() {
+    let e = engine(
+        r#"@id("both") permit (principal, action in [Action::"call_tool", Action::"get_prompt"], resource);"#,
+    );
+    let d = call(&e, &user("a", &[]), "t", json!({}));
+    assert_eq!(d.policy_ids, ["both"]);
+    let read = McpAction::ReadResource { uri: "x".into() };
+    assert!(!decide_with(&e, &user("a", &[]), &read, None, &env()).allow);
+}
+
+#[test]
+fn policies_are_filtered_by_action_including_groups() {
+    // Action groups are resolved through the schema's action entities.
+    let schema_with_group = schema().replace(
+        "action call_tool appliesTo",
+        "action tools;\naction call_tool in [tools] appliesTo",
+    );
+    let bundle = compile(
+        &[SourceFile {
+            path: PathBuf::from("g.cedar"),
+            text: r#"@id("g") permit (principal, action in Action::"tools", resource);"#.into(),
+        }],
+        &SourceFile {
+            path: PathBuf::from("g.cedarschema"),
+            text: schema_with_group,
+        },
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let e = CedarEngine::new(bundle, 1).unwrap();
+    let d = call(&e, &user("a", &[]), "t", json!({}));
+    assert!(d.allow, "{d:?}");
+    assert_eq!(e.by_action["call_tool"].generic.num_of_policies(), 1);
+    assert_eq!(e.by_action["get_prompt"].generic.num_of_policies(), 0);
+}
+
+#[test]
+fn datetime_formatting() {
+    assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+    assert_eq!(rfc3339_utc(951_825_600), "2000-02-29T12:00:00Z");
+}
+
+/// Not a benchmark, a tripwire against per-request parsing or I/O: a decision over 100
+/// policies stays well under 5ms even in a debug build on a busy machine (it measured
+/// ~0.26ms; without the resource index, ~0.8ms).
+#[test]
+fn decide_is_cheap_with_100_policies() {
+    let mut text = String::new();
+    for i in 0..100 {
+        text.push_str(&format!(
+            "@id(\"p{i}\") permit (principal in Role::\"staff\", action == Action::\"call_tool\", resource == Tool::\"t{i}\")\n\
+             when {{ context.arguments has city && context.arguments.city == \"c{i}\" }};\n"
+        ));
+    }
+    let e = engine(&text);
+    let u = user("c", &["admin"]);
+    let n = 2_000;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let d = call(
+            &e,
+            &u,
+            &format!("t{}", i % 100),
+            json!({"city": format!("c{}", i % 100)}),
+        );
+        assert!(d.allow);
+    }
+    let per = start.elapsed() / n;
+    eprintln!("decide: {per:?} per call (debug build)");
+    assert!(per < Duration::from_millis(5), "{per:?}");
+}

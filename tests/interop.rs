@@ -48,7 +48,7 @@ async fn python_sdk_sees_a_filtered_list_and_policy_decisions() {
         "forbidden tool listed: {tools:?}"
     );
     assert!(
-        !tools.iter().any(|t| t == "trigger-long-running-operation"),
+        !tools.iter().any(|t| t == "toggle-simulated-logging"),
         "a tool that is not read-only is listed for staff: {tools:?}"
     );
     assert_eq!(report.call()["ok"], true, "{:?}", report.call());

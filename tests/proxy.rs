@@ -23,13 +23,59 @@ fn warden_for(up: &Upstream) -> Warden {
     Warden::start(&up.url, &example_policies(), AUTH_TOML)
 }
 
-/// The two combinations that matter: sessions + SSE answers on the 2025-06-18 lifecycle,
-/// and stateless JSON answers on the 2026-07-28 lifecycle.
+/// Sessions + SSE answers on the `initialize` lifecycle (2025-06-18), and stateless JSON
+/// answers on the 2026-07-28 lifecycle.
 fn setups() -> [(ResponseMode, Revision); 2] {
     [
         (ResponseMode::Sse, Revision::legacy()),
         (ResponseMode::Json, Revision::Modern),
     ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_protocol_revision_in_use_is_filtered_and_decided() {
+    use rmcp::model::ProtocolVersion;
+    let revisions = [
+        (
+            ResponseMode::Sse,
+            Revision::Legacy(ProtocolVersion::V_2025_03_26),
+        ),
+        (
+            ResponseMode::Sse,
+            Revision::Legacy(ProtocolVersion::V_2025_06_18),
+        ),
+        (
+            ResponseMode::Sse,
+            Revision::Legacy(ProtocolVersion::V_2025_11_25),
+        ),
+        (
+            ResponseMode::Json,
+            Revision::Legacy(ProtocolVersion::V_2025_11_25),
+        ),
+        (ResponseMode::Sse, Revision::Modern),
+        (ResponseMode::Json, Revision::Modern),
+    ];
+    for (mode, revision) in revisions {
+        let up = upstream(mode).await;
+        let warden = warden_for(&up);
+        let client = ClientBuilder::new(&warden.url, revision.clone())
+            .bearer(token("pat", &[], "mcp:tools"))
+            .connect()
+            .await;
+        let mut names = list_tool_names(&client).await;
+        names.sort();
+        assert_eq!(names, ["echo", "get_weather"], "{mode:?} {revision:?}");
+        call_tool(&client, "echo", args([("text", json!("x"))]))
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?} {revision:?}: {e}"));
+        let err = call_tool(&client, "whoami", json!({})).await.unwrap_err();
+        assert_eq!(
+            denial_code(&err).unwrap().0,
+            FORBIDDEN,
+            "{mode:?} {revision:?}"
+        );
+        assert_eq!(up.seen.tool_calls(), ["echo"], "{mode:?} {revision:?}");
+    }
 }
 
 fn denial_code(err: &ServiceError) -> Option<(i32, Value)> {
@@ -82,6 +128,8 @@ async fn allowed_call_reaches_the_server_and_denied_call_never_does() {
             .bearer(token("pat", &[], "mcp:tools"))
             .connect()
             .await;
+        // Clients list before calling; that is also how the proxy learns annotations.
+        list_tool_names(&client).await;
 
         let ok = call_tool(&client, "echo", args([("text", json!("hi"))]))
             .await
@@ -132,6 +180,7 @@ async fn identity_headers_arrive_spoofed_ones_and_the_token_do_not() {
             .header("X-MCP-Roles", "admin")
             .connect()
             .await;
+        list_tool_names(&client).await;
         let result = call_tool(&client, "whoami", json!({}))
             .await
             .expect("whoami");
@@ -202,20 +251,19 @@ async fn policy_edit_takes_effect_without_restart_and_a_broken_edit_opens_nothin
             .connect()
     };
     let client = connect().await;
-    let err = call_tool(&client, "no_annotations", json!({}))
-        .await
-        .unwrap_err();
+    list_tool_names(&client).await;
+    let err = call_tool(&client, "whoami", json!({})).await.unwrap_err();
     assert_eq!(denial_code(&err).unwrap().0, FORBIDDEN);
 
     // Grant it: the watcher picks the change up.
     let policy_file = warden.policy_dir().join("policies.cedar");
     let original = std::fs::read_to_string(&policy_file).unwrap();
     let granted = format!(
-        "{original}\n@id(\"pat-no-annotations\")\npermit (principal == User::\"pat\", action == Action::\"call_tool\", resource == Tool::\"no_annotations\");\n"
+        "{original}\n@id(\"pat-whoami\")\npermit (principal == User::\"pat\", action == Action::\"call_tool\", resource == Tool::\"whoami\");\n"
     );
     std::fs::write(&policy_file, &granted).unwrap();
     warden.wait_for_log("policies reloaded", Duration::from_secs(10));
-    call_tool(&client, "no_annotations", json!({}))
+    call_tool(&client, "whoami", json!({}))
         .await
         .expect("allowed after the edit");
 
@@ -229,7 +277,7 @@ async fn policy_edit_takes_effect_without_restart_and_a_broken_edit_opens_nothin
         "{}",
         warden.logs()
     );
-    call_tool(&client, "no_annotations", json!({}))
+    call_tool(&client, "whoami", json!({}))
         .await
         .expect("last good generation still allows it");
     let err = call_tool(&client, "delete_records", args([("table", json!("t"))]))
@@ -319,4 +367,27 @@ fn policy_test_command_fails_on_a_wrong_expectation() {
     ]);
     assert!(!ok);
     assert!(stdout.contains("0 passed, 1 failed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skipping_tools_list_cannot_dodge_an_annotation_forbid() {
+    // A fresh proxy has learned no annotations: an unlisted tool counts as destructive.
+    let up = upstream(ResponseMode::Json).await;
+    let warden = warden_for(&up);
+    let staff = ClientBuilder::new(&warden.url, Revision::Modern)
+        .bearer(token("sam", &["staff"], "mcp:tools"))
+        .connect()
+        .await;
+    let err = call_tool(&staff, "delete_records", args([("table", json!("t"))]))
+        .await
+        .unwrap_err();
+    let (code, data) = denial_code(&err).unwrap();
+    assert_eq!(code, FORBIDDEN);
+    assert_eq!(data["policy_ids"], json!(["destructive-admin-only"]));
+    // After listing, the read-only tools the server declared are callable.
+    list_tool_names(&staff).await;
+    call_tool(&staff, "whoami", json!({}))
+        .await
+        .expect("whoami after listing");
+    assert_eq!(up.seen.tool_calls(), ["whoami"]);
 }

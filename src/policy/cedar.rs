@@ -368,10 +368,7 @@ impl CedarEngine {
         name: &str,
         annotations: Option<&Map<String, Value>>,
     ) -> Result<Entity, BuildError> {
-        let annotations = match annotations {
-            Some(map) => convert::map_to_record(map, "annotations")?,
-            None => convert::empty_record("annotations")?,
-        };
+        let annotations = convert::map_to_record(&with_hint_defaults(annotations), "annotations")?;
         self.named(
             &self.types.tool,
             name,
@@ -677,3 +674,28 @@ fn rfc3339_utc(secs: i64) -> String {
 #[cfg(test)]
 #[path = "cedar_tests.rs"]
 mod tests;
+
+/// Fill in the MCP spec's defaults for tool hints a server did not declare (or declared
+/// as something other than a boolean): `readOnlyHint` false, `destructiveHint` true
+/// (false for a read-only tool, where the spec says it is meaningless), `idempotentHint`
+/// false, `openWorldHint` true. So a tool the proxy knows nothing about — never listed,
+/// or called by a client that skips `tools/list` on purpose — meets every `forbid`
+/// written against risky tools and no `permit` meant for safe ones.
+fn with_hint_defaults(declared: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let mut out = declared.cloned().unwrap_or_default();
+    let declared_bool =
+        |out: &Map<String, Value>, hint: &str| out.get(hint).and_then(Value::as_bool);
+    let read_only = declared_bool(&out, "readOnlyHint").unwrap_or(false);
+    let defaults = [
+        ("readOnlyHint", false),
+        ("destructiveHint", !read_only),
+        ("idempotentHint", false),
+        ("openWorldHint", true),
+    ];
+    for (hint, default) in defaults {
+        if declared_bool(&out, hint).is_none() {
+            out.insert(hint.to_owned(), Value::Bool(default));
+        }
+    }
+    out
+}

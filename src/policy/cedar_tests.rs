@@ -347,13 +347,28 @@ fn listing_uses_partial_evaluation() {
            when { resource.uri like "docs://*" };"#
     ));
     let bob = user("bob", &[]);
+    let safe = || Some(json!({"readOnlyHint": true}));
     // Residual: depends on arguments → listed.
-    assert!(listed(&e, &bob, ListKind::Tools, "get_weather"));
+    assert!(listed_annotated(
+        &e,
+        &bob,
+        ListKind::Tools,
+        "get_weather",
+        safe()
+    ));
     // Concrete deny: no permit can apply → hidden.
-    assert!(!listed(&e, &bob, ListKind::Tools, "echo"));
+    assert!(!listed_annotated(&e, &bob, ListKind::Tools, "echo", safe()));
     // Concrete allow.
     let staff = user("carol", &["staff"]);
-    assert!(listed(&e, &staff, ListKind::Tools, "echo"));
+    assert!(listed_annotated(
+        &e,
+        &staff,
+        ListKind::Tools,
+        "echo",
+        safe()
+    ));
+    // A tool that declares nothing gets the spec's defaults: destructive.
+    assert!(!listed(&e, &staff, ListKind::Tools, "echo"));
     // A forbid on the item's annotations hides it even from staff.
     let destructive = Some(json!({"destructiveHint": true}));
     assert!(!listed_annotated(
@@ -605,4 +620,47 @@ fn decide_is_cheap_with_100_policies() {
     let per = start.elapsed() / n;
     eprintln!("decide: {per:?} per call (debug build)");
     assert!(per < Duration::from_millis(5), "{per:?}");
+}
+
+#[test]
+fn undeclared_hints_take_the_spec_defaults() {
+    // A caller who skips `tools/list` must not dodge a forbid written on annotations.
+    let e = engine(
+        r#"@id("staff-any") permit (principal in Role::"staff", action == Action::"call_tool", resource);
+           @id("no-destructive") forbid (principal, action == Action::"call_tool", resource)
+           when { resource.annotations.destructiveHint };
+           @id("no-open-world") forbid (principal, action == Action::"call_tool", resource)
+           when { resource.annotations.openWorldHint };"#,
+    );
+    let staff = user("carol", &["staff"]);
+    let unknown = call(&e, &staff, "rm", json!({}));
+    assert!(!unknown.allow);
+    assert!(unknown.policy_ids.contains(&"no-destructive".to_owned()));
+    assert!(unknown.policy_ids.contains(&"no-open-world".to_owned()));
+    // Read-only implies non-destructive unless declared otherwise.
+    let ro = obj(json!({"readOnlyHint": true, "openWorldHint": false}));
+    let d = decide_with(
+        &e,
+        &staff,
+        &McpAction::CallTool {
+            name: "ls".into(),
+            arguments: json!({}),
+        },
+        Some(ro),
+        &env(),
+    );
+    assert!(d.allow, "{d:?}");
+    // Non-boolean junk from the upstream counts as undeclared.
+    let junk = obj(json!({"readOnlyHint": "yes", "destructiveHint": "no", "openWorldHint": false}));
+    let d = decide_with(
+        &e,
+        &staff,
+        &McpAction::CallTool {
+            name: "x".into(),
+            arguments: json!({}),
+        },
+        Some(junk),
+        &env(),
+    );
+    assert!(!d.allow);
 }

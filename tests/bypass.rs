@@ -5,22 +5,18 @@
 //! Each test guards one rule and fails if the rule is removed: it asserts the status,
 //! the JSON-RPC error code, and — for refusals — that the upstream received nothing.
 
-#[path = "support/fake.rs"]
-mod fake;
-#[path = "support/warden.rs"]
-mod warden;
-
-use std::time::{SystemTime, UNIX_EPOCH};
+mod support;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use fake::{
+use support::fake::{
     gzip_stored, json_reply, json_reply_with, ok_reply, reply, sse_reply, sse_reply_with,
     FakeUpstream, RawRequest, Reply,
 };
-use warden::{raw_http, RawResponse, Warden};
+use support::tokens::{claims as token_claims, now, sign_with, AUTH_TOML, SECRET};
+use support::warden::{raw_http, RawResponse, Warden};
 
 // JSON-RPC codes (src/mcp/errors.rs).
 const PARSE_ERROR: i64 = -32700;
@@ -31,9 +27,6 @@ const BATCH_REFUSED: i64 = -32004;
 const UPSTREAM_UNFILTERABLE: i64 = -32005;
 const HEADER_MISMATCH: i64 = -32020;
 
-const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
-const ISSUER: &str = "https://idp.test";
-const AUDIENCE: &str = "mcp-warden";
 const API_KEY: &str = "bypass-test-api-key-0123456789";
 
 /// Only `echo` may be called; `delete_records` is explicitly forbidden (so a denial of
@@ -62,25 +55,7 @@ const HIDDEN: [&str; 2] = ["delete_records", "secret_tool"];
 
 fn auth_toml() -> String {
     format!(
-        r#"
-[auth]
-allow_anonymous = false
-
-[auth.jwt]
-issuer = "{ISSUER}"
-audience = ["{AUDIENCE}"]
-algorithms = ["HS256"]
-leeway = "5s"
-
-[[auth.jwt.keys]]
-alg = "HS256"
-secret = "{SECRET}"
-
-[[auth.api_keys]]
-sha256 = "{}"
-subject = "ci-bot"
-roles = ["staff"]
-"#,
+        "[auth]\nallow_anonymous = false\n{AUTH_TOML}\n[[auth.api_keys]]\nsha256 = \"{}\"\nsubject = \"ci-bot\"\nroles = [\"staff\"]\n",
         mcp_warden::auth::hash_api_key(API_KEY)
     )
 }
@@ -125,32 +100,8 @@ fn setup(extra: &str) -> Setup {
 // ---------------------------------------------------------------------------------------
 // Credentials
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn claims(sub: &str) -> Value {
-    json!({
-        "sub": sub,
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "exp": now() + 3600,
-        "iat": now(),
-        "roles": ["staff"],
-        "scope": "mcp:tools",
-    })
-}
-
-fn sign_with(claims: &Value, secret: &str) -> String {
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    token_claims(sub, &["staff"], "mcp:tools")
 }
 
 fn token(sub: &str) -> String {
@@ -886,7 +837,7 @@ async fn spoofed_identity_headers_are_replaced_by_the_real_identity() {
     assert_eq!(got.headers("x-mcp-user"), ["alice"], "{}", got.head);
     assert_eq!(got.headers("x-mcp-roles"), ["staff"], "{}", got.head);
     assert_eq!(got.headers("x-mcp-auth-method"), ["jwt"], "{}", got.head);
-    assert!(got.headers("x-mcp-agent").is_empty(), "{}", got.head);
+    assert_eq!(got.headers("x-mcp-agent"), ["test-agent"], "{}", got.head);
     assert!(got.headers("x-mcp-tenant").is_empty(), "{}", got.head);
 }
 

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod mcp;
 pub mod policy;
 pub mod proxy;

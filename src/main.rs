@@ -1,11 +1,12 @@
-//! The `mcp-warden` command line: run the proxy, check a configuration, test policies.
+//! The `mcp-warden` command line: run the proxy, check a configuration, test policies,
+//! and run the bundled demo.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mcp_warden::{config, policy, proxy};
+use mcp_warden::{config, demo, policy, proxy};
 
 /// A policy-enforcing reverse proxy for the Model Context Protocol.
 #[derive(Parser)]
@@ -70,6 +71,30 @@ enum Command {
     /// Print the SHA-256 of an API key, for `[[auth.api_keys]] sha256 = …`.
     /// Reads the key from standard input (so it stays out of shell history).
     HashKey,
+    /// Serve the demo MCP backend: a clinic's records in PostgreSQL behind row-level
+    /// security, reading the caller from the proxy's identity headers.
+    DemoBackend {
+        /// Address to listen on. Keep it on loopback: the backend believes the identity
+        /// headers it receives, so only the proxy may reach it.
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        listen: std::net::SocketAddr,
+        /// PostgreSQL, as a superuser; the database is created when missing.
+        #[arg(long, env = "DATABASE_URL", default_value = demo::db::DEFAULT_DATABASE_URL)]
+        database_url: String,
+    },
+    /// Run the demo: the demo backend and the proxy in front of it with the demo
+    /// configuration; creates missing demo keys and prints tokens to try.
+    Demo {
+        /// The demo configuration. The backend listens on its `upstream` address.
+        #[arg(long, short, default_value = "config/demo.toml")]
+        config: PathBuf,
+        /// PostgreSQL, as a superuser; the database is created when missing.
+        #[arg(long, env = "DATABASE_URL", default_value = demo::db::DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// Lifetime of the printed tokens.
+        #[arg(long, default_value = "8h")]
+        ttl: humantime::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -84,7 +109,14 @@ enum PolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    let default_filter = match cli.command {
+        // The demo's terminal shows the proxy's decisions, not every MCP message.
+        Command::Demo { .. } | Command::DemoBackend { .. } => {
+            "info,rmcp=warn,refinery_core=warn,pingora_core=warn"
+        }
+        _ => "info",
+    };
+    init_logging(&cli.log_format, default_filter);
     match cli.command {
         Command::Run { config } => match load(&config) {
             Ok(warden) => match proxy::run(warden) {
@@ -144,6 +176,21 @@ fn main() -> ExitCode {
             println!("{}", mcp_warden::auth::hash_api_key(key));
             ExitCode::SUCCESS
         }
+        Command::DemoBackend {
+            listen,
+            database_url,
+        } => match demo_backend(listen, &database_url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Demo {
+            config,
+            database_url,
+            ttl,
+        } => match run_demo(&config, &database_url, *ttl) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
     }
 }
 
@@ -186,6 +233,27 @@ fn dev_jwt(
     ttl: std::time::Duration,
 ) -> Result<String, String> {
     let config = config::load(config_path).map_err(|e| e.to_string())?;
+    let mut claims = serde_json::Map::new();
+    for pair in extra {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("claim `{pair}`: expected name=value"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| value.into());
+        claims.insert(name.to_owned(), value);
+    }
+    mint_jwt(&config, sub, roles, scope, agent, claims, ttl)
+}
+
+/// Sign a token with the configuration's HS256 key.
+fn mint_jwt(
+    config: &config::Config,
+    sub: &str,
+    roles: &[String],
+    scope: &str,
+    agent: Option<&str>,
+    extra: serde_json::Map<String, serde_json::Value>,
+    ttl: std::time::Duration,
+) -> Result<String, String> {
     let jwt = config
         .raw
         .auth
@@ -235,11 +303,8 @@ fn dev_jwt(
     if let Some(aud) = jwt.audience.first() {
         claims["aud"] = aud.clone().into();
     }
-    for pair in extra {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("claim `{pair}`: expected name=value"))?;
-        claims[name] = serde_json::from_str(value).unwrap_or_else(|_| value.into());
+    for (name, value) in extra {
+        claims[name] = value;
     }
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = key.kid.clone();
@@ -251,14 +316,178 @@ fn dev_jwt(
     .map_err(|e| e.to_string())
 }
 
+/// `mcp-warden demo-backend`: set up the database, then serve until SIGINT or SIGTERM.
+fn demo_backend(listen: std::net::SocketAddr, database_url: &str) -> Result<(), String> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let (db, listener) = start_demo_backend(listen, database_url).await?;
+        let shutdown = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        };
+        demo::serve(listener, db, shutdown)
+            .await
+            .map_err(|e| format!("demo backend: {e}"))
+    })
+}
+
+/// Set up the database and bind the listener; log where both are.
+async fn start_demo_backend(
+    listen: std::net::SocketAddr,
+    database_url: &str,
+) -> Result<(std::sync::Arc<demo::Database>, tokio::net::TcpListener), String> {
+    if !listen.ip().is_loopback() {
+        tracing::warn!(
+            %listen,
+            "the demo backend believes the identity headers it receives: anyone who can \
+             reach this address can claim to be anyone"
+        );
+    }
+    let db = demo::Database::setup(database_url)
+        .await
+        .map_err(|e| format!("demo backend: {e}\nhelp: start PostgreSQL, or set DATABASE_URL"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("demo backend: cannot listen on {listen}: {e}"))?;
+    tracing::info!(
+        url = %format!("http://{listen}{}", demo::MCP_PATH),
+        database = db.url(),
+        "demo backend listening"
+    );
+    Ok((std::sync::Arc::new(db), listener))
+}
+
+/// `mcp-warden demo`: demo keys, the backend, tokens, then the proxy in the foreground.
+fn run_demo(
+    config_path: &std::path::Path,
+    database_url: &str,
+    ttl: std::time::Duration,
+) -> Result<(), String> {
+    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    for created in demo::walkthrough::ensure_keys(&config)
+        .map_err(|e| format!("cannot create the demo keys: {e}"))?
+    {
+        tracing::info!(file = %created.display(), "created a demo key");
+    }
+    let warden = proxy::Warden::build(config).map_err(|e| e.to_string())?;
+    let upstream = &warden.config.upstream;
+    if upstream.tls || upstream.path != demo::MCP_PATH {
+        return Err(format!(
+            "{}: `upstream` must be http://HOST:PORT{} for the demo backend",
+            config_path.display(),
+            demo::MCP_PATH
+        ));
+    }
+    let backend_addr = std::net::ToSocketAddrs::to_socket_addrs(&upstream.authority)
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("cannot resolve the upstream `{}`", upstream.authority))?;
+
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let (db, listener) = runtime.block_on(start_demo_backend(backend_addr, database_url))?;
+    let database = db.url().to_owned();
+    runtime.spawn(async move {
+        if let Err(e) = demo::serve(listener, db, std::future::pending()).await {
+            tracing::error!("demo backend stopped: {e}");
+        }
+    });
+
+    let mut tokens = Vec::new();
+    for persona in demo::walkthrough::PERSONAS {
+        let roles: Vec<String> = persona.roles.iter().map(|r| r.to_string()).collect();
+        let claims = persona
+            .claims
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        let token = mint_jwt(
+            &warden.config,
+            persona.subject,
+            &roles,
+            "",
+            Some(demo::walkthrough::DEMO_AGENT),
+            claims,
+            ttl,
+        )?;
+        tokens.push((persona, token));
+    }
+    print_demo_banner(&warden, &database, &tokens, ttl);
+    let result = proxy::run(warden).map_err(|e| format!("{e:#}"));
+    runtime.shutdown_background();
+    result
+}
+
+fn print_demo_banner(
+    warden: &proxy::Warden,
+    database: &str,
+    tokens: &[(demo::walkthrough::Persona, String)],
+    ttl: std::time::Duration,
+) {
+    use std::fmt::Write;
+    let config = &warden.config;
+    let proxy_url = format!("http://{}{}", config.raw.listen, config.upstream.path);
+    let mut out = String::new();
+    let _ = writeln!(out, "\nmcp-warden demo\n");
+    let _ = writeln!(
+        out,
+        "  clinic MCP server (demo backend)  http://{}{}   PostgreSQL {database}",
+        config.upstream.authority, config.upstream.path
+    );
+    let policies = config.base_dir.join(&config.raw.policy.dir);
+    let policies = std::fs::canonicalize(&policies).unwrap_or(policies);
+    let policies = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| policies.strip_prefix(cwd).ok().map(PathBuf::from))
+        .unwrap_or(policies);
+    let _ = writeln!(
+        out,
+        "  mcp-warden                        {proxy_url}   policies {} ({})",
+        policies.display(),
+        warden.policies.current().engine.name()
+    );
+    let _ = writeln!(
+        out,
+        "\nTokens (valid {}); paste into another shell:\n",
+        humantime::format_duration(ttl)
+    );
+    for (persona, token) in tokens {
+        let _ = writeln!(out, "  # {}", persona.about);
+        let _ = writeln!(out, "  export {}={token}", persona.var);
+    }
+    let _ = writeln!(
+        out,
+        "\nThen, in that shell (see \"The demo walkthrough\" in the README):\n\n  \
+         export MCP_URL={proxy_url}\n  \
+         source scripts/mcp.sh\n  \
+         mcp \"$PATIENT\" tools/list\n  \
+         mcp \"$PATIENT\" tools/call '{{\"name\":\"get_medical_records\",\"arguments\":{{\"patient_name\":\"Erin oRTEga\"}}}}'\n  \
+         mcp \"$PATIENT\" tools/call '{{\"name\":\"run_sql\",\"arguments\":{{\"query\":\"SELECT * FROM medical_records\"}}}}'\n  \
+         mcp \"$NURSE\" tools/call '{{\"name\":\"list_patients\",\"arguments\":{{}}}}'\n\n\
+         Decisions are logged below (one line each). Ctrl-C stops the demo.\n"
+    );
+    print!("{out}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+}
+
 fn fail(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::FAILURE
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: &str, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -5,7 +5,11 @@
 //! into identity headers, and the session table binds `Mcp-Session-Id`s to its
 //! [`Identity::principal_key`].
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
+
+use super::biscuit::BiscuitToken;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -16,6 +20,9 @@ pub enum AuthMethod {
     ApiKey,
     /// No credential, admitted because the operator enabled anonymous access.
     Anonymous,
+    /// `Authorization: Bearer <Biscuit>`, signature chain verified against a root key,
+    /// not revoked, not expired.
+    Biscuit,
 }
 
 impl AuthMethod {
@@ -26,6 +33,7 @@ impl AuthMethod {
             AuthMethod::Jwt => "jwt",
             AuthMethod::ApiKey => "api_key",
             AuthMethod::Anonymous => "anonymous",
+            AuthMethod::Biscuit => "biscuit",
         }
     }
 }
@@ -48,6 +56,10 @@ pub struct Identity {
     pub claims: Map<String, Value>,
     /// How the credential was proven.
     pub method: AuthMethod,
+    /// The verified Biscuit, when the caller authenticated with one. The Biscuit engine
+    /// authorizes with it, and every engine enforces its checks (see
+    /// [`crate::policy::biscuit`]).
+    pub biscuit: Option<Arc<BiscuitToken>>,
 }
 
 impl Identity {
@@ -70,6 +82,7 @@ impl Identity {
             scopes: Vec::new(),
             claims: Map::new(),
             method: AuthMethod::Anonymous,
+            biscuit: None,
         }
     }
 }

@@ -316,6 +316,7 @@ fn build_case(raw: RawCase) -> Result<Case, String> {
         scopes: raw.principal.scopes,
         claims: to_json(raw.principal.claims)?,
         method,
+        biscuit: None,
     };
 
     let targets = [

@@ -57,7 +57,8 @@ impl Warden {
     /// Build from a checked configuration: set up authentication and compile policies.
     /// Fails on any error, so a bad configuration never starts.
     pub fn build(config: Config) -> Result<Self, BuildError> {
-        let auth = Authenticator::from_config(&config.raw.auth, &config.base_dir)?;
+        let mut auth = Authenticator::from_config(&config.raw.auth, &config.base_dir)?;
+        auth.set_datalog_limits(config.raw.policy.biscuit.limits.to_limits());
         let policies = PolicyStore::load(&config.raw.policy, &config.base_dir)?;
         let sessions = sessions::SessionTable::new(
             config.raw.sessions.max_sessions,

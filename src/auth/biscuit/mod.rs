@@ -159,6 +159,28 @@ struct IdentityFacts {
     claims: Vec<String>,
 }
 
+impl IdentityFacts {
+    fn from_config(cfg: &BiscuitConfig) -> Self {
+        IdentityFacts {
+            subject: cfg.subject_fact.clone(),
+            agent: cfg.agent_fact.clone(),
+            roles: cfg.roles_fact.clone(),
+            scopes: cfg.scopes_fact.clone(),
+            claims: cfg.claim_facts.clone(),
+        }
+    }
+}
+
+/// The identity a verified token stands for, read as the proxy reads it (the fact names
+/// of `cfg`), e.g. for policy tests.
+pub fn identity_from_token(
+    token: Arc<BiscuitToken>,
+    cfg: &BiscuitConfig,
+    limits: &AuthorizerLimits,
+) -> Result<Identity, AuthError> {
+    read_identity(&token, &IdentityFacts::from_config(cfg), limits)
+}
+
 /// Verifies bearer Biscuits (see the module docs).
 pub(crate) struct BiscuitVerifier {
     sources: Vec<RootKeySource>,
@@ -229,13 +251,7 @@ impl BiscuitVerifier {
             revoked: ArcSwap::from_pointee(HashSet::new()),
             cache,
             cache_ttl: cfg.cache_ttl,
-            facts: IdentityFacts {
-                subject: cfg.subject_fact.clone(),
-                agent: cfg.agent_fact.clone(),
-                roles: cfg.roles_fact.clone(),
-                scopes: cfg.scopes_fact.clone(),
-                claims: cfg.claim_facts.clone(),
-            },
+            facts: IdentityFacts::from_config(cfg),
             limits: default_limits(),
         };
         verifier.reload_revocations()?;
@@ -346,7 +362,7 @@ impl BiscuitVerifier {
             token_error(e)
         })?;
         let token = Arc::new(BiscuitToken::new(biscuit, text));
-        let identity = self.identity(&token)?;
+        let identity = read_identity(&token, &self.facts, &self.limits)?;
         Ok(Cached {
             token,
             identity,
@@ -354,61 +370,65 @@ impl BiscuitVerifier {
             verified_at: Instant::now(),
         })
     }
+}
 
-    /// Reads the identity from the authority block (queries in the authorizer's default
-    /// scope see only the authority block, so facts added by attenuation never count).
-    fn identity(&self, token: &Arc<BiscuitToken>) -> Result<Identity, AuthError> {
-        let mut authorizer = AuthorizerBuilder::new()
-            .set_limits(self.limits.clone())
-            .build(token.biscuit())
+/// Reads the identity from the authority block: each query says `trusting authority`,
+/// so facts added by attenuation (or third-party) blocks never count.
+fn read_identity(
+    token: &Arc<BiscuitToken>,
+    names: &IdentityFacts,
+    limits: &AuthorizerLimits,
+) -> Result<Identity, AuthError> {
+    let mut authorizer = AuthorizerBuilder::new()
+        .set_limits(limits.clone())
+        .build(token.biscuit())
+        .map_err(evaluation_error)?;
+    let mut values = |name: &str| -> Result<Vec<Term>, AuthError> {
+        let facts: Vec<Fact> = authorizer
+            .query_all(format!("value($v) <- {name}($v) trusting authority").as_str())
             .map_err(evaluation_error)?;
-        let mut values = |name: &str| -> Result<Vec<Term>, AuthError> {
-            let facts: Vec<Fact> = authorizer
-                .query_all(format!("value($v) <- {name}($v) trusting authority").as_str())
-                .map_err(evaluation_error)?;
-            let mut terms: Vec<Term> = facts
-                .into_iter()
-                .filter_map(|f| f.predicate.terms.into_iter().next())
-                .collect();
-            terms.sort();
-            terms.dedup();
-            Ok(terms)
+        let mut terms: Vec<Term> = facts
+            .into_iter()
+            .filter_map(|f| f.predicate.terms.into_iter().next())
+            .collect();
+        terms.sort();
+        terms.dedup();
+        Ok(terms)
+    };
+    let subjects = values(&names.subject)?;
+    let subject = match subjects.as_slice() {
+        [] => format!(
+            "biscuit:{}",
+            token
+                .revocation_ids()
+                .first()
+                .map_or("", |id| &id[..id.len().min(16)])
+        ),
+        [one] => term_text(one),
+        _ => return Err(AuthError::AmbiguousSubject),
+    };
+    let agent = values(&names.agent)?.first().map(term_text);
+    let roles = values(&names.roles)?.iter().map(term_text).collect();
+    let scopes = values(&names.scopes)?.iter().map(term_text).collect();
+    let mut claims = Map::new();
+    for name in &names.claims {
+        let terms = values(name)?;
+        let value = match terms.as_slice() {
+            [] => continue,
+            [one] => term_json(one),
+            many => Value::Array(many.iter().map(term_json).collect()),
         };
-        let subjects = values(&self.facts.subject)?;
-        let subject = match subjects.as_slice() {
-            [] => format!(
-                "biscuit:{}",
-                token
-                    .revocation_ids()
-                    .first()
-                    .map_or("", |id| &id[..id.len().min(16)])
-            ),
-            [one] => term_text(one),
-            _ => return Err(AuthError::AmbiguousSubject),
-        };
-        let agent = values(&self.facts.agent)?.first().map(term_text);
-        let roles = values(&self.facts.roles)?.iter().map(term_text).collect();
-        let scopes = values(&self.facts.scopes)?.iter().map(term_text).collect();
-        let mut claims = Map::new();
-        for name in &self.facts.claims {
-            let terms = values(name)?;
-            let value = match terms.as_slice() {
-                [] => continue,
-                [one] => term_json(one),
-                many => Value::Array(many.iter().map(term_json).collect()),
-            };
-            claims.insert(name.clone(), value);
-        }
-        Ok(Identity {
-            subject,
-            agent,
-            roles,
-            scopes,
-            claims,
-            method: AuthMethod::Biscuit,
-            biscuit: Some(Arc::clone(token)),
-        })
+        claims.insert(name.clone(), value);
     }
+    Ok(Identity {
+        subject,
+        agent,
+        roles,
+        scopes,
+        claims,
+        method: AuthMethod::Biscuit,
+        biscuit: Some(Arc::clone(token)),
+    })
 }
 
 /// Maps a decoding or verification failure.

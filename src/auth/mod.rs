@@ -420,6 +420,48 @@ mod tests {
     }
 
     #[test]
+    fn bearer_tokens_are_told_apart_by_shape() {
+        let root = biscuit_auth::KeyPair::new();
+        let mut cfg = config(false);
+        cfg.biscuit = Some(BiscuitConfig {
+            keys: vec![BiscuitKeyConfig {
+                public_key: Some(biscuit::keys::public_key_text(&root.public())),
+                ..BiscuitKeyConfig::default()
+            }],
+            ..BiscuitConfig::default()
+        });
+        let a = Authenticator::from_config(&cfg, Path::new(".")).expect("valid");
+        let biscuit = biscuit_auth::Biscuit::builder()
+            .fact("user(\"bea\")")
+            .and_then(|b| b.build(&root))
+            .and_then(|t| t.to_base64())
+            .expect("token");
+        let id = a
+            .authenticate(&headers(&[("authorization", &bearer(&biscuit))]))
+            .expect("biscuit");
+        assert_eq!(
+            (id.subject.as_str(), id.method),
+            ("bea", AuthMethod::Biscuit)
+        );
+        assert!(id.biscuit.is_some());
+        let id = a
+            .authenticate(&headers(&[("authorization", &bearer(&token()))]))
+            .expect("jwt");
+        assert_eq!(id.method, AuthMethod::Jwt);
+        // A dotless token goes to Biscuit verification, never to the JWT keys.
+        assert_eq!(
+            a.authenticate(&headers(&[("authorization", &bearer("abcdef"))])),
+            Err(AuthError::Malformed)
+        );
+        cfg.jwt = None;
+        let a = Authenticator::from_config(&cfg, Path::new(".")).expect("valid");
+        assert_eq!(
+            a.authenticate(&headers(&[("authorization", &bearer(&token()))])),
+            Err(AuthError::UnknownKey)
+        );
+    }
+
+    #[test]
     fn default_config_refuses_everything() {
         let a = Authenticator::from_config(&AuthConfig::default(), Path::new(".")).expect("valid");
         assert_eq!(a.authenticate(&HeaderMap::new()), Err(AuthError::Missing));

@@ -82,8 +82,9 @@ impl Warden {
                 tracing::error!("policy reload rejected, keeping the last good generation:\n{e}")
             }
         }
-        if let Err(e) = self.auth.reload() {
-            tracing::error!("key reload rejected, keeping the previous keys: {e}");
+        match self.auth.reload() {
+            Ok(()) => tracing::info!("keys and revocation list reloaded"),
+            Err(e) => tracing::error!("key reload rejected, keeping the previous keys: {e}"),
         }
     }
 }

@@ -6,10 +6,12 @@
 //! - [`warden`]: the real `mcp-warden` binary with a generated configuration.
 //! - [`fake`]: a scriptable hostile upstream for shapes real servers won't produce.
 //! - [`tokens`]: JWTs signed with the test configurations' secret.
+//! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod biscuit;
 pub mod client;
 pub mod fake;
 pub mod interop;

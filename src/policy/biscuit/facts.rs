@@ -25,7 +25,7 @@
 //! Argument values: strings, booleans, integers and `null` as themselves; other
 //! numbers as their JSON text (a string: Datalog has no floats); arrays as Datalog
 //! arrays and objects as maps (string keys), recursively, at most
-//! [`MAX_DEPTH`](crate::policy::MAX_DEPTH) deep. So `arg("filter", $f),
+//! [`MAX_DEPTH`] deep. So `arg("filter", $f),
 //! $f.get("status") == "open"` reads a nested field.
 //!
 //! The listing question for a tool (see [`super::BiscuitEngine`]) has the facts of a

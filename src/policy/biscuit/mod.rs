@@ -3,7 +3,7 @@
 //! **The engine** (`[policy] engine = "biscuit"`). The operator's authorizer is the
 //! Datalog in the policy directory ([`load_datalog_dir`]). For each message the proxy
 //! builds an authorizer from it, adds the request's facts (the fact reference is in
-//! [`facts`](self::facts) and the README) and the caller's verified token, and runs
+//! [`facts`] and the README) and the caller's verified token, and runs
 //! Biscuit's authorization under the configured run limits:
 //! - every check must pass: the authorizer's, and every block's of the token (expiry,
 //!   `check if tool("…")`, … — so a token narrowed by attenuation is narrower here);
@@ -14,7 +14,7 @@
 //! messages (`initialize`, `ping`, notifications, …) and responses — are allowed unless a
 //! `deny` policy matches or a check fails, as under Cedar; they are evaluated with the
 //! target predicates (`tool`, `prompt`, `resource`, `arg`, `annotation`) *unknown*
-//! (see [`relax`](self::relax)), so an attenuation to one tool does not stop the holder
+//! (see the `relax` module), so an attenuation to one tool does not stop the holder
 //! from initializing, pinging or listing.
 //!
 //! A caller that authenticated without a Biscuit (JWT, API key, anonymous) is evaluated
@@ -25,7 +25,7 @@
 //!
 //! **Listing** (same rule as Cedar: an item is listed if some call to it could be
 //! allowed): the item's call is decided with its target facts and the `arg` facts
-//! unknown (again [`relax`](self::relax)). A tool whose allow depends on the arguments
+//! unknown (again the `relax` module). A tool whose allow depends on the arguments
 //! stays listed; every call is still decided with its real arguments.
 //!
 //! **Outcomes** ([`Decision`]): `policy_ids` names the matched policy (the `@id` or

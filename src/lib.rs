@@ -5,5 +5,6 @@
 pub mod auth;
 pub mod config;
 pub mod mcp;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::audit::AuditConfig;
 use crate::auth::AuthConfig;
 use crate::policy::PolicyConfig;
 
@@ -47,6 +48,114 @@ pub struct RawConfig {
     pub auth: AuthConfig,
     /// Where policies live.
     pub policy: PolicyConfig,
+    /// How long to wait for the upstream.
+    #[serde(default)]
+    pub upstream_timeouts: UpstreamTimeoutsConfig,
+    /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The audit log: one JSON line per decision.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Graceful shutdown.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+    /// Diagnostic logs (stderr).
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[upstream_timeouts]`: how long the proxy waits for the upstream MCP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTimeoutsConfig {
+    /// Time allowed to open a TCP connection to the upstream (default 5s). An upstream
+    /// that does not answer in time gets the client a JSON-RPC error (HTTP 502).
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    /// Longest silence from the upstream while it answers a POST: before its response
+    /// header, and between two chunks of the body — SSE events, progress notifications and
+    /// keep-alive comments each reset it (default 120s).
+    #[serde(with = "humantime_serde")]
+    pub read: Duration,
+    /// Longest silence on a GET event stream (server-initiated messages) before the proxy
+    /// closes it (default 5m); MCP clients reconnect and resume with `Last-Event-ID`.
+    #[serde(with = "humantime_serde")]
+    pub sse_idle: Duration,
+    /// How long an unused upstream connection is kept open for reuse (default 60s).
+    #[serde(with = "humantime_serde")]
+    pub pool_idle: Duration,
+}
+
+impl Default for UpstreamTimeoutsConfig {
+    fn default() -> Self {
+        UpstreamTimeoutsConfig {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(120),
+            sse_idle: Duration::from_secs(300),
+            pool_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[admin]`: the operations listener, separate from the proxy's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address serving `/metrics` (Prometheus text format), `/healthz` and `/readyz`
+    /// (default `127.0.0.1:9090`). Keep it off the network clients reach; in Kubernetes
+    /// use `0.0.0.0:9090` and a NetworkPolicy so only Prometheus and the kubelet connect.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// `[lifecycle]`: what happens on SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// After SIGTERM the proxy stops accepting connections, answers `/readyz` with 503 and
+    /// lets requests in flight finish; it exits as soon as none is left, or when this time
+    /// is up (default 20s; rounded up to whole seconds). Keep it below the pod's
+    /// `terminationGracePeriodSeconds` (Kubernetes default 30s) minus `shutdown_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// After the drain, time allowed for the remaining connections (e.g. GET event
+    /// streams) to be torn down before the process exits (default 5s; whole seconds).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            drain_timeout: Duration::from_secs(20),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[log]`: diagnostic logs on stderr (the audit log is separate, see `[audit]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Level or `tracing` filter directives, e.g. `info` or `info,mcp_warden=debug`
+    /// (default `info`). The `RUST_LOG` environment variable, when set, takes precedence.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+        }
+    }
 }
 
 /// `[limits]`.
@@ -266,6 +375,11 @@ pub fn load_with_env(
         key: "upstream".to_owned(),
         message,
     })?;
+    check_values(&raw).map_err(|(key, message)| ConfigError::Value {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        message,
+    })?;
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -277,6 +391,25 @@ pub fn load_with_env(
         raw,
         upstream,
     })
+}
+
+/// Checks serde cannot express: (key, reason) of the first bad value.
+fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&raw.log.level)
+        .map_err(|e| ("log.level", format!("`{}`: {e}", raw.log.level)))?;
+    raw.audit.check()?;
+    let t = &raw.upstream_timeouts;
+    for (key, value) in [
+        ("upstream_timeouts.connect", t.connect),
+        ("upstream_timeouts.read", t.read),
+        ("upstream_timeouts.sse_idle", t.sse_idle),
+    ] {
+        if value.is_zero() {
+            return Err((key, "must be more than zero".to_owned()));
+        }
+    }
+    Ok(())
 }
 
 fn table_is_unchanged(text: &str, table: &toml::Table) -> bool {
@@ -425,6 +558,52 @@ dir = "policies"
         assert_eq!(cfg.raw.limits.max_body_bytes, 4 * 1024 * 1024);
         assert!(!cfg.raw.auth.allow_anonymous);
         assert!(!cfg.raw.identity_headers.pass_authorization);
+    }
+
+    #[test]
+    fn operations_sections_have_sidecar_defaults() {
+        let (_d, path) = write(MINIMAL);
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert_eq!(raw.admin.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(raw.upstream_timeouts.connect, Duration::from_secs(5));
+        assert_eq!(raw.upstream_timeouts.read, Duration::from_secs(120));
+        assert_eq!(raw.upstream_timeouts.sse_idle, Duration::from_secs(300));
+        assert_eq!(raw.upstream_timeouts.pool_idle, Duration::from_secs(60));
+        assert_eq!(raw.lifecycle.drain_timeout, Duration::from_secs(20));
+        assert_eq!(raw.lifecycle.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(raw.log.level, "info");
+        assert_eq!(raw.audit.sink, crate::audit::SinkKind::Stdout);
+        assert_eq!(raw.audit.failure_mode, crate::audit::FailureMode::FailOpen);
+        assert!(!raw.audit.log_arguments);
+    }
+
+    #[test]
+    fn operations_sections_parse_and_are_checked() {
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9100\"\n[upstream_timeouts]\nread = \"2s\"\n\
+             [lifecycle]\ndrain_timeout = \"3s\"\n[log]\nlevel = \"debug,pingora=warn\"\n\
+             [audit]\nsink = \"file\"\npath = \"audit.log\"\nfailure_mode = \"fail_closed\"\n"
+        ));
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert_eq!(raw.admin.listen.port(), 9100);
+        assert_eq!(raw.upstream_timeouts.read, Duration::from_secs(2));
+        assert_eq!(raw.lifecycle.drain_timeout, Duration::from_secs(3));
+
+        for (extra, key) in [
+            ("[log]\nlevel = \"info,=[\"\n", "log.level"),
+            ("[audit]\nsink = \"file\"\n", "audit.path"),
+            (
+                "[upstream_timeouts]\nread = \"0s\"\n",
+                "upstream_timeouts.read",
+            ),
+        ] {
+            let (_d, path) = write(&format!("{MINIMAL}\n{extra}"));
+            let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{extra}: {err}");
+        }
+        let (_d, path) = write(&format!("{MINIMAL}\n[admin]\nlisten = \"x\"\n"));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("warden.toml:8:"), "{err}");
     }
 
     #[test]

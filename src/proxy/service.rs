@@ -24,6 +24,8 @@ use crate::policy::{Generation, ListedItem, RequestEnv};
 
 use super::body::{has_body, read_whole_body};
 use super::forward::{headers_to_strip, identity_headers};
+use super::lifecycle::{InFlight, Kind};
+use super::observe::{self, request_id, RequestFacts, REQUEST_ID_HEADER};
 use super::respond::Refusal;
 use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
 use super::verdict::{authorize_body, BodyVerdict};
@@ -59,6 +61,14 @@ pub struct RequestCtx {
     deleting: bool,
     response: ResponseMode,
     stats: FilterStats,
+    /// See [`observe::request_id`].
+    request_id: String,
+    /// Counted as in flight until the context is dropped.
+    in_flight: InFlight,
+    /// The `method` label of the upstream latency histogram.
+    upstream_label: &'static str,
+    /// When the upstream was picked.
+    upstream_started: Option<Instant>,
 }
 
 enum ResponseMode {
@@ -86,15 +96,28 @@ impl ProxyHttp for WardenProxy {
             deleting: false,
             response: ResponseMode::Pass,
             stats: FilterStats::default(),
+            request_id: String::new(),
+            in_flight: self.warden.lifecycle.enter(),
+            upstream_label: crate::metrics::OTHER,
+            upstream_started: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.admit(session, ctx).await {
+        ctx.request_id = request_id(&session.req_header().headers);
+        if session.req_header().method == http::Method::GET {
+            ctx.in_flight.set_kind(Kind::Stream);
+        }
+        let admitted = if self.warden.audit.refusing() {
+            Err(Refusal::AuditUnavailable)
+        } else {
+            self.admit(session, ctx).await
+        };
+        match admitted {
             Ok(()) => Ok(false),
             Err(refusal) => {
                 self.log_refusal(session, ctx, &refusal);
-                write_refusal(session, &refusal).await?;
+                write_refusal(session, &refusal, &ctx.request_id).await?;
                 Ok(true)
             }
         }
@@ -103,11 +126,18 @@ impl ProxyHttp for WardenProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let up = &self.warden.config.upstream;
+        let timeouts = &self.warden.config.raw.upstream_timeouts;
         let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
-        peer.options.connection_timeout = Some(Duration::from_secs(5));
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(match ctx.in_flight.kind() {
+            Kind::Stream => timeouts.sse_idle,
+            Kind::Exchange => timeouts.read,
+        });
+        peer.options.idle_timeout = Some(timeouts.pool_idle);
+        ctx.upstream_started = Some(Instant::now());
         Ok(Box::new(peer))
     }
 
@@ -128,6 +158,7 @@ impl ProxyHttp for WardenProxy {
         }
         // The proxy must read what it filters: ask for an uncompressed answer.
         upstream_request.insert_header("accept-encoding", "identity")?;
+        upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
         upstream_request.insert_header("host", self.warden.config.upstream.authority.as_str())?;
         Ok(())
     }
@@ -153,6 +184,14 @@ impl ProxyHttp for WardenProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started.take() {
+            self.warden
+                .metrics
+                .upstream_seconds
+                .with_label_values(&[ctx.upstream_label])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        upstream_response.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
         let status = upstream_response.status.as_u16();
         if let (Some(sid), Some(identity)) = (
             upstream_response
@@ -225,6 +264,7 @@ impl ProxyHttp for WardenProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         let mut mode = std::mem::replace(&mut ctx.response, ResponseMode::Pass);
+        let withheld_before = ctx.stats.withheld;
         {
             let mut scope = Scope {
                 warden: &self.warden,
@@ -279,6 +319,13 @@ impl ProxyHttp for WardenProxy {
             }
         }
         ctx.response = mode;
+        let withheld = ctx.stats.withheld - withheld_before;
+        if withheld > 0 {
+            self.warden
+                .metrics
+                .list_results_withheld
+                .inc_by(withheld as u64);
+        }
         Ok(None)
     }
 
@@ -286,13 +333,26 @@ impl ProxyHttp for WardenProxy {
         &self,
         session: &mut Session,
         e: &pingora::Error,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = match e.esource() {
             pingora::ErrorSource::Upstream => 502,
             pingora::ErrorSource::Downstream => 0,
             _ => 500,
         };
+        if code == 502 {
+            let kind = observe::upstream_error_kind(&e.etype, ctx.in_flight.kind() == Kind::Stream);
+            self.warden
+                .metrics
+                .upstream_errors
+                .with_label_values(&[kind])
+                .inc();
+            if kind == "stream_idle_timeout" {
+                tracing::info!(request_id = %ctx.request_id, "idle event stream closed");
+            } else {
+                tracing::warn!(request_id = %ctx.request_id, kind, error = %e, "upstream failed");
+            }
+        }
         if code > 0 && session.response_written().is_none() {
             let body = error_response(
                 None,
@@ -300,7 +360,8 @@ impl ProxyHttp for WardenProxy {
                 "upstream MCP server unavailable",
                 None,
             );
-            let _ = write_json(session, code, &[], &body).await;
+            let headers = [(REQUEST_ID_HEADER, ctx.request_id.clone())];
+            let _ = write_json(session, code, &headers, &body).await;
         }
         FailToProxy {
             error_code: code,
@@ -315,7 +376,11 @@ impl ProxyHttp for WardenProxy {
         ctx: &mut RequestCtx,
     ) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if status > 0 {
+            self.warden.metrics.http_response(status);
+        }
         tracing::debug!(
+            request_id = %ctx.request_id,
             status,
             elapsed_us = ctx.started.elapsed().as_micros() as u64,
             hidden = ctx.stats.hidden,
@@ -351,6 +416,8 @@ impl WardenProxy {
                     resource_metadata: cfg.http.resource_metadata.clone(),
                 })?;
 
+        // Known from here on, so refusals name who was refused.
+        ctx.identity = Some(identity.clone());
         let session_id = session_header(&req.headers)?;
         if let Some(sid) = &session_id {
             warden.sessions.check(sid, &identity.principal_key())?;
@@ -366,6 +433,11 @@ impl WardenProxy {
             if has_body(session) {
                 return Err(Refusal::UnexpectedBody);
             }
+            ctx.upstream_label = if method == "GET" {
+                "http_get"
+            } else {
+                "http_delete"
+            };
             ctx.deleting = method == "DELETE";
             ctx.identity = Some(identity);
             return Ok(());
@@ -405,6 +477,7 @@ impl WardenProxy {
             }),
         };
         let generation = warden.policies.current();
+        let deciding = Instant::now();
         let verdict = authorize_body(
             generation.engine.as_ref(),
             &identity,
@@ -412,37 +485,31 @@ impl WardenProxy {
             &env,
             &warden.annotations,
         );
+        let elapsed = deciding.elapsed();
+        ctx.upstream_label = match parsed.messages.as_slice() {
+            [one] => crate::metrics::method_label(one.method.as_deref()),
+            _ => "batch",
+        };
+        let (BodyVerdict::Refuse { decisions, .. } | BodyVerdict::Forward { decisions, .. }) =
+            &verdict;
+        let decided = observe::Decided {
+            identity: &identity,
+            env: &env,
+            engine: generation.engine.name(),
+            messages: &parsed.messages,
+            decisions,
+            elapsed,
+        };
+        let audited = observe::record_decisions(warden, &facts(session, ctx), &decided);
         match verdict {
-            BodyVerdict::Refuse {
-                status,
-                body,
-                decisions,
-            } => {
-                for d in &decisions {
-                    tracing::info!(
-                        principal = %identity.principal_key(),
-                        method = d.method.as_deref().unwrap_or("(response)"),
-                        target = d.target.as_deref().unwrap_or(""),
-                        allow = d.decision.allow,
-                        policies = ?d.decision.policy_ids,
-                        errors = ?d.decision.errors,
-                        generation = d.decision.generation,
-                        "decision"
-                    );
-                }
+            BodyVerdict::Refuse { status, body, .. } => {
                 ctx.identity = Some(identity);
                 Err(Refusal::Denied { status, body })
             }
-            BodyVerdict::Forward { lists, decisions } => {
-                for d in &decisions {
-                    tracing::debug!(
-                        principal = %identity.principal_key(),
-                        method = d.method.as_deref().unwrap_or("(response)"),
-                        target = d.target.as_deref().unwrap_or(""),
-                        policies = ?d.decision.policy_ids,
-                        generation = d.decision.generation,
-                        "allowed"
-                    );
+            BodyVerdict::Forward { lists, .. } => {
+                if audited.is_err() && warden.audit.fails_closed() {
+                    ctx.identity = Some(identity);
+                    return Err(Refusal::AuditUnavailable);
                 }
                 if let Some(sid) = &session_id {
                     for (key, kind) in &lists {
@@ -460,23 +527,13 @@ impl WardenProxy {
     }
 
     fn log_refusal(&self, session: &Session, ctx: &RequestCtx, refusal: &Refusal) {
-        let req = session.req_header();
-        match refusal {
-            Refusal::Denied { .. } => {}
-            Refusal::Unauthenticated { error, .. } => tracing::info!(
-                method = %req.method,
-                reason = error.reason(),
-                "authentication failed"
-            ),
-            other => tracing::info!(
-                method = %req.method,
-                path = req.uri.path(),
-                principal = ctx.identity.as_ref().map(|i| i.principal_key()),
-                refusal = other.label(),
-                detail = ?other,
-                "request refused"
-            ),
-        }
+        observe::record_refusal(
+            &self.warden,
+            &facts(session, ctx),
+            session.req_header().uri.path(),
+            ctx.identity.as_ref(),
+            refusal,
+        );
     }
 }
 
@@ -546,7 +603,11 @@ impl ListScope for Scope<'_> {
             name,
             annotations,
         };
-        generation.engine.may_list(identity, &item, env)
+        let listed = generation.engine.may_list(identity, &item, env);
+        if !listed {
+            self.warden.metrics.hidden(kind, 1);
+        }
+        listed
     }
 }
 
@@ -578,10 +639,22 @@ fn session_header(headers: &http::HeaderMap) -> Result<Option<String>, Refusal> 
 }
 
 fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+    client_addr(session).map(|a| a.ip())
+}
+
+fn client_addr(session: &Session) -> Option<std::net::SocketAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).copied()
+}
+
+/// What every record of this request shares.
+fn facts(session: &Session, ctx: &RequestCtx) -> RequestFacts {
+    RequestFacts {
+        request_id: ctx.request_id.clone(),
+        http_method: session.req_header().method.to_string(),
+        source: client_addr(session),
+        session_id: ctx.session_id.clone(),
+        started: ctx.started,
+    }
 }
 
 fn rewrite_as_error(resp: &mut ResponseHeader) -> Result<()> {
@@ -592,10 +665,11 @@ fn rewrite_as_error(resp: &mut ResponseHeader) -> Result<()> {
     Ok(())
 }
 
-async fn write_refusal(session: &mut Session, refusal: &Refusal) -> Result<()> {
+async fn write_refusal(session: &mut Session, refusal: &Refusal, request_id: &str) -> Result<()> {
     // A refused request may have an unread body; don't reuse the connection.
     session.set_keepalive(None);
-    let headers: Vec<(&str, String)> = refusal.headers();
+    let mut headers: Vec<(&str, String)> = refusal.headers();
+    headers.push((REQUEST_ID_HEADER, request_id.to_owned()));
     write_json(session, refusal.status(), &headers, &refusal.body()).await
 }
 

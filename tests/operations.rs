@@ -278,7 +278,6 @@ async fn policy_reloads_are_counted_by_result_with_the_generation() {
     let loaded = scrape(&warden)
         .await
         .get("mcp_warden_policy_loaded_timestamp_seconds", &[]);
-    std::thread::sleep(Duration::from_millis(1100));
     warden.signal("HUP");
     let s = scrape_until(&warden, |s| {
         s.get("mcp_warden_policy_generation", &[]) == 2.0

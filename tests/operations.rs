@@ -596,6 +596,15 @@ async fn sigterm_during_an_sse_answer_drains_it_then_exits() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
+    assert!(
+        answer.headers().contains_key("x-request-id"),
+        "echoed on proxied answers"
+    );
+    let forwarded_id = up.received().last().and_then(|r| r.header("x-request-id"));
+    assert_eq!(
+        forwarded_id.as_deref(),
+        answer.headers()["x-request-id"].to_str().ok()
+    );
     let mut body = answer.chunk().await.unwrap().expect("first event").to_vec();
     assert!(!String::from_utf8_lossy(&body).contains("\"result\""));
 

@@ -59,6 +59,8 @@ pub struct RequestCtx {
     lists: HashMap<String, ListKind>,
     /// A DELETE that should forget the session when it succeeds.
     deleting: bool,
+    /// A GET (SSE stream, possibly resumed).
+    stream_get: bool,
     response: ResponseMode,
     stats: FilterStats,
     /// See [`observe::request_id`].
@@ -94,6 +96,7 @@ impl ProxyHttp for WardenProxy {
             session_id: None,
             lists: HashMap::new(),
             deleting: false,
+            stream_get: false,
             response: ResponseMode::Pass,
             stats: FilterStats::default(),
             request_id: String::new(),
@@ -226,7 +229,14 @@ impl ProxyHttp for WardenProxy {
             .to_ascii_lowercase();
         let is_sse = content_type.starts_with("text/event-stream");
         let is_json = content_type.starts_with("application/json");
-        let may_carry_lists = !ctx.lists.is_empty() || (is_sse && ctx.session_id.is_some());
+        // On a GET stream, the session's outstanding (and, for replays, answered) list
+        // requests may be answered: in a form the proxy cannot read, that is withheld too.
+        let session_lists = ctx
+            .session_id
+            .as_deref()
+            .is_some_and(|sid| self.warden.sessions.has_pending(sid, ctx.stream_get));
+        let must_filter = !ctx.lists.is_empty() || session_lists;
+        let may_carry_lists = must_filter || (is_sse && ctx.session_id.is_some());
         if !may_carry_lists {
             return Ok(());
         }
@@ -243,7 +253,7 @@ impl ProxyHttp for WardenProxy {
             ResponseMode::Sse(SseFilter::new(limit))
         } else if is_json {
             ResponseMode::Json(JsonBuffer::new(limit))
-        } else if !ctx.lists.is_empty() {
+        } else if must_filter {
             // An answer to a list request in a form the proxy cannot read.
             rewrite_as_error(upstream_response)?;
             ResponseMode::Withhold
@@ -270,6 +280,7 @@ impl ProxyHttp for WardenProxy {
                 warden: &self.warden,
                 ctx_lists: &mut ctx.lists,
                 session_id: ctx.session_id.as_deref(),
+                replays: ctx.stream_get,
                 identity: ctx.identity.as_ref(),
                 generation: ctx.generation.as_ref(),
                 env: ctx.env.as_ref(),
@@ -439,6 +450,7 @@ impl WardenProxy {
                 "http_delete"
             };
             ctx.deleting = method == "DELETE";
+            ctx.stream_get = method == "GET";
             ctx.identity = Some(identity);
             return Ok(());
         }
@@ -542,6 +554,9 @@ struct Scope<'a> {
     warden: &'a Warden,
     ctx_lists: &'a mut HashMap<String, ListKind>,
     session_id: Option<&'a str>,
+    /// A GET stream, which a client may resume to replay answers: answered list ids
+    /// are filtered again.
+    replays: bool,
     identity: Option<&'a Identity>,
     generation: Option<&'a Arc<Generation>>,
     env: Option<&'a RequestEnv>,
@@ -552,14 +567,18 @@ impl ListScope for Scope<'_> {
         !self.ctx_lists.is_empty()
             || self
                 .session_id
-                .is_some_and(|sid| self.warden.sessions.has_pending(sid))
+                .is_some_and(|sid| self.warden.sessions.has_pending(sid, self.replays))
     }
 
     fn take(&mut self, id_key: &str) -> Option<ListKind> {
-        let from_session = self
-            .session_id
-            .and_then(|sid| self.warden.sessions.take_pending(sid, id_key));
-        self.ctx_lists.remove(id_key).or(from_session)
+        if let Some(kind) = self.ctx_lists.remove(id_key) {
+            if let Some(sid) = self.session_id {
+                self.warden.sessions.mark_answered(sid, id_key, kind);
+            }
+            return Some(kind);
+        }
+        self.session_id
+            .and_then(|sid| self.warden.sessions.take_pending(sid, id_key, self.replays))
     }
 
     fn keep(

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::audit::AuditConfig;
 use crate::auth::AuthConfig;
 use crate::policy::PolicyConfig;
+use crate::taint::TaintConfig;
 
 /// Prefix of environment variables that override configuration keys:
 /// `MCP_WARDEN__AUTH__ALLOW_ANONYMOUS=true` sets `auth.allow_anonymous`.
@@ -63,6 +64,85 @@ pub struct RawConfig {
     /// Diagnostic logs (stderr).
     #[serde(default)]
     pub log: LogConfig,
+    /// Taint tracking: sensitive sources, extra sinks, the store's bounds.
+    #[serde(default)]
+    pub taint: TaintConfig,
+    /// Per-tool settings, by tool name: `[tools."<name>"]`.
+    #[serde(default)]
+    pub tools: std::collections::BTreeMap<String, ToolConfig>,
+}
+
+/// `[tools."<name>"]`: what the operator says about one upstream tool.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolConfig {
+    /// Annotations that replace what the server declares for this tool, hint by hint,
+    /// before any policy sees them (in calls and in the listing rule). The server's
+    /// annotations are hints, not facts: `annotations = { openWorldHint = true }` makes a
+    /// tool a sink for taint policies whatever the server says.
+    pub annotations: AnnotationOverrides,
+}
+
+/// Tool annotations set by the operator; each one given replaces the server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnotationOverrides {
+    /// A human-readable title.
+    pub title: Option<String>,
+    /// The tool does not modify its environment.
+    #[serde(rename = "readOnlyHint")]
+    pub read_only_hint: Option<bool>,
+    /// The tool may perform destructive updates.
+    #[serde(rename = "destructiveHint")]
+    pub destructive_hint: Option<bool>,
+    /// Calling it twice with the same arguments has no further effect.
+    #[serde(rename = "idempotentHint")]
+    pub idempotent_hint: Option<bool>,
+    /// The tool may interact with an open world of external entities (the internet).
+    #[serde(rename = "openWorldHint")]
+    pub open_world_hint: Option<bool>,
+}
+
+impl AnnotationOverrides {
+    /// The overrides as an MCP `annotations` object (only the hints given).
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        if let Some(title) = &self.title {
+            map.insert("title".to_owned(), title.clone().into());
+        }
+        for (name, value) in [
+            ("readOnlyHint", self.read_only_hint),
+            ("destructiveHint", self.destructive_hint),
+            ("idempotentHint", self.idempotent_hint),
+            ("openWorldHint", self.open_world_hint),
+        ] {
+            if let Some(value) = value {
+                map.insert(name.to_owned(), value.into());
+            }
+        }
+        map
+    }
+}
+
+impl RawConfig {
+    /// Every tool's annotation overrides: `[tools."<name>"] annotations`, plus
+    /// `openWorldHint = true` for each of `taint.sinks`. Tools without any are absent.
+    pub fn annotation_overrides(
+        &self,
+    ) -> std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> {
+        let mut out: std::collections::HashMap<_, _> = self
+            .tools
+            .iter()
+            .map(|(name, tool)| (name.clone(), tool.annotations.to_map()))
+            .filter(|(_, map)| !map.is_empty())
+            .collect();
+        for sink in &self.taint.sinks {
+            out.entry(sink.clone())
+                .or_insert_with(serde_json::Map::new)
+                .insert("openWorldHint".to_owned(), true.into());
+        }
+        out
+    }
 }
 
 /// `[upstream_timeouts]`: how long the proxy waits for the upstream MCP server.
@@ -399,6 +479,19 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
         .parse(&raw.log.level)
         .map_err(|e| ("log.level", format!("`{}`: {e}", raw.log.level)))?;
     raw.audit.check()?;
+    raw.taint.check()?;
+    for sink in &raw.taint.sinks {
+        let declared = raw
+            .tools
+            .get(sink)
+            .and_then(|t| t.annotations.open_world_hint);
+        if declared == Some(false) {
+            return Err((
+                "taint.sinks",
+                format!("`{sink}` is a sink but `[tools.\"{sink}\"]` sets `openWorldHint = false`"),
+            ));
+        }
+    }
     let t = &raw.upstream_timeouts;
     for (key, value) in [
         ("upstream_timeouts.connect", t.connect),
@@ -660,6 +753,68 @@ dir = "policies"
         let u = parse_upstream("http://[::1]:7000/").unwrap();
         assert_eq!(u.authority, "[::1]:7000");
         assert_eq!(parse_upstream("https://example.com/mcp").unwrap().port, 443);
+    }
+
+    #[test]
+    fn taint_and_tool_overrides_parse() {
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[taint]\nsources = [{{ tool = \"ehr\", label = \"phi\" }}]\n\
+             sinks = [\"send_email\"]\nttl = \"2h\"\nmax_entries = 10\n\
+             [tools.echo]\nannotations = {{ openWorldHint = true, title = \"Echo\" }}\n\
+             [tools.send_email.annotations]\nreadOnlyHint = false\n"
+        ));
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert_eq!(raw.taint.ttl, Duration::from_secs(7200));
+        assert_eq!(raw.taint.max_entries, 10);
+        assert_eq!(
+            raw.taint.sources().labels("ehr"),
+            Some(&["phi".to_owned()][..])
+        );
+        let overrides = raw.annotation_overrides();
+        assert_eq!(
+            serde_json::Value::Object(overrides["echo"].clone()),
+            serde_json::json!({"openWorldHint": true, "title": "Echo"})
+        );
+        assert_eq!(
+            serde_json::Value::Object(overrides["send_email"].clone()),
+            serde_json::json!({"openWorldHint": true, "readOnlyHint": false})
+        );
+        assert_eq!(overrides.len(), 2);
+    }
+
+    #[test]
+    fn taint_defaults_and_mistakes() {
+        let (_d, path) = write(MINIMAL);
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert!(raw.taint.sources.is_empty());
+        assert_eq!(raw.taint.ttl, Duration::from_secs(24 * 3600));
+        assert!(raw.annotation_overrides().is_empty());
+
+        // a misspelt hint names the line
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[tools.echo]\nannotations = {{ openWorldhint = true }}\n"
+        ));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(
+            err.contains("warden.toml:8:") && err.contains("openWorldhint"),
+            "{err}"
+        );
+        // a hint of the wrong type
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[tools.echo]\nannotations = {{ openWorldHint = \"yes\" }}\n"
+        ));
+        assert!(load_with_env(&path, vec![]).is_err());
+        // a sink that the operator also declared closed-world
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[taint]\nsinks = [\"echo\"]\n[tools.echo]\nannotations = {{ openWorldHint = false }}\n"
+        ));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("`taint.sinks`"), "{err}");
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[taint]\nsources = [{{ tool = \"x\", label = \"a b\" }}]\n"
+        ));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("`taint.sources`"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum EventKind {
     AuthFailure,
     /// A request refused before any decision (bad path, body, session, …).
     Refusal,
+    /// A taint source call's answer tainted the caller's session and credential
+    /// (`tool`, `taints`: the labels recorded, `reason`: why).
+    Taint,
 }
 
 /// The outcome.
@@ -118,7 +121,8 @@ pub struct AuditEvent {
     pub engine: Option<String>,
     /// The policy generation that decided.
     pub policy_generation: Option<u64>,
-    /// Taint labels of the session and credential at decision time.
+    /// Taint labels of the session and credential at decision time; for a `taint` event,
+    /// the labels it recorded.
     pub taints: Vec<String>,
     /// Microseconds from the request's arrival to this line's event (the decision).
     pub latency_us: u64,

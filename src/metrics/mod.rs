@@ -157,6 +157,9 @@ pub struct Metrics {
     pub taint_events: IntCounterVec,
     /// `mcp_warden_taint_denials_total{taint}`: denials of requests carrying a label.
     pub taint_denials: IntCounterVec,
+    /// `mcp_warden_taint_evictions_total`: live taint entries evicted because the taint
+    /// store was full (each washes a session's or credential's taint).
+    pub taint_evictions: IntCounter,
     /// `mcp_warden_policy_reloads_total{result}`.
     pub policy_reloads: IntCounterVec,
     /// `mcp_warden_key_reloads_total{result}`.
@@ -275,6 +278,14 @@ impl Metrics {
                 "Denied messages whose session or credential carried a taint label, by label.",
                 &["taint"],
             ),
+            taint_evictions: IntCounter::with_opts(
+                Opts::new(
+                    "taint_evictions_total",
+                    "Unexpired taint entries evicted because the taint store was full.",
+                )
+                .namespace(PREFIX),
+            )
+            .expect("static metric definition"),
             policy_reloads: counter_vec(
                 "policy_reloads_total",
                 "Policy reloads, by result (success, failure).",
@@ -378,6 +389,7 @@ impl Metrics {
         registry.register(Box::new(self.list_results_withheld.clone()))?;
         registry.register(Box::new(self.taint_events.clone()))?;
         registry.register(Box::new(self.taint_denials.clone()))?;
+        registry.register(Box::new(self.taint_evictions.clone()))?;
         registry.register(Box::new(self.policy_reloads.clone()))?;
         registry.register(Box::new(self.key_reloads.clone()))?;
         registry.register(Box::new(self.policy_generation.clone()))?;
@@ -424,7 +436,8 @@ impl Metrics {
         }
     }
 
-    /// Record a taint label gained by a session or credential (for taint tracking).
+    /// Count a taint event: a source call's answer recorded `taint` for a session and
+    /// credential.
     pub fn taint_event(&self, taint: &str) {
         let label = self.taints.label(taint);
         self.taint_events.with_label_values(&[&label]).inc();

@@ -37,8 +37,8 @@ use crate::policy::{watch, PolicyLoadError, PolicyStore};
 pub use service::WardenProxy;
 
 /// Everything a request needs, shared by all requests: the authenticator, the policy
-/// store, the session table, what the proxy learned of the upstream's tools, and the
-/// operations side (metrics, audit log, requests in flight).
+/// store, the session table, what the proxy learned of the upstream's tools, the taint
+/// store, and the operations side (metrics, audit log, requests in flight).
 pub struct Warden {
     /// The checked configuration.
     pub config: Config,
@@ -48,8 +48,12 @@ pub struct Warden {
     pub policies: PolicyStore,
     /// Session ownership and outstanding list requests.
     pub sessions: sessions::SessionTable,
-    /// Tool annotations learned from `tools/list`.
+    /// Tool annotations learned from `tools/list`, and the operator's overrides.
     pub annotations: annotations::AnnotationCache,
+    /// Taint sources (`[taint] sources`), by tool.
+    pub sources: crate::taint::Sources,
+    /// Taint labels by session and credential.
+    pub taints: crate::taint::TaintStore,
     /// Prometheus metrics (the process-wide set).
     pub metrics: Arc<Metrics>,
     /// The audit log (its writer starts with [`run`]).
@@ -82,12 +86,19 @@ impl Warden {
         let metrics = Metrics::global();
         let audit = AuditLog::new(&config.raw.audit, &config.base_dir, &metrics);
         let lifecycle = Arc::new(lifecycle::Lifecycle::new(&metrics));
+        let annotations =
+            annotations::AnnotationCache::with_overrides(config.raw.annotation_overrides());
+        let sources = config.raw.taint.sources();
+        let taints =
+            crate::taint::TaintStore::new(config.raw.taint.max_entries, config.raw.taint.ttl);
         let warden = Warden {
             config,
             auth,
             policies,
             sessions,
-            annotations: Default::default(),
+            annotations,
+            sources,
+            taints,
             metrics,
             audit,
             lifecycle,

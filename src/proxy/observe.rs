@@ -12,6 +12,7 @@ use crate::audit::{AuditError, AuditEvent, AuditOutcome, EventKind, Principal};
 use crate::auth::Identity;
 use crate::mcp::{Classified, McpAction};
 use crate::policy::RequestEnv;
+use crate::taint::{SourceCall, TaintReason};
 
 use super::respond::Refusal;
 use super::verdict::MessageDecision;
@@ -170,6 +171,66 @@ pub fn record_decisions(
         }
     }
     result
+}
+
+/// The key taint is recorded and looked up under for this caller's credential
+/// (`taint.credential_key`).
+pub fn taint_credential(warden: &Warden, identity: &Identity) -> String {
+    warden.config.raw.taint.credential_key.key(identity)
+}
+
+/// The taint labels a request of this caller in this session carries.
+pub fn taints_of(warden: &Warden, identity: &Identity, session_id: Option<&str>) -> Vec<String> {
+    if warden.taints.is_empty() {
+        return Vec::new();
+    }
+    warden
+        .taints
+        .labels(session_id, &taint_credential(warden, identity))
+}
+
+/// Record, count, log and audit one taint event: `call`'s labels for the request's
+/// session (if any) and the caller's credential.
+pub fn record_taint(
+    warden: &Warden,
+    facts: &RequestFacts,
+    identity: &Identity,
+    call: &SourceCall,
+    reason: TaintReason,
+) {
+    let credential = taint_credential(warden, identity);
+    let evicted = warden
+        .taints
+        .record(facts.session_id.as_deref(), &credential, &call.labels);
+    let metrics = &warden.metrics;
+    if evicted > 0 {
+        metrics.taint_evictions.inc_by(evicted as u64);
+        tracing::warn!(
+            evicted,
+            "taint store full: evicted the entries tainted longest ago (raise taint.max_entries)"
+        );
+    }
+    for label in &call.labels {
+        metrics.taint_event(label);
+    }
+    tracing::info!(
+        request_id = %facts.request_id,
+        principal = %identity.principal_key(),
+        session_id = facts.session_id.as_deref().unwrap_or(""),
+        tool = %call.tool,
+        labels = ?call.labels,
+        reason = reason.as_str(),
+        "taint recorded"
+    );
+    let mut event = facts.event(EventKind::Taint, Some(identity));
+    event.mcp_method = Some(crate::mcp::methods::TOOLS_CALL.to_owned());
+    event.set_jsonrpc_id(call.jsonrpc_id.as_ref());
+    event.tool = Some(call.tool.clone());
+    event.decision = AuditOutcome::Allow;
+    event.reason = Some(reason.as_str().to_owned());
+    event.taints = call.labels.clone();
+    // Best effort, like refusals: the taint itself is recorded either way.
+    let _ = warden.audit.record(event);
 }
 
 /// The `reason` of `mcp_warden_bodies_refused_total` if the refusal is about the body.

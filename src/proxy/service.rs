@@ -1,8 +1,9 @@
 //! The `ProxyHttp` implementation: each callback is a few calls into plain functions.
 //!
 //! Order per request: check path, method and `Origin` → authenticate → check the
-//! session → (POST) read and parse the whole body, check mirrored headers, decide →
-//! forward with identity headers → filter list results in the answer.
+//! session → (POST) read and parse the whole body, check mirrored headers, decide (with
+//! the session's and credential's taint labels) → forward with identity headers →
+//! filter list results in the answer, and watch the answers to taint sources.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,13 +22,15 @@ use crate::mcp::errors::{error_response, INTERNAL_ERROR};
 use crate::mcp::headers::check_mirrored_headers;
 use crate::mcp::{parse_request_body, ListKind};
 use crate::policy::{Generation, ListedItem, RequestEnv};
+use crate::taint::{call_outcome, CallOutcome, SourceCall, TaintReason};
 
 use super::body::{has_body, read_whole_body};
 use super::forward::{headers_to_strip, identity_headers};
 use super::lifecycle::{InFlight, Kind};
-use super::observe::{self, request_id, RequestFacts, REQUEST_ID_HEADER};
+use super::observe::{self, request_id, taints_of, RequestFacts, REQUEST_ID_HEADER};
 use super::respond::Refusal;
 use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use super::sessions::id_key;
 use super::verdict::{authorize_body, BodyVerdict};
 use super::Warden;
 
@@ -57,6 +60,12 @@ pub struct RequestCtx {
     session_id: Option<String>,
     /// List requests in this POST body, by id key.
     lists: HashMap<String, ListKind>,
+    /// Calls of taint sources in this POST body awaiting their answer, by id key.
+    sources: HashMap<String, SourceCall>,
+    /// Calls of taint sources sent as notifications: no answer to watch.
+    silent_sources: Vec<SourceCall>,
+    /// The upstream's response status, once its header arrived.
+    upstream_status: Option<u16>,
     /// A DELETE that should forget the session when it succeeds.
     deleting: bool,
     /// A GET (SSE stream, possibly resumed).
@@ -95,6 +104,9 @@ impl ProxyHttp for WardenProxy {
             body: None,
             session_id: None,
             lists: HashMap::new(),
+            sources: HashMap::new(),
+            silent_sources: Vec::new(),
+            upstream_status: None,
             deleting: false,
             stream_get: false,
             response: ResponseMode::Pass,
@@ -183,7 +195,7 @@ impl ProxyHttp for WardenProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -196,6 +208,7 @@ impl ProxyHttp for WardenProxy {
         }
         upstream_response.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
         let status = upstream_response.status.as_u16();
+        ctx.upstream_status = Some(status);
         if let (Some(sid), Some(identity)) = (
             upstream_response
                 .headers
@@ -218,6 +231,7 @@ impl ProxyHttp for WardenProxy {
         if ctx.deleting && (200..300).contains(&status) {
             if let Some(sid) = &ctx.session_id {
                 self.warden.sessions.remove(sid);
+                self.warden.taints.forget_session(sid);
             }
         }
 
@@ -236,8 +250,9 @@ impl ProxyHttp for WardenProxy {
             .as_deref()
             .is_some_and(|sid| self.warden.sessions.has_pending(sid, ctx.stream_get));
         let must_filter = !ctx.lists.is_empty() || session_lists;
+        let watching = !ctx.sources.is_empty();
         let may_carry_lists = must_filter || (is_sse && ctx.session_id.is_some());
-        if !may_carry_lists {
+        if !may_carry_lists && !watching {
             return Ok(());
         }
         let encoded = upstream_response
@@ -251,13 +266,24 @@ impl ProxyHttp for WardenProxy {
             ResponseMode::Withhold
         } else if is_sse {
             ResponseMode::Sse(SseFilter::new(limit))
-        } else if is_json {
+        } else if is_json && must_filter {
             ResponseMode::Json(JsonBuffer::new(limit))
+        } else if is_json {
+            ResponseMode::Json(JsonBuffer::watching(limit))
         } else if must_filter {
             // An answer to a list request in a form the proxy cannot read.
             rewrite_as_error(upstream_response)?;
             ResponseMode::Withhold
         } else {
+            // The answer to a taint source in a form the proxy cannot read: it passes,
+            // and a successful status taints before a byte of it does. (An HTTP error
+            // with a body of another type is no tool result.)
+            let unread: Vec<SourceCall> = ctx.sources.drain().map(|(_, call)| call).collect();
+            if (200..300).contains(&status) {
+                for call in unread {
+                    self.taint(session, ctx, &call, TaintReason::AnswerUnreadable);
+                }
+            }
             ResponseMode::Pass
         };
         if matches!(ctx.response, ResponseMode::Json(_) | ResponseMode::Sse(_)) {
@@ -268,17 +294,20 @@ impl ProxyHttp for WardenProxy {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         let mut mode = std::mem::replace(&mut ctx.response, ResponseMode::Pass);
         let withheld_before = ctx.stats.withheld;
+        let mut tainting = Vec::new();
         {
             let mut scope = Scope {
                 warden: &self.warden,
                 ctx_lists: &mut ctx.lists,
+                sources: &mut ctx.sources,
+                tainting: &mut tainting,
                 session_id: ctx.session_id.as_deref(),
                 replays: ctx.stream_get,
                 identity: ctx.identity.as_ref(),
@@ -288,14 +317,14 @@ impl ProxyHttp for WardenProxy {
             match &mut mode {
                 ResponseMode::Pass => {}
                 ResponseMode::Json(buffer) => {
-                    if let Some(chunk) = body.take() {
-                        buffer.push(&chunk);
+                    let mut out = match body.take() {
+                        Some(chunk) => buffer.push(&chunk, &mut scope),
+                        None => Bytes::new(),
+                    };
+                    if end_of_stream {
+                        out = concat(out, buffer.finish(&mut scope, &mut ctx.stats));
                     }
-                    *body = Some(if end_of_stream {
-                        buffer.finish(&mut scope, &mut ctx.stats)
-                    } else {
-                        Bytes::new()
-                    });
+                    *body = Some(out);
                 }
                 ResponseMode::Sse(filter) => {
                     let mut out = match body.take() {
@@ -303,12 +332,7 @@ impl ProxyHttp for WardenProxy {
                         None => Bytes::new(),
                     };
                     if end_of_stream {
-                        let tail = filter.finish(&mut scope, &mut ctx.stats);
-                        if !tail.is_empty() {
-                            let mut joined = bytes::BytesMut::from(&out[..]);
-                            joined.extend_from_slice(&tail);
-                            out = joined.freeze();
-                        }
+                        out = concat(out, filter.finish(&mut scope, &mut ctx.stats));
                     }
                     *body = Some(out);
                 }
@@ -330,6 +354,13 @@ impl ProxyHttp for WardenProxy {
             }
         }
         ctx.response = mode;
+        // Before the answer goes out: the client must not hold the data untainted.
+        for (call, reason) in tainting {
+            self.taint(session, ctx, &call, reason);
+        }
+        if end_of_stream {
+            self.taint_unseen(session, ctx);
+        }
         let withheld = ctx.stats.withheld - withheld_before;
         if withheld > 0 {
             self.warden
@@ -390,6 +421,8 @@ impl ProxyHttp for WardenProxy {
         if status > 0 {
             self.warden.metrics.http_response(status);
         }
+        // An answer cut short (upstream or client gone) never reached end of stream.
+        self.taint_unseen(session, ctx);
         tracing::debug!(
             request_id = %ctx.request_id,
             status,
@@ -480,7 +513,7 @@ impl WardenProxy {
             time: SystemTime::now(),
             source_ip: client_ip(session),
             session_id: session_id.clone(),
-            taints: Vec::new(),
+            taints: taints_of(warden, &identity, session_id.as_deref()),
             protocol_version: protocol_version.or_else(|| {
                 parsed
                     .messages
@@ -529,12 +562,43 @@ impl WardenProxy {
                     }
                 }
                 ctx.lists = lists.into_iter().collect();
+                for call in warden.sources.calls_in(&parsed.messages) {
+                    match &call.jsonrpc_id {
+                        Some(id) => {
+                            ctx.sources.insert(id_key(id), call);
+                        }
+                        None => ctx.silent_sources.push(call),
+                    }
+                }
                 ctx.body = Some(bytes);
                 ctx.identity = Some(identity);
                 ctx.generation = Some(generation);
                 ctx.env = Some(env);
                 Ok(())
             }
+        }
+    }
+
+    /// Record a taint event for this request's caller and session.
+    fn taint(&self, session: &Session, ctx: &RequestCtx, call: &SourceCall, reason: TaintReason) {
+        let Some(identity) = &ctx.identity else {
+            return;
+        };
+        observe::record_taint(&self.warden, &facts(session, ctx), identity, call, reason);
+    }
+
+    /// At the end of an exchange: source calls whose answer the proxy never saw, though
+    /// the upstream accepted the request (2xx), taint — the client may get the answer
+    /// elsewhere (a resumed stream), so fail closed. An upstream that never answered, or
+    /// refused the request, returned no data.
+    fn taint_unseen(&self, session: &Session, ctx: &mut RequestCtx) {
+        if !ctx.upstream_status.is_some_and(|s| (200..300).contains(&s)) {
+            return;
+        }
+        let mut unseen: Vec<SourceCall> = ctx.sources.drain().map(|(_, call)| call).collect();
+        unseen.append(&mut ctx.silent_sources);
+        for call in unseen {
+            self.taint(session, ctx, &call, TaintReason::AnswerUnseen);
         }
     }
 
@@ -549,10 +613,15 @@ impl WardenProxy {
     }
 }
 
-/// The filter's view of one request: its own list ids first, then the session's.
+/// The filter's view of one request: its own list ids first, then the session's; and
+/// the request's calls of taint sources.
 struct Scope<'a> {
     warden: &'a Warden,
     ctx_lists: &'a mut HashMap<String, ListKind>,
+    /// Watched source calls, by id key.
+    sources: &'a mut HashMap<String, SourceCall>,
+    /// Source calls to taint for, once the filter is done with this chunk.
+    tainting: &'a mut Vec<(SourceCall, TaintReason)>,
     session_id: Option<&'a str>,
     /// A GET stream, which a client may resume to replay answers: answered list ids
     /// are filtered again.
@@ -568,6 +637,31 @@ impl ListScope for Scope<'_> {
             || self
                 .session_id
                 .is_some_and(|sid| self.warden.sessions.has_pending(sid, self.replays))
+    }
+
+    fn watching(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    fn answered(&mut self, id_key: &str, message: &Value) {
+        let Some(call) = self.sources.remove(id_key) else {
+            return;
+        };
+        match call_outcome(message) {
+            CallOutcome::Succeeded => self.tainting.push((call, TaintReason::SourceSucceeded)),
+            CallOutcome::Unreadable => self.tainting.push((call, TaintReason::AnswerUnreadable)),
+            CallOutcome::Failed => {
+                tracing::debug!(tool = %call.tool, "taint source call failed; nothing recorded")
+            }
+        }
+    }
+
+    fn unreadable(&mut self) {
+        self.tainting.extend(
+            self.sources
+                .drain()
+                .map(|(_, call)| (call, TaintReason::AnswerUnreadable)),
+        );
     }
 
     fn take(&mut self, id_key: &str) -> Option<ListKind> {
@@ -587,9 +681,14 @@ impl ListScope for Scope<'_> {
         name: &str,
         annotations: Option<&Map<String, Value>>,
     ) -> bool {
-        if kind == ListKind::Tools {
+        let overridden;
+        let annotations = if kind == ListKind::Tools {
             self.warden.annotations.record(name, annotations);
-        }
+            overridden = self.warden.annotations.overridden(name, annotations);
+            overridden.as_deref()
+        } else {
+            annotations
+        };
         let Some(identity) = self.identity else {
             return false;
         };
@@ -611,7 +710,7 @@ impl ListScope for Scope<'_> {
                     time: SystemTime::now(),
                     source_ip: None,
                     session_id: self.session_id.map(str::to_owned),
-                    taints: Vec::new(),
+                    taints: taints_of(self.warden, identity, self.session_id),
                     protocol_version: None,
                 };
                 &fallback
@@ -673,6 +772,19 @@ fn facts(session: &Session, ctx: &RequestCtx) -> RequestFacts {
         source: client_addr(session),
         session_id: ctx.session_id.clone(),
         started: ctx.started,
+    }
+}
+
+/// `head` then `tail`, copying only when both hold bytes.
+fn concat(head: Bytes, tail: Bytes) -> Bytes {
+    match (head.is_empty(), tail.is_empty()) {
+        (_, true) => head,
+        (true, false) => tail,
+        (false, false) => {
+            let mut joined = bytes::BytesMut::from(&head[..]);
+            joined.extend_from_slice(&tail);
+            joined.freeze()
+        }
     }
 }
 

@@ -24,6 +24,8 @@ cat <<MSG
 
   MCP server (everything):  http://127.0.0.1:3001/mcp   (log: /tmp/mcp-warden-upstream.log)
   mcp-warden:               http://127.0.0.1:8080/mcp   (policies: policies/example)
+  metrics and probes:       http://127.0.0.1:9090/metrics, /healthz, /readyz
+  audit log:                this terminal (standard output); diagnostics on standard error
 
   Tokens (valid 1h):
     export STAFF=$staff

@@ -157,16 +157,15 @@ enum PolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
     match cli.command {
-        Command::Run { config } => match load(&config) {
+        Command::Run { config } => match load(&config, &cli.log_format) {
             Ok(warden) => match proxy::run(warden) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&format!("{e:#}")),
             },
             Err(code) => code,
         },
-        Command::Check { config } => match load(&config) {
+        Command::Check { config } => match load(&config, &cli.log_format) {
             Ok(warden) => {
                 let generation = warden.policies.current();
                 println!(
@@ -181,7 +180,10 @@ fn main() -> ExitCode {
         },
         Command::Policy {
             command: PolicyCommand::Test { files },
-        } => policy_test(&files),
+        } => {
+            init_logging(&cli.log_format, "info");
+            policy_test(&files)
+        }
         Command::DevJwt {
             config,
             sub,
@@ -320,8 +322,10 @@ fn token(command: TokenCommand) -> Result<String, String> {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<proxy::Warden, ExitCode> {
+/// Load the configuration, start logging at its level, then build the proxy.
+fn load(path: &std::path::Path, log_format: &str) -> Result<proxy::Warden, ExitCode> {
     let config = config::load(path).map_err(|e| fail(&e.to_string()))?;
+    init_logging(log_format, &config.raw.log.level);
     proxy::Warden::build(config).map_err(|e| fail(&e.to_string()))
 }
 
@@ -429,9 +433,15 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(format: &str) {
+/// Diagnostic logs on stderr: `RUST_LOG` if set, else `level` (the configuration's
+/// `[log] level`, already checked by `config::load`).
+fn init_logging(format: &str, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

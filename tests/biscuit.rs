@@ -443,6 +443,69 @@ async fn jwt_callers_under_the_biscuit_engine_have_no_token() {
     assert_eq!(initialize_status(&warden, &alice).await.0, 200);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn taint_labels_are_facts_and_follow_attenuated_tokens() {
+    let keys = Keys::new();
+    let up = UpstreamBuilder::new(ResponseMode::Json)
+        .any_host()
+        .records_tool()
+        .start()
+        .await;
+    let warden = Warden::start(
+        &up.url,
+        &example_policies(),
+        &format!(
+            "{ENGINE_TOML}{}\n[taint]\nsources = [{{ tool = \"get_record\", label = \"phi\" }}]\n",
+            keys.auth_toml()
+        ),
+    );
+    let alice = keys.mint(
+        "root1",
+        1,
+        &[
+            r#"user("alice")"#,
+            r#"right("tool", "get_record")"#,
+            r#"right("weather")"#,
+        ],
+        &[],
+    );
+    let client = connect(&warden, Revision::Modern, &alice).await;
+    list_tool_names(&client).await;
+    let paris = || args([("city", json!("Paris"))]);
+    call_tool(&client, "get_weather", paris())
+        .await
+        .expect("clean: the weather is open");
+    call_tool(&client, "get_record", args([("id", json!("p1"))]))
+        .await
+        .expect("the source");
+    let err = call_tool(&client, "get_weather", paris())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denial(&err),
+        (
+            FORBIDDEN,
+            json!({"policy_ids": ["no-open-world-when-tainted"]})
+        )
+    );
+    // The taint belongs to the token, and its attenuations share it: a sub-agent's
+    // narrowed token in a new session cannot send the data out either.
+    let weather_only = attenuate(&alice, &["--check", r#"tool("get_weather")"#]);
+    let sub_agent = connect(&warden, Revision::Modern, &weather_only).await;
+    list_tool_names(&sub_agent).await;
+    let err = call_tool(&sub_agent, "get_weather", paris())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        denial(&err),
+        (
+            FORBIDDEN,
+            json!({"policy_ids": ["no-open-world-when-tainted"]})
+        )
+    );
+    assert_eq!(up.seen.tool_calls(), ["get_weather", "get_record"]);
+}
+
 #[test]
 fn example_configuration_and_policies_load() {
     // The repository layout: config/biscuit.toml points at ../policies/biscuit-example and

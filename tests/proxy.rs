@@ -23,13 +23,59 @@ fn warden_for(up: &Upstream) -> Warden {
     Warden::start(&up.url, &example_policies(), AUTH_TOML)
 }
 
-/// The two combinations that matter: sessions + SSE answers on the 2025-06-18 lifecycle,
-/// and stateless JSON answers on the 2026-07-28 lifecycle.
+/// Sessions + SSE answers on the `initialize` lifecycle (2025-06-18), and stateless JSON
+/// answers on the 2026-07-28 lifecycle.
 fn setups() -> [(ResponseMode, Revision); 2] {
     [
         (ResponseMode::Sse, Revision::legacy()),
         (ResponseMode::Json, Revision::Modern),
     ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_protocol_revision_in_use_is_filtered_and_decided() {
+    use rmcp::model::ProtocolVersion;
+    let revisions = [
+        (
+            ResponseMode::Sse,
+            Revision::Legacy(ProtocolVersion::V_2025_03_26),
+        ),
+        (
+            ResponseMode::Sse,
+            Revision::Legacy(ProtocolVersion::V_2025_06_18),
+        ),
+        (
+            ResponseMode::Sse,
+            Revision::Legacy(ProtocolVersion::V_2025_11_25),
+        ),
+        (
+            ResponseMode::Json,
+            Revision::Legacy(ProtocolVersion::V_2025_11_25),
+        ),
+        (ResponseMode::Sse, Revision::Modern),
+        (ResponseMode::Json, Revision::Modern),
+    ];
+    for (mode, revision) in revisions {
+        let up = upstream(mode).await;
+        let warden = warden_for(&up);
+        let client = ClientBuilder::new(&warden.url, revision.clone())
+            .bearer(token("pat", &[], "mcp:tools"))
+            .connect()
+            .await;
+        let mut names = list_tool_names(&client).await;
+        names.sort();
+        assert_eq!(names, ["echo", "get_weather"], "{mode:?} {revision:?}");
+        call_tool(&client, "echo", args([("text", json!("x"))]))
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?} {revision:?}: {e}"));
+        let err = call_tool(&client, "whoami", json!({})).await.unwrap_err();
+        assert_eq!(
+            denial_code(&err).unwrap().0,
+            FORBIDDEN,
+            "{mode:?} {revision:?}"
+        );
+        assert_eq!(up.seen.tool_calls(), ["echo"], "{mode:?} {revision:?}");
+    }
 }
 
 fn denial_code(err: &ServiceError) -> Option<(i32, Value)> {

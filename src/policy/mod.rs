@@ -34,7 +34,7 @@ pub struct RequestEnv {
     pub source_ip: Option<IpAddr>,
     /// `Mcp-Session-Id`, if the request carries one.
     pub session_id: Option<String>,
-    /// Taint labels of the session and credential (empty until taint tracking is on).
+    /// Taint labels of the session and credential, sorted (see [`crate::taint`]).
     pub taints: Vec<String>,
     /// The MCP protocol revision, from `MCP-Protocol-Version` or the body.
     pub protocol_version: Option<String>,

@@ -74,8 +74,9 @@ pub(super) async fn read_whole_body(
     Ok(buf.freeze())
 }
 
-/// The `Content-Length`, if the request has one. Pingora has already refused
-/// conflicting or malformed framing headers.
+/// The `Content-Length`, if the request has one. With `Transfer-Encoding` present the
+/// body is read (and forwarded) as chunked, whatever `Content-Length` says; a test checks
+/// that what was decided is exactly what the upstream receives.
 fn declared_length(session: &Session) -> Result<Option<usize>, Refusal> {
     let headers = &session.req_header().headers;
     if headers.contains_key(http::header::TRANSFER_ENCODING) {

@@ -19,6 +19,12 @@ use crate::mcp::ListKind;
 /// more is refused rather than risking a result the proxy no longer knows to filter.
 pub const MAX_PENDING_LISTS: usize = 256;
 
+/// Answered list requests remembered per session. A client picks `Last-Event-ID` when it
+/// resumes a GET stream, so it can ask the server to replay a list result the proxy has
+/// already filtered; the proxy keeps filtering ids it has answered. (MCP forbids reusing
+/// a request id within a session, so a remembered id never names another request.)
+pub const MAX_ANSWERED_LISTS: usize = 1024;
+
 /// Why a request's session id was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
@@ -38,6 +44,21 @@ struct Entry {
     owner: String,
     last_seen: Instant,
     pending: HashMap<String, ListKind>,
+    answered: HashMap<String, ListKind>,
+    answered_order: std::collections::VecDeque<String>,
+}
+
+impl Entry {
+    fn remember_answered(&mut self, id_key: &str, kind: ListKind) {
+        if self.answered.insert(id_key.to_owned(), kind).is_none() {
+            self.answered_order.push_back(id_key.to_owned());
+            if self.answered_order.len() > MAX_ANSWERED_LISTS {
+                if let Some(oldest) = self.answered_order.pop_front() {
+                    self.answered.remove(&oldest);
+                }
+            }
+        }
+    }
 }
 
 /// Bounded map from session id to owner and outstanding list requests.
@@ -107,6 +128,8 @@ impl SessionTable {
                 owner: principal.to_owned(),
                 last_seen: now,
                 pending: HashMap::new(),
+                answered: HashMap::new(),
+                answered_order: Default::default(),
             },
         );
         Ok(())
@@ -133,21 +156,49 @@ impl SessionTable {
         Ok(())
     }
 
-    /// Take the outstanding list request answered by a response with `id_key`.
-    pub fn take_pending(&self, session_id: &str, id_key: &str) -> Option<ListKind> {
-        self.entries
-            .lock()
-            .get_mut(session_id)
-            .and_then(|e| e.pending.remove(id_key))
+    /// The list request answered by a response with `id_key`: an outstanding one (now
+    /// remembered as answered), or — when `replays` is set, for resumed streams — one
+    /// answered before.
+    pub fn take_pending(&self, session_id: &str, id_key: &str, replays: bool) -> Option<ListKind> {
+        let mut entries = self.entries.lock();
+        let entry = entries.get_mut(session_id)?;
+        if let Some(kind) = entry.pending.remove(id_key) {
+            entry.remember_answered(id_key, kind);
+            return Some(kind);
+        }
+        if replays {
+            return entry.answered.get(id_key).copied();
+        }
+        None
     }
 
-    /// Does the session have outstanding list requests? (Cheap pre-check before
-    /// parsing events of a GET stream.)
-    pub fn has_pending(&self, session_id: &str) -> bool {
+    /// Record that a list request was answered on its own POST stream.
+    pub fn mark_answered(&self, session_id: &str, id_key: &str, kind: ListKind) {
+        if let Some(entry) = self.entries.lock().get_mut(session_id) {
+            entry.pending.remove(id_key);
+            entry.remember_answered(id_key, kind);
+        }
+    }
+
+    /// Could a message on this session's streams answer a list request? Outstanding ones,
+    /// and with `replays` (resumed GET streams) answered ones too. Cheap pre-check before
+    /// parsing events.
+    pub fn has_pending(&self, session_id: &str, replays: bool) -> bool {
         self.entries
             .lock()
             .get(session_id)
-            .is_some_and(|e| !e.pending.is_empty())
+            .is_some_and(|e| !e.pending.is_empty() || (replays && !e.answered.is_empty()))
+    }
+
+    /// Number of sessions not idle beyond the timeout (expired ones are forgotten
+    /// lazily, so [`SessionTable::len`] may still count them).
+    pub fn active(&self) -> usize {
+        let now = Instant::now();
+        self.entries
+            .lock()
+            .values()
+            .filter(|e| now.duration_since(e.last_seen) <= self.idle_timeout)
+            .count()
     }
 
     /// Number of sessions remembered.
@@ -169,6 +220,18 @@ pub fn id_key(id: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answered_lists_are_bounded() {
+        let t = SessionTable::new(2, Duration::from_secs(60));
+        t.bind("s", "a").unwrap();
+        for i in 0..=MAX_ANSWERED_LISTS {
+            t.mark_answered("s", &i.to_string(), ListKind::Tools);
+        }
+        assert_eq!(t.take_pending("s", "0", true), None, "oldest forgotten");
+        let last = MAX_ANSWERED_LISTS.to_string();
+        assert_eq!(t.take_pending("s", &last, true), Some(ListKind::Tools));
+    }
 
     #[test]
     fn session_is_bound_to_its_creator() {
@@ -200,6 +263,7 @@ mod tests {
         let t = SessionTable::new(10, Duration::ZERO);
         t.bind("s1", "a").unwrap();
         std::thread::sleep(Duration::from_millis(2));
+        assert_eq!((t.len(), t.active()), (1, 0));
         assert_eq!(t.check("s1", "a"), Err(SessionError::Unknown));
     }
 
@@ -210,6 +274,7 @@ mod tests {
         t.bind("s2", "a").unwrap();
         t.bind("s3", "a").unwrap();
         assert_eq!(t.len(), 2);
+        assert_eq!(t.active(), 2);
         assert_eq!(t.check("s3", "a"), Ok(()));
     }
 
@@ -219,10 +284,17 @@ mod tests {
         t.bind("s1", "a").unwrap();
         let key = id_key(&serde_json::json!(7));
         t.add_pending("s1", key.clone(), ListKind::Tools).unwrap();
-        assert!(t.has_pending("s1"));
-        assert_eq!(t.take_pending("s1", &id_key(&serde_json::json!("7"))), None);
-        assert_eq!(t.take_pending("s1", &key), Some(ListKind::Tools));
-        assert_eq!(t.take_pending("s1", &key), None);
+        assert!(t.has_pending("s1", false));
+        assert_eq!(
+            t.take_pending("s1", &id_key(&serde_json::json!("7")), false),
+            None
+        );
+        assert_eq!(t.take_pending("s1", &key, false), Some(ListKind::Tools));
+        assert_eq!(t.take_pending("s1", &key, false), None);
+        assert!(!t.has_pending("s1", false));
+        // A replay on a resumed stream is still recognised as the list answer.
+        assert!(t.has_pending("s1", true));
+        assert_eq!(t.take_pending("s1", &key, true), Some(ListKind::Tools));
         for i in 0..MAX_PENDING_LISTS {
             t.add_pending("s1", i.to_string(), ListKind::Prompts)
                 .unwrap();

@@ -20,12 +20,41 @@ pub struct RawRequest {
 impl RawRequest {
     /// A header's value (case-insensitive name), first occurrence.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
+        self.headers(name).into_iter().next()
+    }
+
+    /// Every value of a header (case-insensitive name), in order.
+    pub fn headers(&self, name: &str) -> Vec<String> {
+        self.head
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_owned())
+            })
+            .collect()
+    }
+
+    /// The HTTP method of the request line.
+    pub fn method(&self) -> &str {
+        self.head.split(' ').next().unwrap_or("")
+    }
+
+    /// The request target of the request line.
+    pub fn target(&self) -> &str {
+        self.head.split(' ').nth(1).unwrap_or("")
+    }
+
+    /// The body as JSON, if it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The JSON-RPC `method` of a single-message body.
+    pub fn rpc_method(&self) -> Option<String> {
+        self.json()?.get("method")?.as_str().map(str::to_owned)
     }
 }
 
@@ -44,6 +73,14 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Start; `respond` scripts the answer to each request.
     pub fn start(respond: impl Fn(&RawRequest) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_paced(Duration::from_millis(15), respond)
+    }
+
+    /// [`FakeUpstream::start`], pausing `pause` between the pieces of each reply.
+    pub fn start_paced(
+        pause: Duration,
+        respond: impl Fn(&RawRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -54,7 +91,7 @@ impl FakeUpstream {
                 let Ok(stream) = stream else { break };
                 let seen = Arc::clone(&seen);
                 let respond = Arc::clone(&respond);
-                std::thread::spawn(move || serve(stream, &seen, &*respond));
+                std::thread::spawn(move || serve(stream, &seen, &*respond, pause));
             }
         });
         FakeUpstream {
@@ -67,9 +104,26 @@ impl FakeUpstream {
     pub fn received(&self) -> Vec<RawRequest> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// The JSON-RPC methods (or `"<HTTP method> (no JSON-RPC method)"`) received so far,
+    /// for readable assertions.
+    pub fn methods(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| {
+                r.rpc_method()
+                    .unwrap_or_else(|| format!("{} (no JSON-RPC method)", r.method()))
+            })
+            .collect()
+    }
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Vec<RawRequest>>, respond: &dyn Fn(&RawRequest) -> Reply) {
+fn serve(
+    stream: TcpStream,
+    seen: &Mutex<Vec<RawRequest>>,
+    respond: &dyn Fn(&RawRequest) -> Reply,
+    pause: Duration,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut head = String::new();
@@ -114,7 +168,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<RawRequest>>, respond: &dyn Fn(&Raw
             return;
         }
         let _ = stream.flush();
-        std::thread::sleep(Duration::from_millis(15));
+        std::thread::sleep(pause);
     }
 }
 
@@ -134,4 +188,104 @@ pub fn sse_reply(pieces: &[&str]) -> Reply {
     ];
     out.extend(pieces.iter().map(|p| p.as_bytes().to_vec()));
     out
+}
+
+/// A complete answer with any status line, headers and body; `Content-Length` and
+/// `Connection: close` are added.
+pub fn reply(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut head = format!("HTTP/1.1 {status}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    vec![out]
+}
+
+/// A complete `application/json` answer with extra headers (e.g. `mcp-session-id`).
+pub fn json_reply_with(headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    reply("200 OK", &all, body.as_bytes())
+}
+
+/// A `text/event-stream` answer delimited by connection close, with extra headers.
+pub fn sse_reply_with(headers: &[(&str, &str)], pieces: &[&str]) -> Reply {
+    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    let mut out = vec![head.into_bytes()];
+    out.extend(pieces.iter().map(|p| p.as_bytes().to_vec()));
+    out
+}
+
+/// `202 Accepted` with no body (the answer to notifications and responses).
+pub fn accepted() -> Reply {
+    reply("202 Accepted", &[], b"")
+}
+
+/// Answer every JSON-RPC request in the body with an empty result (a batch with a batch),
+/// notifications and responses with 202.
+pub fn ok_reply(req: &RawRequest) -> Reply {
+    let result = |m: &serde_json::Value| {
+        let id = m.get("id").filter(|_| m.get("method").is_some())?;
+        Some(serde_json::json!({"jsonrpc": "2.0", "id": id, "result": {}}))
+    };
+    match req.json() {
+        Some(serde_json::Value::Array(items)) => {
+            let answers: Vec<_> = items.iter().filter_map(result).collect();
+            if answers.is_empty() {
+                accepted()
+            } else {
+                json_reply(&serde_json::Value::Array(answers).to_string())
+            }
+        }
+        Some(message) => match result(&message) {
+            Some(answer) => json_reply(&answer.to_string()),
+            None => accepted(),
+        },
+        None => accepted(),
+    }
+}
+
+/// `data` as a gzip member made of *stored* (uncompressed) deflate blocks: valid gzip
+/// whose bytes still contain `data` verbatim, so a test can see it leak.
+pub fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut blocks = data.chunks(0xffff).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(block) = blocks.next() {
+        out.push(u8::from(blocks.peek().is_none()));
+        let len = block.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE), bit by bit: fast enough for test bodies.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -1,10 +1,10 @@
 //! Starts the real `mcp-warden` binary with a generated configuration.
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running proxy; killed on drop.
@@ -13,6 +13,8 @@ pub struct Warden {
     pub url: String,
     /// Listen address.
     pub addr: SocketAddr,
+    /// Admin listener address (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
     /// Directory holding the config (and whatever the test put there).
     pub dir: tempfile::TempDir,
     child: Child,
@@ -43,7 +45,31 @@ pub fn example_policies() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/example")
 }
 
+/// A policy directory holding the repository's example schema (copied, so there is one
+/// schema to maintain) and `cedar` as `policies.cedar`, with no `entities.json`.
+pub fn policy_fixture(cedar: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut schemas = 0;
+    for entry in std::fs::read_dir(example_policies()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cedarschema") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            schemas += 1;
+        }
+    }
+    assert_eq!(schemas, 1, "policies/example must hold exactly one schema");
+    std::fs::write(dir.path().join("policies.cedar"), cedar).unwrap();
+    dir
+}
+
 impl Warden {
+    /// Start the proxy in front of `upstream` with the policies `cedar` over the example
+    /// schema (see [`policy_fixture`]).
+    pub fn start_with_policy(upstream: &str, cedar: &str, extra: &str) -> Warden {
+        let policies = policy_fixture(cedar);
+        Self::start(upstream, policies.path(), extra)
+    }
+
     /// Start the proxy in front of `upstream` (a full URL). `extra` is TOML appended to
     /// the generated config (auth, identity headers, …). The policy directory is copied
     /// into the temp dir as `policies/` so tests may edit it.
@@ -67,13 +93,16 @@ impl Warden {
         let config_path = dir.path().join("warden.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("warden.log");
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
         cmd.arg("run")
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,pingora=warn")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stderr(std::fs::File::create(&log).unwrap())
+            // Every proxy gets its own admin port (the default 9090 would collide).
+            .env("MCP_WARDEN__ADMIN__LISTEN", admin.to_string());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -87,6 +116,7 @@ impl Warden {
         let mut w = Warden {
             url: format!("http://127.0.0.1:{port}{path}"),
             addr,
+            admin,
             dir,
             child,
             log,
@@ -133,6 +163,23 @@ impl Warden {
         assert!(status.success());
     }
 
+    /// `http://ADMIN/<path>` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Wait for the process to exit (`None` if it is still running after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Wait until the log contains `needle` (or panic after `timeout`).
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -167,4 +214,122 @@ pub fn run_cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A response read off the wire by [`raw_http`].
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Status line and headers, as text.
+    pub head: String,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// A header's value (case-insensitive name), first occurrence.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
+    /// The body as JSON (panics with the body if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}\n{}",
+                String::from_utf8_lossy(&self.body),
+                self.head
+            )
+        })
+    }
+
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send `request` (exact bytes: request line, headers, body; include
+/// `Connection: close`) in one write and read the answer until the server closes.
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    raw_http_pieces(addr, &[request])
+}
+
+/// [`raw_http`] with the request written in pieces, 20 ms apart.
+pub fn raw_http_pieces(addr: SocketAddr, pieces: &[&[u8]]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect to mcp-warden");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The proxy may answer (and close) before reading everything we send.
+        if stream.write_all(piece).is_err() {
+            break;
+        }
+    }
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if raw.is_empty() => panic!("no response from mcp-warden: {e}"),
+            Err(_) => break,
+        }
+    }
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> RawResponse {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    let mut response = RawResponse {
+        status,
+        head,
+        body: Vec::new(),
+    };
+    let rest = &raw[end + 4..];
+    if response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        let mut rest = rest;
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = String::from_utf8_lossy(&rest[..eol]);
+            let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
+            if size == 0 {
+                break;
+            }
+            let start = eol + 2;
+            let stop = (start + size).min(rest.len());
+            response.body.extend_from_slice(&rest[start..stop]);
+            rest = &rest[(stop + 2).min(rest.len())..];
+        }
+    } else {
+        let len = response
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(rest.len())
+            .min(rest.len());
+        response.body = rest[..len].to_vec();
+    }
+    response
 }

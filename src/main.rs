@@ -1,5 +1,5 @@
 //! The `mcp-warden` command line: run the proxy, check a configuration, test policies,
-//! and run the bundled demo.
+//! make Biscuit keys and tokens, and run the bundled demo.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -71,6 +71,24 @@ enum Command {
     /// Print the SHA-256 of an API key, for `[[auth.api_keys]] sha256 = …`.
     /// Reads the key from standard input (so it stays out of shell history).
     HashKey,
+    /// Generate a Biscuit root key pair: `<OUT>.private` (mode 0600) and `<OUT>.public`.
+    /// Prints the public key, for `[[auth.biscuit.keys]]`.
+    Keygen {
+        /// Path prefix of the two key files.
+        #[arg(long, default_value = "biscuit-root")]
+        out: PathBuf,
+        /// `ed25519` or `secp256r1` (P-256).
+        #[arg(long, default_value = "ed25519")]
+        algorithm: String,
+        /// Replace existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Biscuit tokens: mint, attenuate, inspect.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Serve the demo MCP backend: a clinic's records in PostgreSQL behind row-level
     /// security, reading the caller from the proxy's identity headers.
     DemoBackend {
@@ -97,6 +115,60 @@ enum Command {
     },
 }
 
+/// What goes into a new block (shared by `mint` and `attenuate`).
+#[derive(clap::Args)]
+struct BlockArgs {
+    /// A fact, e.g. `user("alice")` (repeatable).
+    #[arg(long = "fact")]
+    facts: Vec<String>,
+    /// A check, e.g. `check if tool("echo")`; `check if` may be left out (repeatable).
+    #[arg(long = "check")]
+    checks: Vec<String>,
+    /// A file of Datalog (facts, rules, checks) to add to the block.
+    #[arg(long)]
+    code: Option<PathBuf>,
+    /// Expire the block after this long, e.g. `1h`, `5m`
+    /// (adds `check if time($time), $time <= <now + ttl>`).
+    #[arg(long)]
+    ttl: Option<humantime::Duration>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token signed with a root private key; prints it (base64url).
+    Mint {
+        /// The root private key: a file written by `keygen`, or the key itself.
+        #[arg(long)]
+        private_key: String,
+        /// The root key id to put in the token (`[[auth.biscuit.keys]] id`).
+        #[arg(long)]
+        root_key_id: Option<u32>,
+        #[command(flatten)]
+        block: BlockArgs,
+    },
+    /// Append a block that narrows a token (offline, no key needed); prints the new token.
+    Attenuate {
+        /// The token; read from standard input when absent or `-`.
+        #[arg(long)]
+        token: Option<String>,
+        #[command(flatten)]
+        block: BlockArgs,
+    },
+    /// Verify a token with a root public key and print its blocks, facts, checks,
+    /// expiry and revocation ids.
+    Inspect {
+        /// The token; read from standard input when absent or `-`.
+        #[arg(long)]
+        token: Option<String>,
+        /// The root public key: a `.public` file, or the key itself (`ed25519/<hex>`).
+        #[arg(long)]
+        public_key: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Run policy test cases (TOML files of principal/action/resource → decision).
@@ -109,23 +181,15 @@ enum PolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_filter = match cli.command {
-        // The demo's terminal shows the proxy's decisions, not every MCP message.
-        Command::Demo { .. } | Command::DemoBackend { .. } => {
-            "info,rmcp=warn,refinery_core=warn,pingora_core=warn"
-        }
-        _ => "info",
-    };
-    init_logging(&cli.log_format, default_filter);
     match cli.command {
-        Command::Run { config } => match load(&config) {
+        Command::Run { config } => match load(&config, &cli.log_format) {
             Ok(warden) => match proxy::run(warden) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&format!("{e:#}")),
             },
             Err(code) => code,
         },
-        Command::Check { config } => match load(&config) {
+        Command::Check { config } => match load(&config, &cli.log_format) {
             Ok(warden) => {
                 let generation = warden.policies.current();
                 println!(
@@ -140,7 +204,10 @@ fn main() -> ExitCode {
         },
         Command::Policy {
             command: PolicyCommand::Test { files },
-        } => policy_test(&files),
+        } => {
+            init_logging(&cli.log_format, "info");
+            policy_test(&files)
+        }
         Command::DevJwt {
             config,
             sub,
@@ -176,26 +243,131 @@ fn main() -> ExitCode {
             println!("{}", mcp_warden::auth::hash_api_key(key));
             ExitCode::SUCCESS
         }
-        Command::DemoBackend {
-            listen,
-            database_url,
-        } => match demo_backend(listen, &database_url) {
+        Command::Keygen {
+            out,
+            algorithm,
+            force,
+        } => match keygen(&out, &algorithm, force) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Command::Token { command } => match token(command) {
+            Ok(output) => {
+                println!("{output}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::DemoBackend {
+            listen,
+            database_url,
+        } => {
+            init_logging(&cli.log_format, &demo_log_filter("info"));
+            match demo_backend(listen, &database_url) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Demo {
             config,
             database_url,
             ttl,
-        } => match run_demo(&config, &database_url, *ttl) {
+        } => match run_demo(&config, &database_url, *ttl, &cli.log_format) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
     }
 }
 
-fn load(path: &std::path::Path) -> Result<proxy::Warden, ExitCode> {
+fn keygen(out: &std::path::Path, algorithm: &str, force: bool) -> Result<(), String> {
+    use mcp_warden::auth::biscuit::{keys, tools};
+    let algorithm = keys::parse_algorithm(algorithm)?;
+    let files = tools::keygen(out, algorithm, force).map_err(|e| e.to_string())?;
+    eprintln!(
+        "wrote {} (private, mode 0600) and {}",
+        files.private.display(),
+        files.public.display()
+    );
+    println!("{}", files.public_key);
+    Ok(())
+}
+
+/// A key given on the command line: a file if one exists at that path, else the text.
+fn key_text(arg: &str) -> Result<String, String> {
+    let path = std::path::Path::new(arg);
+    if path.is_file() {
+        std::fs::read_to_string(path).map_err(|e| format!("`{arg}`: {e}"))
+    } else {
+        Ok(arg.to_owned())
+    }
+}
+
+/// The token argument, or standard input.
+fn token_text(arg: Option<String>) -> Result<String, String> {
+    match arg.as_deref() {
+        Some(text) if text != "-" => Ok(text.trim().to_owned()),
+        _ => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| format!("cannot read the token from standard input: {e}"))?;
+            Ok(text.trim().to_owned())
+        }
+    }
+}
+
+fn block_spec(args: BlockArgs) -> Result<mcp_warden::auth::biscuit::tools::BlockSpec, String> {
+    let code = args
+        .code
+        .map(|file| {
+            std::fs::read_to_string(&file).map_err(|e| format!("`{}`: {e}", file.display()))
+        })
+        .transpose()?;
+    Ok(mcp_warden::auth::biscuit::tools::BlockSpec {
+        facts: args.facts,
+        checks: args.checks,
+        code,
+        ttl: args.ttl.map(Into::into),
+    })
+}
+
+fn token(command: TokenCommand) -> Result<String, String> {
+    use mcp_warden::auth::biscuit::{keys, tools};
+    let now = std::time::SystemTime::now();
+    match command {
+        TokenCommand::Mint {
+            private_key,
+            root_key_id,
+            block,
+        } => {
+            let key = keys::parse_private_key(&key_text(&private_key)?, None)
+                .map_err(|e| format!("--private-key: {e}"))?;
+            tools::mint(&key, root_key_id, &block_spec(block)?, now).map_err(|e| e.to_string())
+        }
+        TokenCommand::Attenuate { token, block } => {
+            tools::attenuate(&token_text(token)?, &block_spec(block)?, now)
+                .map_err(|e| e.to_string())
+        }
+        TokenCommand::Inspect {
+            token,
+            public_key,
+            json,
+        } => {
+            let key = keys::parse_public_key(&key_text(&public_key)?, None)
+                .map_err(|e| format!("--public-key: {e}"))?;
+            let report = tools::inspect(&token_text(token)?, &key).map_err(|e| e.to_string())?;
+            if json {
+                serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
+            } else {
+                Ok(report.to_string().trim_end().to_owned())
+            }
+        }
+    }
+}
+
+/// Load the configuration, start logging at its level, then build the proxy.
+fn load(path: &std::path::Path, log_format: &str) -> Result<proxy::Warden, ExitCode> {
     let config = config::load(path).map_err(|e| fail(&e.to_string()))?;
+    init_logging(log_format, &config.raw.log.level);
     proxy::Warden::build(config).map_err(|e| fail(&e.to_string()))
 }
 
@@ -205,7 +377,7 @@ fn policy_test(files: &[PathBuf]) -> ExitCode {
     for file in files {
         match policy::testcases::run_test_file(file) {
             Ok(report) => {
-                print!("{report}");
+                println!("{report}");
                 passed += report.cases.len() - report.failed();
                 failed += report.failed();
             }
@@ -372,8 +544,10 @@ fn run_demo(
     config_path: &std::path::Path,
     database_url: &str,
     ttl: std::time::Duration,
+    log_format: &str,
 ) -> Result<(), String> {
     let config = config::load(config_path).map_err(|e| e.to_string())?;
+    init_logging(log_format, &demo_log_filter(&config.raw.log.level));
     for created in demo::walkthrough::ensure_keys(&config)
         .map_err(|e| format!("cannot create the demo keys: {e}"))?
     {
@@ -468,12 +642,12 @@ fn print_demo_banner(
         out,
         "\nThen, in that shell (see \"The demo walkthrough\" in the README):\n\n  \
          export MCP_URL={proxy_url}\n  \
-         source scripts/mcp.sh\n  \
-         mcp \"$PATIENT\" tools/list\n  \
-         mcp \"$PATIENT\" tools/call '{{\"name\":\"get_medical_records\",\"arguments\":{{\"patient_name\":\"Erin oRTEga\"}}}}'\n  \
-         mcp \"$PATIENT\" tools/call '{{\"name\":\"run_sql\",\"arguments\":{{\"query\":\"SELECT * FROM medical_records\"}}}}'\n  \
-         mcp \"$NURSE\" tools/call '{{\"name\":\"list_patients\",\"arguments\":{{}}}}'\n\n\
-         Decisions are logged below (one line each). Ctrl-C stops the demo.\n"
+         scripts/mcp-call.sh \"$PATIENT\" tools/list\n  \
+         scripts/mcp-call.sh \"$PATIENT\" tools/call '{{\"name\":\"get_medical_records\",\"arguments\":{{\"patient_name\":\"Erin oRTEga\"}}}}'\n  \
+         scripts/mcp-call.sh \"$PATIENT\" tools/call '{{\"name\":\"run_sql\",\"arguments\":{{\"query\":\"SELECT * FROM medical_records\"}}}}'\n  \
+         scripts/mcp-call.sh \"$NURSE\" tools/call '{{\"name\":\"list_patients\"}}'\n\n\
+         Audit lines (one per decision) go to standard output below; diagnostics to standard\n\
+         error. Ctrl-C stops the demo.\n"
     );
     print!("{out}");
     let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -484,10 +658,20 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_logging(format: &str, default_filter: &str) {
+/// The demo's terminal shows the proxy's decisions, not every MCP message.
+fn demo_log_filter(level: &str) -> String {
+    format!("{level},rmcp=warn,refinery_core=warn,pingora_core=warn")
+}
+
+/// Diagnostic logs on stderr: `RUST_LOG` if set, else `level` (the configuration's
+/// `[log] level`, already checked by `config::load`).
+fn init_logging(format: &str, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -64,6 +64,7 @@ impl ApiKeys {
                     scopes: cfg.scopes.clone(),
                     claims: cfg.claims.clone(),
                     method: AuthMethod::ApiKey,
+                    biscuit: None,
                 },
             });
         }

@@ -17,7 +17,8 @@ pub enum AuthError {
     #[error("no credential")]
     Missing,
     /// A credential header that cannot be parsed: not `Bearer`, empty, not ASCII, not a
-    /// three-part compact JWS, oversized, undecodable header or claims, unknown `crit`.
+    /// three-part compact JWS, oversized, undecodable header or claims, unknown `crit`;
+    /// or a Biscuit that does not decode (bad base64, truncated, not a Biscuit).
     #[error("malformed credential")]
     Malformed,
     /// More than one credential: repeated `Authorization` or `X-API-Key` headers, or both.
@@ -58,6 +59,16 @@ pub enum AuthError {
     /// The `X-API-Key` matches no configured key.
     #[error("invalid api key")]
     InvalidApiKey,
+    /// A block of the Biscuit has a revocation id on the revocation list.
+    #[error("token revoked")]
+    Revoked,
+    /// The Biscuit's authority block names more than one user (subject fact).
+    #[error("token names more than one user")]
+    AmbiguousSubject,
+    /// Evaluating the Biscuit's own Datalog (to read its identity facts or its expiry)
+    /// exceeded the configured run limits.
+    #[error("token evaluation exceeded the run limits")]
+    RunLimit,
 }
 
 impl AuthError {
@@ -76,6 +87,9 @@ impl AuthError {
             AuthError::MissingClaim { .. } => "missing_claim",
             AuthError::AlgorithmNotAllowed { .. } => "algorithm_not_allowed",
             AuthError::InvalidApiKey => "invalid_api_key",
+            AuthError::Revoked => "revoked",
+            AuthError::AmbiguousSubject => "ambiguous_subject",
+            AuthError::RunLimit => "run_limit",
         }
     }
 
@@ -178,7 +192,7 @@ pub enum AuthConfigError {
 mod tests {
     use super::*;
 
-    const ALL: [AuthError; 12] = [
+    const ALL: [AuthError; 15] = [
         AuthError::Missing,
         AuthError::Malformed,
         AuthError::Ambiguous,
@@ -191,6 +205,9 @@ mod tests {
         AuthError::MissingClaim { claim: "sub" },
         AuthError::AlgorithmNotAllowed { alg: "none" },
         AuthError::InvalidApiKey,
+        AuthError::Revoked,
+        AuthError::AmbiguousSubject,
+        AuthError::RunLimit,
     ];
 
     #[test]

@@ -224,6 +224,7 @@ impl JwtVerifier {
             scopes,
             claims,
             method: AuthMethod::Jwt,
+            biscuit: None,
         })
     }
 }

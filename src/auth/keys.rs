@@ -270,7 +270,7 @@ fn inline_key(
 }
 
 /// Reads a file of bounded size.
-fn read_bounded(file: &Path, max: u64) -> Result<Vec<u8>, AuthConfigError> {
+pub(crate) fn read_bounded(file: &Path, max: u64) -> Result<Vec<u8>, AuthConfigError> {
     use std::io::Read;
     let read_err = |source| AuthConfigError::Read {
         file: file.to_owned(),

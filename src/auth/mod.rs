@@ -3,6 +3,10 @@
 //! Accepted credentials, exactly one per request:
 //! - `Authorization: Bearer <JWT>`: signature, `exp`/`nbf`, `iss`/`aud` verified against
 //!   keys from the configuration or a hot-reloadable JWKS file (see `jwt`);
+//! - `Authorization: Bearer <Biscuit>`: signature chain verified against a root key
+//!   chosen by the token's root key id, revocation and expiry checked (see [`biscuit`]).
+//!   A JWT has three dot-separated parts; a Biscuit is one base64url string without
+//!   dots, so the two are told apart by shape, never by trying keys;
 //! - `X-API-Key: <key>`: matched against SHA-256 hashes from the configuration;
 //! - nothing at all, only when `allow_anonymous` is set.
 //!
@@ -14,6 +18,7 @@
 //! immutable generation behind an `ArcSwap`, replaced whole by [`Authenticator::reload`].
 
 mod api_key;
+pub mod biscuit;
 mod config;
 mod error;
 mod identity;
@@ -25,11 +30,14 @@ use std::path::{Path, PathBuf};
 use http::header::{HeaderMap, HeaderValue};
 
 pub use api_key::hash_api_key;
-pub use config::{ApiKeyConfig, AuthConfig, JwtConfig, JwtKeyConfig};
+pub use config::{
+    ApiKeyConfig, AuthConfig, BiscuitConfig, BiscuitKeyConfig, JwtConfig, JwtKeyConfig,
+};
 pub use error::{AuthConfigError, AuthError};
 pub use identity::{AuthMethod, Identity};
 
 use api_key::ApiKeys;
+use biscuit::BiscuitVerifier;
 use jwt::JwtVerifier;
 
 /// The bearer token header.
@@ -45,6 +53,7 @@ const MAX_API_KEY_LEN: usize = 4096;
 pub struct Authenticator {
     allow_anonymous: bool,
     jwt: Option<JwtVerifier>,
+    biscuit: Option<BiscuitVerifier>,
     api_keys: ApiKeys,
 }
 
@@ -65,23 +74,39 @@ impl Authenticator {
             .as_ref()
             .map(|jwt| JwtVerifier::from_config(jwt, base_dir))
             .transpose()?;
+        let biscuit = cfg
+            .biscuit
+            .as_ref()
+            .map(|b| BiscuitVerifier::from_config(b, base_dir))
+            .transpose()?;
         let api_keys = ApiKeys::from_config(&cfg.api_keys)?;
-        if jwt.is_none() && cfg.api_keys.is_empty() && !cfg.allow_anonymous {
+        if jwt.is_none() && biscuit.is_none() && cfg.api_keys.is_empty() && !cfg.allow_anonymous {
             tracing::warn!("no authentication method configured: every request will be refused");
         }
         Ok(Authenticator {
             allow_anonymous: cfg.allow_anonymous,
             jwt,
+            biscuit,
             api_keys,
         })
+    }
+
+    /// Sets the run limits (facts, iterations, time) of every Datalog evaluation done
+    /// while authenticating a Biscuit (reading its identity facts, its expiry). The
+    /// proxy passes `[policy.biscuit.limits]`; default [`biscuit::default_limits`].
+    pub fn set_datalog_limits(&mut self, limits: biscuit_auth::AuthorizerLimits) {
+        if let Some(biscuit) = &mut self.biscuit {
+            biscuit.set_limits(limits);
+        }
     }
 
     /// Authenticate one request by its headers. No I/O, no lock.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
         match credential(headers)? {
-            Credential::Bearer(token) => match &self.jwt {
-                Some(jwt) => jwt.verify(token),
-                None => Err(AuthError::UnknownKey),
+            Credential::Bearer(token) => match (&self.jwt, &self.biscuit) {
+                (_, Some(biscuit)) if is_biscuit_shape(token) => biscuit.verify(token),
+                (Some(jwt), _) => jwt.verify(token),
+                (None, _) => Err(AuthError::UnknownKey),
             },
             Credential::ApiKey(key) => self.api_keys.verify(key),
             Credential::None if self.allow_anonymous => Ok(Identity::anonymous()),
@@ -89,23 +114,35 @@ impl Authenticator {
         }
     }
 
-    /// Files to watch for hot reload: the JWKS file and the PEM and secret files of
-    /// inline keys, resolved against the configuration's directory.
+    /// Files to watch for hot reload: the JWKS file, the PEM and secret files of inline
+    /// keys, Biscuit root key files and the revocation file, resolved against the
+    /// configuration's directory.
     pub fn watched_files(&self) -> Vec<PathBuf> {
-        self.jwt
+        let mut files = self
+            .jwt
             .as_ref()
             .map(JwtVerifier::watched_files)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(biscuit) = &self.biscuit {
+            files.extend(biscuit.watched_files());
+        }
+        files
     }
 
-    /// Re-read every JWT key source (JWKS file, PEM files, secrets) and swap the new key
-    /// set in atomically; requests already verifying finish on the old one. On error the
-    /// previous keys stay in force.
+    /// Re-read every key source (JWKS file, PEM files, secrets, Biscuit root key files)
+    /// and the Biscuit revocation list, and swap each in atomically; requests already
+    /// verifying finish on the old ones. On error the previous state of that part stays
+    /// in force.
     pub fn reload(&self) -> Result<(), AuthConfigError> {
-        match &self.jwt {
+        let jwt = match &self.jwt {
             Some(jwt) => jwt.reload(),
             None => Ok(()),
-        }
+        };
+        let biscuit = match &self.biscuit {
+            Some(biscuit) => biscuit.reload(),
+            None => Ok(()),
+        };
+        jwt.and(biscuit)
     }
 }
 
@@ -146,6 +183,11 @@ fn bearer_token(value: &HeaderValue) -> Result<&str, AuthError> {
         return Err(AuthError::Malformed);
     }
     Ok(token)
+}
+
+/// A Biscuit is base64url (with `=` padding) and, unlike a JWT, has no `.`.
+fn is_biscuit_shape(token: &str) -> bool {
+    !token.contains('.')
 }
 
 /// `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -193,6 +235,7 @@ mod tests {
                 subject: "ci-bot".to_owned(),
                 ..ApiKeyConfig::default()
             }],
+            biscuit: None,
         }
     }
 
@@ -374,6 +417,48 @@ mod tests {
         let challenge = err.www_authenticate(None);
         assert!(!challenge.contains(&tampered[..20]), "{challenge}");
         assert!(!err.to_string().contains(&tampered[..20]));
+    }
+
+    #[test]
+    fn bearer_tokens_are_told_apart_by_shape() {
+        let root = biscuit_auth::KeyPair::new();
+        let mut cfg = config(false);
+        cfg.biscuit = Some(BiscuitConfig {
+            keys: vec![BiscuitKeyConfig {
+                public_key: Some(biscuit::keys::public_key_text(&root.public())),
+                ..BiscuitKeyConfig::default()
+            }],
+            ..BiscuitConfig::default()
+        });
+        let a = Authenticator::from_config(&cfg, Path::new(".")).expect("valid");
+        let biscuit = biscuit_auth::Biscuit::builder()
+            .fact("user(\"bea\")")
+            .and_then(|b| b.build(&root))
+            .and_then(|t| t.to_base64())
+            .expect("token");
+        let id = a
+            .authenticate(&headers(&[("authorization", &bearer(&biscuit))]))
+            .expect("biscuit");
+        assert_eq!(
+            (id.subject.as_str(), id.method),
+            ("bea", AuthMethod::Biscuit)
+        );
+        assert!(id.biscuit.is_some());
+        let id = a
+            .authenticate(&headers(&[("authorization", &bearer(&token()))]))
+            .expect("jwt");
+        assert_eq!(id.method, AuthMethod::Jwt);
+        // A dotless token goes to Biscuit verification, never to the JWT keys.
+        assert_eq!(
+            a.authenticate(&headers(&[("authorization", &bearer("abcdef"))])),
+            Err(AuthError::Malformed)
+        );
+        cfg.jwt = None;
+        let a = Authenticator::from_config(&cfg, Path::new(".")).expect("valid");
+        assert_eq!(
+            a.authenticate(&headers(&[("authorization", &bearer(&token()))])),
+            Err(AuthError::UnknownKey)
+        );
     }
 
     #[test]

@@ -14,8 +14,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::audit::AuditConfig;
 use crate::auth::AuthConfig;
 use crate::policy::PolicyConfig;
+use crate::taint::TaintConfig;
 
 /// Prefix of environment variables that override configuration keys:
 /// `MCP_WARDEN__AUTH__ALLOW_ANONYMOUS=true` sets `auth.allow_anonymous`.
@@ -47,6 +49,193 @@ pub struct RawConfig {
     pub auth: AuthConfig,
     /// Where policies live.
     pub policy: PolicyConfig,
+    /// How long to wait for the upstream.
+    #[serde(default)]
+    pub upstream_timeouts: UpstreamTimeoutsConfig,
+    /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The audit log: one JSON line per decision.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Graceful shutdown.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+    /// Diagnostic logs (stderr).
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Taint tracking: sensitive sources, extra sinks, the store's bounds.
+    #[serde(default)]
+    pub taint: TaintConfig,
+    /// Per-tool settings, by tool name: `[tools."<name>"]`.
+    #[serde(default)]
+    pub tools: std::collections::BTreeMap<String, ToolConfig>,
+}
+
+/// `[tools."<name>"]`: what the operator says about one upstream tool.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolConfig {
+    /// Annotations that replace what the server declares for this tool, hint by hint,
+    /// before any policy sees them (in calls and in the listing rule). The server's
+    /// annotations are hints, not facts: `annotations = { openWorldHint = true }` makes a
+    /// tool a sink for taint policies whatever the server says.
+    pub annotations: AnnotationOverrides,
+}
+
+/// Tool annotations set by the operator; each one given replaces the server's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnotationOverrides {
+    /// A human-readable title.
+    pub title: Option<String>,
+    /// The tool does not modify its environment.
+    #[serde(rename = "readOnlyHint")]
+    pub read_only_hint: Option<bool>,
+    /// The tool may perform destructive updates.
+    #[serde(rename = "destructiveHint")]
+    pub destructive_hint: Option<bool>,
+    /// Calling it twice with the same arguments has no further effect.
+    #[serde(rename = "idempotentHint")]
+    pub idempotent_hint: Option<bool>,
+    /// The tool may interact with an open world of external entities (the internet).
+    #[serde(rename = "openWorldHint")]
+    pub open_world_hint: Option<bool>,
+}
+
+impl AnnotationOverrides {
+    /// The overrides as an MCP `annotations` object (only the hints given).
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        if let Some(title) = &self.title {
+            map.insert("title".to_owned(), title.clone().into());
+        }
+        for (name, value) in [
+            ("readOnlyHint", self.read_only_hint),
+            ("destructiveHint", self.destructive_hint),
+            ("idempotentHint", self.idempotent_hint),
+            ("openWorldHint", self.open_world_hint),
+        ] {
+            if let Some(value) = value {
+                map.insert(name.to_owned(), value.into());
+            }
+        }
+        map
+    }
+}
+
+impl RawConfig {
+    /// Every tool's annotation overrides: `[tools."<name>"] annotations`, plus
+    /// `openWorldHint = true` for each of `taint.sinks`. Tools without any are absent.
+    pub fn annotation_overrides(
+        &self,
+    ) -> std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> {
+        let mut out: std::collections::HashMap<_, _> = self
+            .tools
+            .iter()
+            .map(|(name, tool)| (name.clone(), tool.annotations.to_map()))
+            .filter(|(_, map)| !map.is_empty())
+            .collect();
+        for sink in &self.taint.sinks {
+            out.entry(sink.clone())
+                .or_insert_with(serde_json::Map::new)
+                .insert("openWorldHint".to_owned(), true.into());
+        }
+        out
+    }
+}
+
+/// `[upstream_timeouts]`: how long the proxy waits for the upstream MCP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTimeoutsConfig {
+    /// Time allowed to open a TCP connection to the upstream (default 5s). An upstream
+    /// that does not answer in time gets the client a JSON-RPC error (HTTP 502).
+    #[serde(with = "humantime_serde")]
+    pub connect: Duration,
+    /// Longest silence from the upstream while it answers a POST: before its response
+    /// header, and between two chunks of the body — SSE events, progress notifications and
+    /// keep-alive comments each reset it (default 120s).
+    #[serde(with = "humantime_serde")]
+    pub read: Duration,
+    /// Longest silence on a GET event stream (server-initiated messages) before the proxy
+    /// closes it (default 5m); MCP clients reconnect and resume with `Last-Event-ID`.
+    #[serde(with = "humantime_serde")]
+    pub sse_idle: Duration,
+    /// How long an unused upstream connection is kept open for reuse (default 60s).
+    #[serde(with = "humantime_serde")]
+    pub pool_idle: Duration,
+}
+
+impl Default for UpstreamTimeoutsConfig {
+    fn default() -> Self {
+        UpstreamTimeoutsConfig {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(120),
+            sse_idle: Duration::from_secs(300),
+            pool_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[admin]`: the operations listener, separate from the proxy's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address serving `/metrics` (Prometheus text format), `/healthz` and `/readyz`
+    /// (default `127.0.0.1:9090`). Keep it off the network clients reach; in Kubernetes
+    /// use `0.0.0.0:9090` and a NetworkPolicy so only Prometheus and the kubelet connect.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// `[lifecycle]`: what happens on SIGTERM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// After SIGTERM the proxy stops accepting connections, answers `/readyz` with 503 and
+    /// lets requests in flight finish; it exits as soon as none is left, or when this time
+    /// is up (default 20s; rounded up to whole seconds). Keep it below the pod's
+    /// `terminationGracePeriodSeconds` (Kubernetes default 30s) minus `shutdown_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// After the drain, time allowed for the remaining connections (e.g. GET event
+    /// streams) to be torn down before the process exits (default 5s; whole seconds).
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            drain_timeout: Duration::from_secs(20),
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[log]`: diagnostic logs on stderr (the audit log is separate, see `[audit]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Level or `tracing` filter directives, e.g. `info` or `info,mcp_warden=debug`
+    /// (default `info`). The `RUST_LOG` environment variable, when set, takes precedence.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".to_owned(),
+        }
+    }
 }
 
 /// `[limits]`.
@@ -266,6 +455,11 @@ pub fn load_with_env(
         key: "upstream".to_owned(),
         message,
     })?;
+    check_values(&raw).map_err(|(key, message)| ConfigError::Value {
+        path: path.to_owned(),
+        key: key.to_owned(),
+        message,
+    })?;
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -277,6 +471,38 @@ pub fn load_with_env(
         raw,
         upstream,
     })
+}
+
+/// Checks serde cannot express: (key, reason) of the first bad value.
+fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(&raw.log.level)
+        .map_err(|e| ("log.level", format!("`{}`: {e}", raw.log.level)))?;
+    raw.audit.check()?;
+    raw.taint.check()?;
+    for sink in &raw.taint.sinks {
+        let declared = raw
+            .tools
+            .get(sink)
+            .and_then(|t| t.annotations.open_world_hint);
+        if declared == Some(false) {
+            return Err((
+                "taint.sinks",
+                format!("`{sink}` is a sink but `[tools.\"{sink}\"]` sets `openWorldHint = false`"),
+            ));
+        }
+    }
+    let t = &raw.upstream_timeouts;
+    for (key, value) in [
+        ("upstream_timeouts.connect", t.connect),
+        ("upstream_timeouts.read", t.read),
+        ("upstream_timeouts.sse_idle", t.sse_idle),
+    ] {
+        if value.is_zero() {
+            return Err((key, "must be more than zero".to_owned()));
+        }
+    }
+    Ok(())
 }
 
 fn table_is_unchanged(text: &str, table: &toml::Table) -> bool {
@@ -428,6 +654,52 @@ dir = "policies"
     }
 
     #[test]
+    fn operations_sections_have_sidecar_defaults() {
+        let (_d, path) = write(MINIMAL);
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert_eq!(raw.admin.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(raw.upstream_timeouts.connect, Duration::from_secs(5));
+        assert_eq!(raw.upstream_timeouts.read, Duration::from_secs(120));
+        assert_eq!(raw.upstream_timeouts.sse_idle, Duration::from_secs(300));
+        assert_eq!(raw.upstream_timeouts.pool_idle, Duration::from_secs(60));
+        assert_eq!(raw.lifecycle.drain_timeout, Duration::from_secs(20));
+        assert_eq!(raw.lifecycle.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(raw.log.level, "info");
+        assert_eq!(raw.audit.sink, crate::audit::SinkKind::Stdout);
+        assert_eq!(raw.audit.failure_mode, crate::audit::FailureMode::FailOpen);
+        assert!(!raw.audit.log_arguments);
+    }
+
+    #[test]
+    fn operations_sections_parse_and_are_checked() {
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9100\"\n[upstream_timeouts]\nread = \"2s\"\n\
+             [lifecycle]\ndrain_timeout = \"3s\"\n[log]\nlevel = \"debug,pingora=warn\"\n\
+             [audit]\nsink = \"file\"\npath = \"audit.log\"\nfailure_mode = \"fail_closed\"\n"
+        ));
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert_eq!(raw.admin.listen.port(), 9100);
+        assert_eq!(raw.upstream_timeouts.read, Duration::from_secs(2));
+        assert_eq!(raw.lifecycle.drain_timeout, Duration::from_secs(3));
+
+        for (extra, key) in [
+            ("[log]\nlevel = \"info,=[\"\n", "log.level"),
+            ("[audit]\nsink = \"file\"\n", "audit.path"),
+            (
+                "[upstream_timeouts]\nread = \"0s\"\n",
+                "upstream_timeouts.read",
+            ),
+        ] {
+            let (_d, path) = write(&format!("{MINIMAL}\n{extra}"));
+            let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{extra}: {err}");
+        }
+        let (_d, path) = write(&format!("{MINIMAL}\n[admin]\nlisten = \"x\"\n"));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("warden.toml:8:"), "{err}");
+    }
+
+    #[test]
     fn unknown_field_names_file_line_and_column() {
         let (_d, path) = write(&format!("{MINIMAL}\n[limits]\nmax_bdy = 3\n"));
         let err = load_with_env(&path, vec![]).unwrap_err().to_string();
@@ -481,6 +753,68 @@ dir = "policies"
         let u = parse_upstream("http://[::1]:7000/").unwrap();
         assert_eq!(u.authority, "[::1]:7000");
         assert_eq!(parse_upstream("https://example.com/mcp").unwrap().port, 443);
+    }
+
+    #[test]
+    fn taint_and_tool_overrides_parse() {
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[taint]\nsources = [{{ tool = \"ehr\", label = \"phi\" }}]\n\
+             sinks = [\"send_email\"]\nttl = \"2h\"\nmax_entries = 10\n\
+             [tools.echo]\nannotations = {{ openWorldHint = true, title = \"Echo\" }}\n\
+             [tools.send_email.annotations]\nreadOnlyHint = false\n"
+        ));
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert_eq!(raw.taint.ttl, Duration::from_secs(7200));
+        assert_eq!(raw.taint.max_entries, 10);
+        assert_eq!(
+            raw.taint.sources().labels("ehr"),
+            Some(&["phi".to_owned()][..])
+        );
+        let overrides = raw.annotation_overrides();
+        assert_eq!(
+            serde_json::Value::Object(overrides["echo"].clone()),
+            serde_json::json!({"openWorldHint": true, "title": "Echo"})
+        );
+        assert_eq!(
+            serde_json::Value::Object(overrides["send_email"].clone()),
+            serde_json::json!({"openWorldHint": true, "readOnlyHint": false})
+        );
+        assert_eq!(overrides.len(), 2);
+    }
+
+    #[test]
+    fn taint_defaults_and_mistakes() {
+        let (_d, path) = write(MINIMAL);
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        assert!(raw.taint.sources.is_empty());
+        assert_eq!(raw.taint.ttl, Duration::from_secs(24 * 3600));
+        assert!(raw.annotation_overrides().is_empty());
+
+        // a misspelt hint names the line
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[tools.echo]\nannotations = {{ openWorldhint = true }}\n"
+        ));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(
+            err.contains("warden.toml:8:") && err.contains("openWorldhint"),
+            "{err}"
+        );
+        // a hint of the wrong type
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[tools.echo]\nannotations = {{ openWorldHint = \"yes\" }}\n"
+        ));
+        assert!(load_with_env(&path, vec![]).is_err());
+        // a sink that the operator also declared closed-world
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[taint]\nsinks = [\"echo\"]\n[tools.echo]\nannotations = {{ openWorldHint = false }}\n"
+        ));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("`taint.sinks`"), "{err}");
+        let (_d, path) = write(&format!(
+            "{MINIMAL}\n[taint]\nsources = [{{ tool = \"x\", label = \"a b\" }}]\n"
+        ));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("`taint.sources`"), "{err}");
     }
 
     #[test]

@@ -681,7 +681,7 @@ mod tests;
 /// false, `openWorldHint` true. So a tool the proxy knows nothing about — never listed,
 /// or called by a client that skips `tools/list` on purpose — meets every `forbid`
 /// written against risky tools and no `permit` meant for safe ones.
-fn with_hint_defaults(declared: Option<&Map<String, Value>>) -> Map<String, Value> {
+pub(crate) fn with_hint_defaults(declared: Option<&Map<String, Value>>) -> Map<String, Value> {
     let mut out = declared.cloned().unwrap_or_default();
     let declared_bool =
         |out: &Map<String, Value>, hint: &str| out.get(hint).and_then(Value::as_bool);

@@ -68,6 +68,7 @@ fn user(subject: &str, roles: &[&str]) -> Identity {
         scopes: vec!["mcp:tools".to_owned()],
         claims: Map::new(),
         method: AuthMethod::Jwt,
+        biscuit: None,
     }
 }
 

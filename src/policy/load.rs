@@ -199,6 +199,20 @@ pub enum PolicyLoadError {
         /// What went wrong.
         message: String,
     },
+    /// A Biscuit policy directory holds no `*.datalog` file.
+    #[error("{}: no `*.datalog` authorizer files\n  help: with `engine = \"biscuit\"` the directory holds the authorizer's Datalog; start from `policies/biscuit-example/authorizer.datalog`", dir.display())]
+    NoDatalog {
+        /// The policy directory.
+        dir: PathBuf,
+    },
+    /// A setting of the `[policy]` section is unusable.
+    #[error("`{setting}`: {reason}")]
+    Setting {
+        /// Dotted path of the setting, e.g. `policy.biscuit.external_keys.partner`.
+        setting: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The store was built from a fixed engine and has no directory to reload from.
     #[error("policy store has no policy directory to reload from")]
     NotReloadable,

@@ -9,6 +9,8 @@
 //!
 //! Pieces:
 //! - [`cedar`]: the Cedar engine (the request model and decision rules);
+//! - [`biscuit`]: the Biscuit engine (Datalog authorizer, request facts, listing), and
+//!   [`TokenChecks`], which enforces a Biscuit caller's token checks under any engine;
 //! - [`load`]: reading a policy directory, validating it, `file:line:col` diagnostics;
 //! - [`store`]: the current [`Generation`], swapped atomically on reload;
 //! - [`watch`]: a debounced file watcher (policies, and other reloadable files);
@@ -32,7 +34,7 @@ pub struct RequestEnv {
     pub source_ip: Option<IpAddr>,
     /// `Mcp-Session-Id`, if the request carries one.
     pub session_id: Option<String>,
-    /// Taint labels of the session and credential (empty until taint tracking is on).
+    /// Taint labels of the session and credential, sorted (see [`crate::taint`]).
     pub taints: Vec<String>,
     /// The MCP protocol revision, from `MCP-Protocol-Version` or the body.
     pub protocol_version: Option<String>,
@@ -89,12 +91,12 @@ impl Decision {
     }
 }
 
-/// An authorization engine (Cedar now, Biscuit later).
+/// An authorization engine: [`CedarEngine`] or [`BiscuitEngine`].
 ///
 /// Implementations are immutable once built: hot reload builds a new engine and swaps it
 /// in, so a request holds the engine it started with until it finishes.
 pub trait PolicyEngine: Send + Sync {
-    /// Short name for audit lines and metrics (`"cedar"`).
+    /// Short name for audit lines and metrics (`"cedar"`, `"biscuit"`).
     fn name(&self) -> &'static str;
 
     /// Decide one message. Must not panic; any internal error is a deny.
@@ -105,6 +107,7 @@ pub trait PolicyEngine: Send + Sync {
     fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool;
 }
 
+pub mod biscuit;
 pub mod cedar;
 mod convert;
 pub mod load;
@@ -112,9 +115,10 @@ pub mod store;
 pub mod testcases;
 pub mod watch;
 
+pub use biscuit::{BiscuitEngine, BiscuitPolicyConfig, DatalogLimits, TokenChecks};
 pub use cedar::CedarEngine;
 pub use convert::{ConvertError, MAX_DEPTH};
 pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
-pub use store::{Generation, PolicyConfig, PolicyStore};
+pub use store::{EngineKind, Generation, PolicyConfig, PolicyStore};
 pub use testcases::{run_test_file, CaseResult, TestFileError, TestReport};
 pub use watch::{spawn_watcher, WatchError, WatchHandle};

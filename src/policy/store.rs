@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
+use super::biscuit::{load_datalog_dir, BiscuitEngine, BiscuitPolicyConfig, TokenChecks};
 use super::cedar::CedarEngine;
 use super::load::{load_dir, PolicyLoadError};
 use super::watch::{spawn_watcher, WatchError, WatchHandle};
@@ -27,13 +28,27 @@ fn default_debounce() -> Duration {
     Duration::from_millis(200)
 }
 
+/// Which policy engine decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Cedar policies (`*.cedar`, a schema, optional `entities.json`).
+    #[default]
+    Cedar,
+    /// A Biscuit Datalog authorizer (`*.datalog`).
+    Biscuit,
+}
+
 /// The `[policy]` section of the configuration.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Directory holding `*.cedar` policies, one `*.cedarschema`, optional
-    /// `entities.json`. Relative paths are resolved against the configuration file's
-    /// directory.
+    /// `"cedar"` (default) or `"biscuit"`.
+    #[serde(default)]
+    pub engine: EngineKind,
+    /// Directory holding the policies: for Cedar, `*.cedar` policies, one
+    /// `*.cedarschema`, optional `entities.json`; for Biscuit, `*.datalog` files. Relative
+    /// paths are resolved against the configuration file's directory.
     pub dir: PathBuf,
     /// Reload automatically when a file in `dir` changes (default `true`). `SIGHUP`
     /// reloads either way.
@@ -43,6 +58,28 @@ pub struct PolicyConfig {
     /// or a deploy tool's burst of writes causes one reload.
     #[serde(default = "default_debounce", with = "humantime_serde")]
     pub debounce: Duration,
+    /// `[policy.biscuit]`: run limits and third-party keys. The limits apply under
+    /// either engine (a Biscuit caller's token checks run under Cedar too).
+    #[serde(default)]
+    pub biscuit: BiscuitPolicyConfig,
+}
+
+/// What compiling a directory needs besides the directory.
+#[derive(Debug, Clone)]
+struct Settings {
+    engine: EngineKind,
+    limits: biscuit_auth::AuthorizerLimits,
+    external_keys: std::collections::HashMap<String, biscuit_auth::PublicKey>,
+}
+
+impl Settings {
+    fn from_config(cfg: &PolicyConfig) -> Result<Self, PolicyLoadError> {
+        Ok(Settings {
+            engine: cfg.engine,
+            limits: cfg.biscuit.limits.to_limits(),
+            external_keys: cfg.biscuit.parsed_external_keys()?,
+        })
+    }
 }
 
 /// One compiled, validated policy set.
@@ -69,6 +106,7 @@ impl std::fmt::Debug for Generation {
 pub struct PolicyStore {
     /// The resolved policy directory; `None` for a store built from a fixed engine.
     dir: Option<PathBuf>,
+    settings: Settings,
     watch: bool,
     debounce: Duration,
     current: ArcSwap<Generation>,
@@ -85,15 +123,28 @@ impl std::fmt::Debug for PolicyStore {
     }
 }
 
-fn compile_dir(dir: &Path, number: u64) -> Result<Generation, PolicyLoadError> {
-    let bundle = load_dir(dir)?;
-    for warning in &bundle.warnings {
-        tracing::warn!(%warning, "policy warning");
-    }
-    let engine = CedarEngine::new(bundle, number)?;
+fn compile_dir(
+    dir: &Path,
+    number: u64,
+    settings: &Settings,
+) -> Result<Generation, PolicyLoadError> {
+    let engine: Arc<dyn PolicyEngine> = match settings.engine {
+        EngineKind::Cedar => {
+            let bundle = load_dir(dir)?;
+            for warning in &bundle.warnings {
+                tracing::warn!(%warning, "policy warning");
+            }
+            let cedar = CedarEngine::new(bundle, number)?;
+            Arc::new(TokenChecks::new(cedar, number, settings.limits.clone()))
+        }
+        EngineKind::Biscuit => {
+            let program = load_datalog_dir(dir, &settings.external_keys)?;
+            Arc::new(BiscuitEngine::new(program, number, settings.limits.clone()))
+        }
+    };
     Ok(Generation {
         number,
-        engine: Arc::new(engine),
+        engine,
         loaded_at: SystemTime::now(),
     })
 }
@@ -103,9 +154,11 @@ impl PolicyStore {
     /// configuration file's directory) as generation 1; fails on any error.
     pub fn load(cfg: &PolicyConfig, base_dir: &Path) -> Result<Self, PolicyLoadError> {
         let dir = base_dir.join(&cfg.dir);
-        let generation = compile_dir(&dir, 1)?;
+        let settings = Settings::from_config(cfg)?;
+        let generation = compile_dir(&dir, 1, &settings)?;
         Ok(PolicyStore {
             dir: Some(dir),
+            settings,
             watch: cfg.watch,
             debounce: cfg.debounce,
             current: ArcSwap::from_pointee(generation),
@@ -118,6 +171,11 @@ impl PolicyStore {
     pub fn from_engine(engine: Arc<dyn PolicyEngine>) -> Self {
         PolicyStore {
             dir: None,
+            settings: Settings {
+                engine: EngineKind::Cedar,
+                limits: crate::auth::biscuit::default_limits(),
+                external_keys: Default::default(),
+            },
             watch: false,
             debounce: default_debounce(),
             current: ArcSwap::from_pointee(Generation {
@@ -142,7 +200,7 @@ impl PolicyStore {
         };
         let _serialized = self.reload_lock.lock();
         let number = self.current.load().number + 1;
-        let generation = compile_dir(dir, number)?;
+        let generation = compile_dir(dir, number, &self.settings)?;
         self.current.store(Arc::new(generation));
         Ok(number)
     }
@@ -245,6 +303,15 @@ mod tests {
         let cfg: PolicyConfig = toml::from_str("dir = \"p\"").unwrap();
         assert!(cfg.watch);
         assert_eq!(cfg.debounce, Duration::from_millis(200));
+        assert_eq!(cfg.engine, EngineKind::Cedar);
+        assert_eq!(cfg.biscuit.limits.max_time, Duration::from_millis(20));
+        let cfg: PolicyConfig =
+            toml::from_str("engine = \"biscuit\"\ndir = \"p\"\n[biscuit.limits]\nmax_facts = 5\n")
+                .unwrap();
+        assert_eq!(cfg.engine, EngineKind::Biscuit);
+        assert_eq!(cfg.biscuit.limits.max_facts, 5);
+        assert_eq!(cfg.biscuit.limits.max_iterations, 100);
+        assert!(toml::from_str::<PolicyConfig>("engine = \"opa\"\ndir = \"p\"").is_err());
         let cfg: PolicyConfig =
             toml::from_str("dir = \"p\"\nwatch = false\ndebounce = \"1s\"").unwrap();
         assert!(!cfg.watch);
@@ -324,6 +391,39 @@ mod tests {
         }
         assert!(store.current().number >= 2);
         assert!(!echo_allowed(&store.current()).0);
+    }
+
+    #[test]
+    fn biscuit_engine_loads_and_reloads_datalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let pdir = dir.path().join("policies");
+        std::fs::create_dir(&pdir).unwrap();
+        std::fs::write(pdir.join("authorizer.datalog"), "allow if tool(\"echo\");").unwrap();
+        let cfg: PolicyConfig = toml::from_str("engine = \"biscuit\"\ndir = \"policies\"").unwrap();
+        let store = PolicyStore::load(&cfg, dir.path()).unwrap();
+        assert_eq!(store.current().engine.name(), "biscuit");
+        assert_eq!(echo_allowed(&store.current()), (true, 1));
+        std::fs::write(pdir.join("authorizer.datalog"), "allow if tool(\"other\");").unwrap();
+        assert_eq!(store.reload().unwrap(), 2);
+        assert_eq!(echo_allowed(&store.current()), (false, 2));
+        std::fs::write(pdir.join("authorizer.datalog"), "allow if tool(\"echo\"").unwrap();
+        let err = store.reload().unwrap_err().to_string();
+        assert!(err.contains("authorizer.datalog:1:"), "{err}");
+        assert_eq!(store.current().number, 2);
+    }
+
+    #[test]
+    fn bad_external_key_names_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg: PolicyConfig = toml::from_str(
+            "engine = \"biscuit\"\ndir = \"p\"\n[biscuit.external_keys]\npartner = \"nope\"\n",
+        )
+        .unwrap();
+        let err = PolicyStore::load(&cfg, dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("policy.biscuit.external_keys.partner"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //!
 //! ```toml
 //! policy_dir = "."          # optional, relative to this file; default: its directory
+//! engine = "cedar"          # optional: "cedar" or "biscuit"; default: "biscuit" when the
+//!                           # directory has `*.datalog` files and no `*.cedar` files
 //!
 //! [[case]]
 //! name = "staff may call read-only tools"
@@ -23,6 +25,17 @@
 //! expect_listed = true                    # optional: the listing rule for the target
 //! ```
 //!
+//! Instead of `principal`, a case may give a Biscuit as Datalog, one string per block
+//! (authority block first, then attenuation blocks):
+//!
+//! ```toml
+//! token = ['user("alice"); right("tool", "echo");', 'check if tool("echo");']
+//! ```
+//!
+//! The runner mints it with a throw-away root key, appends the blocks, and reads the
+//! identity from the authority block as the proxy does (`user`, `agent`, `role`,
+//! `scope`), so its checks are enforced under either engine.
+//!
 //! Each case needs `expect`, `expect_listed`, or both. `protocol` and `other` need
 //! `method` (the JSON-RPC method); with only `method`, the action is derived from it the
 //! way the proxy classifies messages. Problems in the file are reported as `file:line`.
@@ -35,8 +48,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::biscuit::{load_datalog_dir, BiscuitEngine, TokenChecks};
 use super::cedar::CedarEngine;
 use super::load::{load_dir, LineCol, PolicyLoadError};
+use super::store::EngineKind;
 use super::{AuthzRequest, ListedItem, PolicyEngine, RequestEnv};
 use crate::auth::{AuthMethod, Identity};
 use crate::mcp::{methods, CompletionRef, ListKind, McpAction};
@@ -150,6 +165,7 @@ impl fmt::Display for TestReport {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     policy_dir: Option<PathBuf>,
+    engine: Option<EngineKind>,
     #[serde(default, rename = "case")]
     cases: Vec<toml::Spanned<RawCase>>,
 }
@@ -187,7 +203,8 @@ struct RawSession {
 #[serde(deny_unknown_fields)]
 struct RawCase {
     name: String,
-    principal: RawPrincipal,
+    principal: Option<RawPrincipal>,
+    token: Option<Vec<String>>,
     action: Option<String>,
     method: Option<String>,
     tool: Option<String>,
@@ -249,11 +266,23 @@ pub fn run_test_file(path: &Path) -> Result<TestReport, TestFileError> {
         })?;
         cases.push((name, line, case));
     }
-    let engine = CedarEngine::new(load_dir(&policy_dir)?, 1)?;
+    let limits = crate::auth::biscuit::default_limits();
+    let engine: Box<dyn PolicyEngine> = match raw.engine.unwrap_or_else(|| detect(&policy_dir)) {
+        EngineKind::Cedar => Box::new(TokenChecks::new(
+            CedarEngine::new(load_dir(&policy_dir)?, 1)?,
+            1,
+            limits,
+        )),
+        EngineKind::Biscuit => Box::new(BiscuitEngine::new(
+            load_datalog_dir(&policy_dir, &Default::default())?,
+            1,
+            limits,
+        )),
+    };
     let results = cases
         .into_iter()
         .map(|(name, line, case)| {
-            let (passed, detail) = run_case(&engine, &case);
+            let (passed, detail) = run_case(engine.as_ref(), &case);
             CaseResult {
                 name,
                 line,
@@ -267,6 +296,54 @@ pub fn run_test_file(path: &Path) -> Result<TestReport, TestFileError> {
         policy_dir,
         cases: results,
     })
+}
+
+/// Biscuit when the directory has `*.datalog` files and no `*.cedar` files.
+fn detect(dir: &Path) -> EngineKind {
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = |ext: &str| {
+        names
+            .iter()
+            .any(|n| n.ends_with(ext) && !n.starts_with('.'))
+    };
+    if has(".datalog") && !has(".cedar") {
+        EngineKind::Biscuit
+    } else {
+        EngineKind::Cedar
+    }
+}
+
+/// The identity a case's `token` (Datalog blocks) stands for.
+fn token_identity(blocks: &[String]) -> Result<Identity, String> {
+    use biscuit_auth::builder::BlockBuilder;
+    let (authority, rest) = blocks
+        .split_first()
+        .ok_or("`token` needs at least the authority block")?;
+    let root = biscuit_auth::KeyPair::new();
+    let mut token = biscuit_auth::Biscuit::builder()
+        .code(authority)
+        .and_then(|b| b.build(&root))
+        .map_err(|e| format!("`token` block 0: {e}"))?;
+    for (i, block) in rest.iter().enumerate() {
+        token = BlockBuilder::new()
+            .code(block)
+            .and_then(|b| token.append(b))
+            .map_err(|e| format!("`token` block {}: {e}", i + 1))?;
+    }
+    let text = token.to_base64().map_err(|e| e.to_string())?;
+    crate::auth::biscuit::identity_from_token(
+        std::sync::Arc::new(crate::auth::biscuit::BiscuitToken::new(token, &text)),
+        &crate::auth::BiscuitConfig::default(),
+        &crate::auth::biscuit::default_limits(),
+    )
+    .map_err(|e| format!("`token`: {e}"))
 }
 
 fn to_json(table: toml::Table) -> Result<Map<String, Value>, String> {
@@ -298,24 +375,34 @@ fn action_for_method(method: &str) -> &'static str {
     }
 }
 
-fn build_case(raw: RawCase) -> Result<Case, String> {
-    let method = match raw.principal.auth_method.as_deref() {
+fn principal_identity(principal: RawPrincipal) -> Result<Identity, String> {
+    let method = match principal.auth_method.as_deref() {
         None | Some("jwt") => AuthMethod::Jwt,
         Some("api_key") => AuthMethod::ApiKey,
         Some("anonymous") => AuthMethod::Anonymous,
         Some(other) => {
             return Err(format!(
-                "unknown `auth_method` `{other}` (expected `jwt`, `api_key` or `anonymous`)"
+                "unknown `auth_method` `{other}` (expected `jwt`, `api_key` or `anonymous`; for a Biscuit caller give `token`)"
             ))
         }
     };
-    let identity = Identity {
-        subject: raw.principal.subject,
-        agent: raw.principal.agent,
-        roles: raw.principal.roles,
-        scopes: raw.principal.scopes,
-        claims: to_json(raw.principal.claims)?,
+    Ok(Identity {
+        subject: principal.subject,
+        agent: principal.agent,
+        roles: principal.roles,
+        scopes: principal.scopes,
+        claims: to_json(principal.claims)?,
         method,
+        biscuit: None,
+    })
+}
+
+fn build_case(raw: RawCase) -> Result<Case, String> {
+    let identity = match (raw.principal, &raw.token) {
+        (Some(principal), None) => principal_identity(principal)?,
+        (None, Some(blocks)) => token_identity(blocks)?,
+        (Some(_), Some(_)) => return Err("give `principal` or `token`, not both".to_owned()),
+        (None, None) => return Err("needs `principal` or `token`".to_owned()),
     };
 
     let targets = [
@@ -458,7 +545,7 @@ fn ids(v: &[String]) -> String {
 }
 
 /// Runs one case: `(passed, detail)`.
-fn run_case(engine: &CedarEngine, case: &Case) -> (bool, String) {
+fn run_case(engine: &dyn PolicyEngine, case: &Case) -> (bool, String) {
     let mut passed = true;
     let mut details = Vec::new();
     if let (Some(expect), Some(action)) = (case.expect, &case.action) {
@@ -545,6 +632,62 @@ mod tests {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/example/tests.toml");
         let report = run_test_file(&file).unwrap_or_else(|e| panic!("{e}"));
         assert!(report.cases.len() >= 20, "{report}");
+        assert!(report.all_passed(), "{report}");
+    }
+
+    #[test]
+    fn the_biscuit_example_policy_tests_pass() {
+        let file =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/biscuit-example/tests.toml");
+        let report = run_test_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.cases.len() >= 20, "{report}");
+        assert!(report.all_passed(), "{report}");
+    }
+
+    #[test]
+    fn token_cases_under_either_engine() {
+        let (_dir, file) = write_dir(
+            ECHO,
+            r#"
+[[case]]
+name = "cedar permits echo; the token's own check still applies"
+token = ['user("a");', 'check if tool("other");']
+action = "call_tool"
+tool = "echo"
+expect = "deny"
+policies = ["token/block1/check0"]
+
+[[case]]
+name = "bad token datalog"
+token = ['user("a"']
+action = "call_tool"
+tool = "echo"
+expect = "deny"
+"#,
+        );
+        let err = run_test_file(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("tests.toml:10: case `bad token datalog`: `token` block 0"),
+            "{err}"
+        );
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            &text[..text.find("\n[[case]]\nname = \"bad").unwrap()],
+        )
+        .unwrap();
+        let report = run_test_file(&file).unwrap();
+        assert!(report.all_passed(), "{report}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.datalog"), "allow if user(\"a\");").unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(
+            &file,
+            "[[case]]\nname = \"x\"\ntoken = ['user(\"a\");']\naction = \"call_tool\"\ntool = \"t\"\nexpect = \"allow\"\n\n[[case]]\nname = \"y\"\nprincipal = { subject = \"a\" }\naction = \"call_tool\"\ntool = \"t\"\nexpect = \"deny\"\n",
+        )
+        .unwrap();
+        let report = run_test_file(&file).unwrap();
         assert!(report.all_passed(), "{report}");
     }
 

@@ -6,17 +6,25 @@
 //! A tool the proxy has not seen listed yet has no annotations: policies that need them
 //! then do not match, which for a permit means deny. Annotations are the server's hints,
 //! not facts; the policy is still the gate.
+//!
+//! The operator can overrule them: `[tools."<name>"] annotations = {…}` in the
+//! configuration, and `taint.sinks` (which sets `openWorldHint = true`), replace the
+//! server's hints one by one. Policies only ever see the result
+//! ([`AnnotationCache::effective`] for calls, [`AnnotationCache::overridden`] for the
+//! listing rule), so a server cannot talk its way out of being a sink.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde_json::{Map, Value};
 
-/// Tool name → declared annotations.
+/// Tool name → declared annotations, and the operator's overrides.
 #[derive(Default)]
 pub struct AnnotationCache {
     tools: RwLock<HashMap<String, Arc<Map<String, Value>>>>,
+    overrides: HashMap<String, Map<String, Value>>,
 }
 
 /// Most tools remembered; beyond this, new names are not added (a hostile upstream
@@ -24,6 +32,14 @@ pub struct AnnotationCache {
 const MAX_TOOLS: usize = 65_536;
 
 impl AnnotationCache {
+    /// An empty cache applying `overrides` (tool name → hints that replace the server's).
+    pub fn with_overrides(overrides: HashMap<String, Map<String, Value>>) -> Self {
+        AnnotationCache {
+            tools: RwLock::default(),
+            overrides,
+        }
+    }
+
     /// Remember a tool's annotations (replacing what was known).
     pub fn record(&self, name: &str, annotations: Option<&Map<String, Value>>) {
         let value = Arc::new(annotations.cloned().unwrap_or_default());
@@ -37,9 +53,40 @@ impl AnnotationCache {
         tools.insert(name.to_owned(), value);
     }
 
-    /// The annotations a tool declared, if it has been listed.
+    /// The annotations a tool declared, if it has been listed (no overrides applied).
     pub fn get(&self, name: &str) -> Option<Arc<Map<String, Value>>> {
         self.tools.read().get(name).cloned()
+    }
+
+    /// What policies see for a call of `name`: the declared annotations with the
+    /// operator's overrides on top; `None` if neither exists.
+    pub fn effective(&self, name: &str) -> Option<Arc<Map<String, Value>>> {
+        let declared = self.get(name);
+        match self.overrides.get(name) {
+            None => declared,
+            Some(overrides) => {
+                let mut merged = declared.map(|d| (*d).clone()).unwrap_or_default();
+                merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Some(Arc::new(merged))
+            }
+        }
+    }
+
+    /// `declared` (from a `tools/list` item of `name`) with the operator's overrides on
+    /// top, for the listing rule.
+    pub fn overridden<'a>(
+        &self,
+        name: &str,
+        declared: Option<&'a Map<String, Value>>,
+    ) -> Option<Cow<'a, Map<String, Value>>> {
+        match self.overrides.get(name) {
+            None => declared.map(Cow::Borrowed),
+            Some(overrides) => {
+                let mut merged = declared.cloned().unwrap_or_default();
+                merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Some(Cow::Owned(merged))
+            }
+        }
     }
 }
 
@@ -59,5 +106,43 @@ mod tests {
         );
         c.record("t", None);
         assert!(c.get("t").unwrap().is_empty());
+    }
+
+    #[test]
+    fn overrides_replace_declared_hints_one_by_one() {
+        let overrides = serde_json::json!({"openWorldHint": true});
+        let c = AnnotationCache::with_overrides(HashMap::from([(
+            "echo".to_owned(),
+            overrides.as_object().unwrap().clone(),
+        )]));
+        // not listed yet: the overrides alone
+        assert_eq!(
+            Value::Object((*c.effective("echo").unwrap()).clone()),
+            serde_json::json!({"openWorldHint": true})
+        );
+        assert!(c.effective("other").is_none());
+        let declared = serde_json::json!({"readOnlyHint": true, "openWorldHint": false});
+        c.record("echo", declared.as_object());
+        c.record("other", declared.as_object());
+        let want = serde_json::json!({"readOnlyHint": true, "openWorldHint": true});
+        assert_eq!(Value::Object((*c.effective("echo").unwrap()).clone()), want);
+        assert_eq!(
+            Value::Object(
+                c.overridden("echo", declared.as_object())
+                    .unwrap()
+                    .into_owned()
+            ),
+            want
+        );
+        // the declared form is still what the server said; other tools are untouched
+        assert_eq!(Value::Object((*c.get("echo").unwrap()).clone()), declared);
+        assert_eq!(
+            Value::Object((*c.effective("other").unwrap()).clone()),
+            declared
+        );
+        assert!(matches!(
+            c.overridden("other", declared.as_object()),
+            Some(Cow::Borrowed(_))
+        ));
     }
 }

@@ -117,6 +117,7 @@ mod tests {
             scopes: vec![],
             claims,
             method: AuthMethod::Jwt,
+            biscuit: None,
         }
     }
 

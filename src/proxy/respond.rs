@@ -68,6 +68,8 @@ pub enum Refusal {
         /// The JSON-RPC error response(s).
         body: Value,
     },
+    /// The audit log is down and configured to fail closed.
+    AuditUnavailable,
     /// Something in the proxy itself failed; deny.
     Internal {
         /// Why (for the log).
@@ -101,6 +103,7 @@ impl Refusal {
             Refusal::Body(_) => 400,
             Refusal::HeaderMismatch(_) => 400,
             Refusal::Denied { status, .. } => *status,
+            Refusal::AuditUnavailable => 503,
             Refusal::Internal { .. } => 500,
         }
     }
@@ -117,7 +120,7 @@ impl Refusal {
             Refusal::Session(SessionError::TooManyPending) => "too_many_pending_lists",
             Refusal::BadSessionHeader => "bad_session_header",
             Refusal::TooLarge { .. } => "too_large",
-            Refusal::Encoded { .. } => "encoded",
+            Refusal::Encoded { .. } => "encoding",
             Refusal::LengthRequired => "length_required",
             Refusal::UnexpectedBody => "unexpected_body",
             Refusal::BodyRead { .. } => "body_read",
@@ -127,6 +130,7 @@ impl Refusal {
             Refusal::Body(BodyError::NotJsonRpc { .. }) => "not_jsonrpc",
             Refusal::HeaderMismatch(_) => "header_mismatch",
             Refusal::Denied { .. } => "denied",
+            Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::Internal { .. } => "internal",
         }
     }
@@ -171,6 +175,10 @@ impl Refusal {
             Refusal::BodyRead { .. } => (INVALID_REQUEST, "request body could not be read".into()),
             Refusal::Body(e) => (e.code(), e.to_string()),
             Refusal::HeaderMismatch(e) => (HEADER_MISMATCH, format!("header mismatch: {e}")),
+            Refusal::AuditUnavailable => (
+                INTERNAL_ERROR,
+                "audit log unavailable; request refused".into(),
+            ),
             Refusal::Internal { .. } => (INTERNAL_ERROR, "internal error; request denied".into()),
         };
         error_response(None, code, &message, None)

@@ -1,8 +1,9 @@
 //! The `ProxyHttp` implementation: each callback is a few calls into plain functions.
 //!
 //! Order per request: check path, method and `Origin` → authenticate → check the
-//! session → (POST) read and parse the whole body, check mirrored headers, decide →
-//! forward with identity headers → filter list results in the answer.
+//! session → (POST) read and parse the whole body, check mirrored headers, decide (with
+//! the session's and credential's taint labels) → forward with identity headers →
+//! filter list results in the answer, and watch the answers to taint sources.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,11 +22,15 @@ use crate::mcp::errors::{error_response, INTERNAL_ERROR};
 use crate::mcp::headers::check_mirrored_headers;
 use crate::mcp::{parse_request_body, ListKind};
 use crate::policy::{Generation, ListedItem, RequestEnv};
+use crate::taint::{call_outcome, CallOutcome, SourceCall, TaintReason};
 
 use super::body::{has_body, read_whole_body};
 use super::forward::{headers_to_strip, identity_headers};
+use super::lifecycle::{InFlight, Kind};
+use super::observe::{self, request_id, taints_of, RequestFacts, REQUEST_ID_HEADER};
 use super::respond::Refusal;
 use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use super::sessions::id_key;
 use super::verdict::{authorize_body, BodyVerdict};
 use super::Warden;
 
@@ -55,12 +60,26 @@ pub struct RequestCtx {
     session_id: Option<String>,
     /// List requests in this POST body, by id key.
     lists: HashMap<String, ListKind>,
+    /// Calls of taint sources in this POST body awaiting their answer, by id key.
+    sources: HashMap<String, SourceCall>,
+    /// Calls of taint sources sent as notifications: no answer to watch.
+    silent_sources: Vec<SourceCall>,
+    /// The upstream's response status, once its header arrived.
+    upstream_status: Option<u16>,
     /// A DELETE that should forget the session when it succeeds.
     deleting: bool,
     /// A GET (SSE stream, possibly resumed).
     stream_get: bool,
     response: ResponseMode,
     stats: FilterStats,
+    /// See [`observe::request_id`].
+    request_id: String,
+    /// Counted as in flight until the context is dropped.
+    in_flight: InFlight,
+    /// The `method` label of the upstream latency histogram.
+    upstream_label: &'static str,
+    /// When the upstream was picked.
+    upstream_started: Option<Instant>,
 }
 
 enum ResponseMode {
@@ -85,19 +104,35 @@ impl ProxyHttp for WardenProxy {
             body: None,
             session_id: None,
             lists: HashMap::new(),
+            sources: HashMap::new(),
+            silent_sources: Vec::new(),
+            upstream_status: None,
             deleting: false,
             stream_get: false,
             response: ResponseMode::Pass,
             stats: FilterStats::default(),
+            request_id: String::new(),
+            in_flight: self.warden.lifecycle.enter(),
+            upstream_label: crate::metrics::OTHER,
+            upstream_started: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        match self.admit(session, ctx).await {
+        ctx.request_id = request_id(&session.req_header().headers);
+        if session.req_header().method == http::Method::GET {
+            ctx.in_flight.set_kind(Kind::Stream);
+        }
+        let admitted = if self.warden.audit.refusing() {
+            Err(Refusal::AuditUnavailable)
+        } else {
+            self.admit(session, ctx).await
+        };
+        match admitted {
             Ok(()) => Ok(false),
             Err(refusal) => {
                 self.log_refusal(session, ctx, &refusal);
-                write_refusal(session, &refusal).await?;
+                write_refusal(session, &refusal, &ctx.request_id).await?;
                 Ok(true)
             }
         }
@@ -106,11 +141,18 @@ impl ProxyHttp for WardenProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let up = &self.warden.config.upstream;
+        let timeouts = &self.warden.config.raw.upstream_timeouts;
         let mut peer = HttpPeer::new(up.authority.as_str(), up.tls, up.host.clone());
-        peer.options.connection_timeout = Some(Duration::from_secs(5));
+        peer.options.connection_timeout = Some(timeouts.connect);
+        peer.options.read_timeout = Some(match ctx.in_flight.kind() {
+            Kind::Stream => timeouts.sse_idle,
+            Kind::Exchange => timeouts.read,
+        });
+        peer.options.idle_timeout = Some(timeouts.pool_idle);
+        ctx.upstream_started = Some(Instant::now());
         Ok(Box::new(peer))
     }
 
@@ -131,6 +173,7 @@ impl ProxyHttp for WardenProxy {
         }
         // The proxy must read what it filters: ask for an uncompressed answer.
         upstream_request.insert_header("accept-encoding", "identity")?;
+        upstream_request.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
         upstream_request.insert_header("host", self.warden.config.upstream.authority.as_str())?;
         Ok(())
     }
@@ -152,11 +195,20 @@ impl ProxyHttp for WardenProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started.take() {
+            self.warden
+                .metrics
+                .upstream_seconds
+                .with_label_values(&[ctx.upstream_label])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        upstream_response.insert_header(REQUEST_ID_HEADER, ctx.request_id.as_str())?;
         let status = upstream_response.status.as_u16();
+        ctx.upstream_status = Some(status);
         if let (Some(sid), Some(identity)) = (
             upstream_response
                 .headers
@@ -179,6 +231,7 @@ impl ProxyHttp for WardenProxy {
         if ctx.deleting && (200..300).contains(&status) {
             if let Some(sid) = &ctx.session_id {
                 self.warden.sessions.remove(sid);
+                self.warden.taints.forget_session(sid);
             }
         }
 
@@ -197,8 +250,9 @@ impl ProxyHttp for WardenProxy {
             .as_deref()
             .is_some_and(|sid| self.warden.sessions.has_pending(sid, ctx.stream_get));
         let must_filter = !ctx.lists.is_empty() || session_lists;
+        let watching = !ctx.sources.is_empty();
         let may_carry_lists = must_filter || (is_sse && ctx.session_id.is_some());
-        if !may_carry_lists {
+        if !may_carry_lists && !watching {
             return Ok(());
         }
         let encoded = upstream_response
@@ -212,13 +266,24 @@ impl ProxyHttp for WardenProxy {
             ResponseMode::Withhold
         } else if is_sse {
             ResponseMode::Sse(SseFilter::new(limit))
-        } else if is_json {
+        } else if is_json && must_filter {
             ResponseMode::Json(JsonBuffer::new(limit))
+        } else if is_json {
+            ResponseMode::Json(JsonBuffer::watching(limit))
         } else if must_filter {
             // An answer to a list request in a form the proxy cannot read.
             rewrite_as_error(upstream_response)?;
             ResponseMode::Withhold
         } else {
+            // The answer to a taint source in a form the proxy cannot read: it passes,
+            // and a successful status taints before a byte of it does. (An HTTP error
+            // with a body of another type is no tool result.)
+            let unread: Vec<SourceCall> = ctx.sources.drain().map(|(_, call)| call).collect();
+            if (200..300).contains(&status) {
+                for call in unread {
+                    self.taint(session, ctx, &call, TaintReason::AnswerUnreadable);
+                }
+            }
             ResponseMode::Pass
         };
         if matches!(ctx.response, ResponseMode::Json(_) | ResponseMode::Sse(_)) {
@@ -229,16 +294,20 @@ impl ProxyHttp for WardenProxy {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         let mut mode = std::mem::replace(&mut ctx.response, ResponseMode::Pass);
+        let withheld_before = ctx.stats.withheld;
+        let mut tainting = Vec::new();
         {
             let mut scope = Scope {
                 warden: &self.warden,
                 ctx_lists: &mut ctx.lists,
+                sources: &mut ctx.sources,
+                tainting: &mut tainting,
                 session_id: ctx.session_id.as_deref(),
                 replays: ctx.stream_get,
                 identity: ctx.identity.as_ref(),
@@ -248,14 +317,14 @@ impl ProxyHttp for WardenProxy {
             match &mut mode {
                 ResponseMode::Pass => {}
                 ResponseMode::Json(buffer) => {
-                    if let Some(chunk) = body.take() {
-                        buffer.push(&chunk);
+                    let mut out = match body.take() {
+                        Some(chunk) => buffer.push(&chunk, &mut scope),
+                        None => Bytes::new(),
+                    };
+                    if end_of_stream {
+                        out = concat(out, buffer.finish(&mut scope, &mut ctx.stats));
                     }
-                    *body = Some(if end_of_stream {
-                        buffer.finish(&mut scope, &mut ctx.stats)
-                    } else {
-                        Bytes::new()
-                    });
+                    *body = Some(out);
                 }
                 ResponseMode::Sse(filter) => {
                     let mut out = match body.take() {
@@ -263,12 +332,7 @@ impl ProxyHttp for WardenProxy {
                         None => Bytes::new(),
                     };
                     if end_of_stream {
-                        let tail = filter.finish(&mut scope, &mut ctx.stats);
-                        if !tail.is_empty() {
-                            let mut joined = bytes::BytesMut::from(&out[..]);
-                            joined.extend_from_slice(&tail);
-                            out = joined.freeze();
-                        }
+                        out = concat(out, filter.finish(&mut scope, &mut ctx.stats));
                     }
                     *body = Some(out);
                 }
@@ -290,6 +354,20 @@ impl ProxyHttp for WardenProxy {
             }
         }
         ctx.response = mode;
+        // Before the answer goes out: the client must not hold the data untainted.
+        for (call, reason) in tainting {
+            self.taint(session, ctx, &call, reason);
+        }
+        if end_of_stream {
+            self.taint_unseen(session, ctx);
+        }
+        let withheld = ctx.stats.withheld - withheld_before;
+        if withheld > 0 {
+            self.warden
+                .metrics
+                .list_results_withheld
+                .inc_by(withheld as u64);
+        }
         Ok(None)
     }
 
@@ -297,13 +375,26 @@ impl ProxyHttp for WardenProxy {
         &self,
         session: &mut Session,
         e: &pingora::Error,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = match e.esource() {
             pingora::ErrorSource::Upstream => 502,
             pingora::ErrorSource::Downstream => 0,
             _ => 500,
         };
+        if code == 502 {
+            let kind = observe::upstream_error_kind(&e.etype, ctx.in_flight.kind() == Kind::Stream);
+            self.warden
+                .metrics
+                .upstream_errors
+                .with_label_values(&[kind])
+                .inc();
+            if kind == "stream_idle_timeout" {
+                tracing::info!(request_id = %ctx.request_id, "idle event stream closed");
+            } else {
+                tracing::warn!(request_id = %ctx.request_id, kind, error = %e, "upstream failed");
+            }
+        }
         if code > 0 && session.response_written().is_none() {
             let body = error_response(
                 None,
@@ -311,7 +402,8 @@ impl ProxyHttp for WardenProxy {
                 "upstream MCP server unavailable",
                 None,
             );
-            let _ = write_json(session, code, &[], &body).await;
+            let headers = [(REQUEST_ID_HEADER, ctx.request_id.clone())];
+            let _ = write_json(session, code, &headers, &body).await;
         }
         FailToProxy {
             error_code: code,
@@ -326,7 +418,13 @@ impl ProxyHttp for WardenProxy {
         ctx: &mut RequestCtx,
     ) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if status > 0 {
+            self.warden.metrics.http_response(status);
+        }
+        // An answer cut short (upstream or client gone) never reached end of stream.
+        self.taint_unseen(session, ctx);
         tracing::debug!(
+            request_id = %ctx.request_id,
             status,
             elapsed_us = ctx.started.elapsed().as_micros() as u64,
             hidden = ctx.stats.hidden,
@@ -362,6 +460,8 @@ impl WardenProxy {
                     resource_metadata: cfg.http.resource_metadata.clone(),
                 })?;
 
+        // Known from here on, so refusals name who was refused.
+        ctx.identity = Some(identity.clone());
         let session_id = session_header(&req.headers)?;
         if let Some(sid) = &session_id {
             warden.sessions.check(sid, &identity.principal_key())?;
@@ -377,6 +477,11 @@ impl WardenProxy {
             if has_body(session) {
                 return Err(Refusal::UnexpectedBody);
             }
+            ctx.upstream_label = if method == "GET" {
+                "http_get"
+            } else {
+                "http_delete"
+            };
             ctx.deleting = method == "DELETE";
             ctx.stream_get = method == "GET";
             ctx.identity = Some(identity);
@@ -408,7 +513,7 @@ impl WardenProxy {
             time: SystemTime::now(),
             source_ip: client_ip(session),
             session_id: session_id.clone(),
-            taints: Vec::new(),
+            taints: taints_of(warden, &identity, session_id.as_deref()),
             protocol_version: protocol_version.or_else(|| {
                 parsed
                     .messages
@@ -417,6 +522,7 @@ impl WardenProxy {
             }),
         };
         let generation = warden.policies.current();
+        let deciding = Instant::now();
         let verdict = authorize_body(
             generation.engine.as_ref(),
             &identity,
@@ -424,37 +530,31 @@ impl WardenProxy {
             &env,
             &warden.annotations,
         );
+        let elapsed = deciding.elapsed();
+        ctx.upstream_label = match parsed.messages.as_slice() {
+            [one] => crate::metrics::method_label(one.method.as_deref()),
+            _ => "batch",
+        };
+        let (BodyVerdict::Refuse { decisions, .. } | BodyVerdict::Forward { decisions, .. }) =
+            &verdict;
+        let decided = observe::Decided {
+            identity: &identity,
+            env: &env,
+            engine: generation.engine.name(),
+            messages: &parsed.messages,
+            decisions,
+            elapsed,
+        };
+        let audited = observe::record_decisions(warden, &facts(session, ctx), &decided);
         match verdict {
-            BodyVerdict::Refuse {
-                status,
-                body,
-                decisions,
-            } => {
-                for d in &decisions {
-                    tracing::info!(
-                        principal = %identity.principal_key(),
-                        method = d.method.as_deref().unwrap_or("(response)"),
-                        target = d.target.as_deref().unwrap_or(""),
-                        allow = d.decision.allow,
-                        policies = ?d.decision.policy_ids,
-                        errors = ?d.decision.errors,
-                        generation = d.decision.generation,
-                        "decision"
-                    );
-                }
+            BodyVerdict::Refuse { status, body, .. } => {
                 ctx.identity = Some(identity);
                 Err(Refusal::Denied { status, body })
             }
-            BodyVerdict::Forward { lists, decisions } => {
-                for d in &decisions {
-                    tracing::debug!(
-                        principal = %identity.principal_key(),
-                        method = d.method.as_deref().unwrap_or("(response)"),
-                        target = d.target.as_deref().unwrap_or(""),
-                        policies = ?d.decision.policy_ids,
-                        generation = d.decision.generation,
-                        "allowed"
-                    );
+            BodyVerdict::Forward { lists, .. } => {
+                if audited.is_err() && warden.audit.fails_closed() {
+                    ctx.identity = Some(identity);
+                    return Err(Refusal::AuditUnavailable);
                 }
                 if let Some(sid) = &session_id {
                     for (key, kind) in &lists {
@@ -462,6 +562,14 @@ impl WardenProxy {
                     }
                 }
                 ctx.lists = lists.into_iter().collect();
+                for call in warden.sources.calls_in(&parsed.messages) {
+                    match &call.jsonrpc_id {
+                        Some(id) => {
+                            ctx.sources.insert(id_key(id), call);
+                        }
+                        None => ctx.silent_sources.push(call),
+                    }
+                }
                 ctx.body = Some(bytes);
                 ctx.identity = Some(identity);
                 ctx.generation = Some(generation);
@@ -471,31 +579,49 @@ impl WardenProxy {
         }
     }
 
-    fn log_refusal(&self, session: &Session, ctx: &RequestCtx, refusal: &Refusal) {
-        let req = session.req_header();
-        match refusal {
-            Refusal::Denied { .. } => {}
-            Refusal::Unauthenticated { error, .. } => tracing::info!(
-                method = %req.method,
-                reason = error.reason(),
-                "authentication failed"
-            ),
-            other => tracing::info!(
-                method = %req.method,
-                path = req.uri.path(),
-                principal = ctx.identity.as_ref().map(|i| i.principal_key()),
-                refusal = other.label(),
-                detail = ?other,
-                "request refused"
-            ),
+    /// Record a taint event for this request's caller and session.
+    fn taint(&self, session: &Session, ctx: &RequestCtx, call: &SourceCall, reason: TaintReason) {
+        let Some(identity) = &ctx.identity else {
+            return;
+        };
+        observe::record_taint(&self.warden, &facts(session, ctx), identity, call, reason);
+    }
+
+    /// At the end of an exchange: source calls whose answer the proxy never saw, though
+    /// the upstream accepted the request (2xx), taint — the client may get the answer
+    /// elsewhere (a resumed stream), so fail closed. An upstream that never answered, or
+    /// refused the request, returned no data.
+    fn taint_unseen(&self, session: &Session, ctx: &mut RequestCtx) {
+        if !ctx.upstream_status.is_some_and(|s| (200..300).contains(&s)) {
+            return;
         }
+        let mut unseen: Vec<SourceCall> = ctx.sources.drain().map(|(_, call)| call).collect();
+        unseen.append(&mut ctx.silent_sources);
+        for call in unseen {
+            self.taint(session, ctx, &call, TaintReason::AnswerUnseen);
+        }
+    }
+
+    fn log_refusal(&self, session: &Session, ctx: &RequestCtx, refusal: &Refusal) {
+        observe::record_refusal(
+            &self.warden,
+            &facts(session, ctx),
+            session.req_header().uri.path(),
+            ctx.identity.as_ref(),
+            refusal,
+        );
     }
 }
 
-/// The filter's view of one request: its own list ids first, then the session's.
+/// The filter's view of one request: its own list ids first, then the session's; and
+/// the request's calls of taint sources.
 struct Scope<'a> {
     warden: &'a Warden,
     ctx_lists: &'a mut HashMap<String, ListKind>,
+    /// Watched source calls, by id key.
+    sources: &'a mut HashMap<String, SourceCall>,
+    /// Source calls to taint for, once the filter is done with this chunk.
+    tainting: &'a mut Vec<(SourceCall, TaintReason)>,
     session_id: Option<&'a str>,
     /// A GET stream, which a client may resume to replay answers: answered list ids
     /// are filtered again.
@@ -511,6 +637,31 @@ impl ListScope for Scope<'_> {
             || self
                 .session_id
                 .is_some_and(|sid| self.warden.sessions.has_pending(sid, self.replays))
+    }
+
+    fn watching(&self) -> bool {
+        !self.sources.is_empty()
+    }
+
+    fn answered(&mut self, id_key: &str, message: &Value) {
+        let Some(call) = self.sources.remove(id_key) else {
+            return;
+        };
+        match call_outcome(message) {
+            CallOutcome::Succeeded => self.tainting.push((call, TaintReason::SourceSucceeded)),
+            CallOutcome::Unreadable => self.tainting.push((call, TaintReason::AnswerUnreadable)),
+            CallOutcome::Failed => {
+                tracing::debug!(tool = %call.tool, "taint source call failed; nothing recorded")
+            }
+        }
+    }
+
+    fn unreadable(&mut self) {
+        self.tainting.extend(
+            self.sources
+                .drain()
+                .map(|(_, call)| (call, TaintReason::AnswerUnreadable)),
+        );
     }
 
     fn take(&mut self, id_key: &str) -> Option<ListKind> {
@@ -530,9 +681,14 @@ impl ListScope for Scope<'_> {
         name: &str,
         annotations: Option<&Map<String, Value>>,
     ) -> bool {
-        if kind == ListKind::Tools {
+        let overridden;
+        let annotations = if kind == ListKind::Tools {
             self.warden.annotations.record(name, annotations);
-        }
+            overridden = self.warden.annotations.overridden(name, annotations);
+            overridden.as_deref()
+        } else {
+            annotations
+        };
         let Some(identity) = self.identity else {
             return false;
         };
@@ -554,7 +710,7 @@ impl ListScope for Scope<'_> {
                     time: SystemTime::now(),
                     source_ip: None,
                     session_id: self.session_id.map(str::to_owned),
-                    taints: Vec::new(),
+                    taints: taints_of(self.warden, identity, self.session_id),
                     protocol_version: None,
                 };
                 &fallback
@@ -565,7 +721,11 @@ impl ListScope for Scope<'_> {
             name,
             annotations,
         };
-        generation.engine.may_list(identity, &item, env)
+        let listed = generation.engine.may_list(identity, &item, env);
+        if !listed {
+            self.warden.metrics.hidden(kind, 1);
+        }
+        listed
     }
 }
 
@@ -597,10 +757,35 @@ fn session_header(headers: &http::HeaderMap) -> Result<Option<String>, Refusal> 
 }
 
 fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+    client_addr(session).map(|a| a.ip())
+}
+
+fn client_addr(session: &Session) -> Option<std::net::SocketAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).copied()
+}
+
+/// What every record of this request shares.
+fn facts(session: &Session, ctx: &RequestCtx) -> RequestFacts {
+    RequestFacts {
+        request_id: ctx.request_id.clone(),
+        http_method: session.req_header().method.to_string(),
+        source: client_addr(session),
+        session_id: ctx.session_id.clone(),
+        started: ctx.started,
+    }
+}
+
+/// `head` then `tail`, copying only when both hold bytes.
+fn concat(head: Bytes, tail: Bytes) -> Bytes {
+    match (head.is_empty(), tail.is_empty()) {
+        (_, true) => head,
+        (true, false) => tail,
+        (false, false) => {
+            let mut joined = bytes::BytesMut::from(&head[..]);
+            joined.extend_from_slice(&tail);
+            joined.freeze()
+        }
+    }
 }
 
 fn rewrite_as_error(resp: &mut ResponseHeader) -> Result<()> {
@@ -611,10 +796,11 @@ fn rewrite_as_error(resp: &mut ResponseHeader) -> Result<()> {
     Ok(())
 }
 
-async fn write_refusal(session: &mut Session, refusal: &Refusal) -> Result<()> {
+async fn write_refusal(session: &mut Session, refusal: &Refusal, request_id: &str) -> Result<()> {
     // A refused request may have an unread body; don't reuse the connection.
     session.set_keepalive(None);
-    let headers: Vec<(&str, String)> = refusal.headers();
+    let mut headers: Vec<(&str, String)> = refusal.headers();
+    headers.push((REQUEST_ID_HEADER, request_id.to_owned()));
     write_json(session, refusal.status(), &headers, &refusal.body()).await
 }
 

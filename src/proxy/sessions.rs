@@ -190,6 +190,17 @@ impl SessionTable {
             .is_some_and(|e| !e.pending.is_empty() || (replays && !e.answered.is_empty()))
     }
 
+    /// Number of sessions not idle beyond the timeout (expired ones are forgotten
+    /// lazily, so [`SessionTable::len`] may still count them).
+    pub fn active(&self) -> usize {
+        let now = Instant::now();
+        self.entries
+            .lock()
+            .values()
+            .filter(|e| now.duration_since(e.last_seen) <= self.idle_timeout)
+            .count()
+    }
+
     /// Number of sessions remembered.
     pub fn len(&self) -> usize {
         self.entries.lock().len()
@@ -252,6 +263,7 @@ mod tests {
         let t = SessionTable::new(10, Duration::ZERO);
         t.bind("s1", "a").unwrap();
         std::thread::sleep(Duration::from_millis(2));
+        assert_eq!((t.len(), t.active()), (1, 0));
         assert_eq!(t.check("s1", "a"), Err(SessionError::Unknown));
     }
 
@@ -262,6 +274,7 @@ mod tests {
         t.bind("s2", "a").unwrap();
         t.bind("s3", "a").unwrap();
         assert_eq!(t.len(), 2);
+        assert_eq!(t.active(), 2);
         assert_eq!(t.check("s3", "a"), Ok(()));
     }
 

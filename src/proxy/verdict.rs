@@ -137,7 +137,7 @@ fn decide_message(
 ) -> MessageDecision {
     let target = target_of(&message.action);
     let known = match &message.action {
-        McpAction::CallTool { name, .. } => annotations.get(name),
+        McpAction::CallTool { name, .. } => annotations.effective(name),
         _ => None,
     };
     let request = AuthzRequest {

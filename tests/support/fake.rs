@@ -73,6 +73,14 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Start; `respond` scripts the answer to each request.
     pub fn start(respond: impl Fn(&RawRequest) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_paced(Duration::from_millis(15), respond)
+    }
+
+    /// [`FakeUpstream::start`], pausing `pause` between the pieces of each reply.
+    pub fn start_paced(
+        pause: Duration,
+        respond: impl Fn(&RawRequest) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -83,7 +91,7 @@ impl FakeUpstream {
                 let Ok(stream) = stream else { break };
                 let seen = Arc::clone(&seen);
                 let respond = Arc::clone(&respond);
-                std::thread::spawn(move || serve(stream, &seen, &*respond));
+                std::thread::spawn(move || serve(stream, &seen, &*respond, pause));
             }
         });
         FakeUpstream {
@@ -110,7 +118,12 @@ impl FakeUpstream {
     }
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Vec<RawRequest>>, respond: &dyn Fn(&RawRequest) -> Reply) {
+fn serve(
+    stream: TcpStream,
+    seen: &Mutex<Vec<RawRequest>>,
+    respond: &dyn Fn(&RawRequest) -> Reply,
+    pause: Duration,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut head = String::new();
@@ -155,7 +168,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<RawRequest>>, respond: &dyn Fn(&Raw
             return;
         }
         let _ = stream.flush();
-        std::thread::sleep(Duration::from_millis(15));
+        std::thread::sleep(pause);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Third-party MCP implementations for interop tests: the official Python SDK client
-//! (`tests/interop/client.py`, `mcp` pinned in `requirements.txt`) and the TypeScript reference
+//! (`tests/interop/client.py`, `mcp` pinned in `requirements.txt`), the Biscuit Python bindings
+//! (`tests/interop/biscuit_tool.py`, `biscuit-python`), and the TypeScript reference
 //! server `@modelcontextprotocol/server-everything` (pinned in `package.json`).
 //!
 //! [`ensure_interop_env`] installs both on first use (a venv under `target/interop/venv`,
@@ -56,11 +57,15 @@ pub fn ensure_interop_env() -> InteropEnv {
     ENV.get_or_init(install).clone()
 }
 
-fn install() -> InteropEnv {
-    require_tool("python3", &["--version"]);
-    require_tool("node", &["--version"]);
-    require_tool("npm", &["--version"]);
+/// The interop venv's python (with `requirements.txt` installed: `mcp`, `biscuit-python`),
+/// installed once per checkout and pin change. Needs only python3, not Node.js.
+pub fn ensure_python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(install_python).clone()
+}
 
+fn install_python() -> PathBuf {
+    require_tool("python3", &["--version"]);
     let src = interop_src();
     let venv = interop_work_dir().join("venv");
     let python = venv.join("bin").join("python");
@@ -85,6 +90,14 @@ fn install() -> InteropEnv {
         );
         write_stamp(&pip_stamp, &requirements);
     }
+    python
+}
+
+fn install() -> InteropEnv {
+    require_tool("node", &["--version"]);
+    require_tool("npm", &["--version"]);
+    let python = ensure_python();
+    let src = interop_src();
 
     let lockfile = src.join("package-lock.json");
     let npm_stamp = src.join("node_modules").join(".mcp-warden-package-lock");

@@ -6,12 +6,14 @@
 //! - [`warden`]: the real `mcp-warden` binary with a generated configuration.
 //! - [`fake`]: a scriptable hostile upstream for shapes real servers won't produce.
 //! - [`tokens`]: JWTs signed with the test configurations' secret.
+//! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
 //! - [`demo`]: the demo backend on such a database, alone or behind the proxy.
 
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod biscuit;
 pub mod client;
 pub mod demo;
 pub mod fake;

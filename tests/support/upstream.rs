@@ -14,7 +14,8 @@
 //!
 //! Tools (annotations are what the proxy's policies read):
 //! `echo`, `get_weather`, `delete_records`, `whoami`, `no_annotations`, and optionally
-//! `tool_0001`… ([`UpstreamBuilder::extra_tools`]). Prompt `greeting`; resources
+//! `tool_0001`… ([`UpstreamBuilder::extra_tools`]), and optionally `get_record`
+//! ([`UpstreamBuilder::records_tool`]). Prompt `greeting`; resources
 //! `file:///public/readme.txt` and `file:///secret/keys.txt`.
 
 use std::{
@@ -45,7 +46,7 @@ use rmcp::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
         JsonObject, ListResourcesResult, PaginatedRequestParams, PromptMessage,
         ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-        ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
+        ResourceContents, Role, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
     },
     prompt, prompt_handler, prompt_router,
     service::RequestContext,
@@ -77,6 +78,12 @@ pub const WHOAMI_HEADERS: [&str; 5] = [
     "authorization",
     "x-api-key",
 ];
+/// The optional sensitive-data tool ([`UpstreamBuilder::records_tool`]): read-only,
+/// closed-world, argument `id`.
+pub const RECORDS_TOOL: &str = "get_record";
+/// The `id` for which [`RECORDS_TOOL`] answers a tool error (`isError: true`); without
+/// an `id` it answers a JSON-RPC error (invalid params).
+pub const MISSING_RECORD: &str = "missing";
 /// Largest request body the recorder buffers (rmcp's own default limit).
 const MAX_RECORDED_BODY: usize = 4 * 1024 * 1024;
 
@@ -216,6 +223,7 @@ pub async fn start_upstream(mode: ResponseMode) -> Upstream {
 pub struct UpstreamBuilder {
     mode: ResponseMode,
     extra_tools: usize,
+    records_tool: bool,
     any_host: bool,
 }
 
@@ -225,6 +233,7 @@ impl UpstreamBuilder {
         UpstreamBuilder {
             mode,
             extra_tools: 0,
+            records_tool: false,
             any_host: false,
         }
     }
@@ -233,6 +242,14 @@ impl UpstreamBuilder {
     /// no arguments, reply `"<name> ok"`).
     pub fn extra_tools(mut self, count: usize) -> Self {
         self.extra_tools = count;
+        self
+    }
+
+    /// Also serve [`RECORDS_TOOL`], a read-only, closed-world tool returning a
+    /// "confidential" record: `record <id>: …` for any `id`, a tool error (`isError`) for
+    /// [`MISSING_RECORD`], a JSON-RPC error without `id`.
+    pub fn records_tool(mut self) -> Self {
+        self.records_tool = true;
         self
     }
 
@@ -259,7 +276,7 @@ impl UpstreamBuilder {
             config = config.disable_allowed_hosts();
         }
 
-        let server = UpstreamServer::new(seen.clone(), self.extra_tools);
+        let server = UpstreamServer::new(seen.clone(), self.extra_tools, self.records_tool);
         let service = StreamableHttpService::new(
             move || Ok(server.clone()),
             Arc::new(LocalSessionManager::default()),
@@ -355,10 +372,13 @@ struct GreetingArgs {
 
 #[tool_router]
 impl UpstreamServer {
-    fn new(seen: Arc<Seen>, extra_tools: usize) -> Self {
+    fn new(seen: Arc<Seen>, extra_tools: usize, records_tool: bool) -> Self {
         let mut tool_router = Self::tool_router();
         for index in 1..=extra_tools {
             tool_router.add_route(ToolRoute::new_dyn(dummy_tool(index), dummy_call));
+        }
+        if records_tool {
+            tool_router.add_route(ToolRoute::new_dyn(records_tool_def(), records_call));
         }
         UpstreamServer {
             seen,
@@ -505,4 +525,41 @@ type ToolFuture<'a> =
 fn dummy_call(context: ToolCallContext<'_, UpstreamServer>) -> ToolFuture<'_> {
     let reply = format!("{} ok", context.name());
     Box::pin(async move { Ok(CallToolResult::success(vec![ContentBlock::text(reply)]).into()) })
+}
+
+fn records_tool_def() -> Tool {
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": { "id": { "type": "string", "description": "Record id." } },
+    });
+    let serde_json::Value::Object(schema) = schema else {
+        unreachable!("a JSON object literal")
+    };
+    Tool::new(RECORDS_TOOL, "Read a confidential record.", schema).with_annotations(
+        ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .open_world(false),
+    )
+}
+
+fn records_call(context: ToolCallContext<'_, UpstreamServer>) -> ToolFuture<'_> {
+    let id = context
+        .arguments
+        .as_ref()
+        .and_then(|arguments| arguments.get("id"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    Box::pin(async move {
+        match id.as_deref() {
+            None => Err(ErrorData::invalid_params("`id` is required", None)),
+            Some(MISSING_RECORD) => {
+                Ok(CallToolResult::error(vec![ContentBlock::text("no such record")]).into())
+            }
+            Some(id) => Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+                "record {id}: diagnosis confidential"
+            ))])
+            .into()),
+        }
+    })
 }

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running proxy; killed on drop.
@@ -13,6 +13,8 @@ pub struct Warden {
     pub url: String,
     /// Listen address.
     pub addr: SocketAddr,
+    /// Admin listener address (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
     /// Directory holding the config (and whatever the test put there).
     pub dir: tempfile::TempDir,
     child: Child,
@@ -91,13 +93,16 @@ impl Warden {
         let config_path = dir.path().join("warden.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = dir.path().join("warden.log");
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-warden"));
         cmd.arg("run")
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info,pingora=warn")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+            .stderr(std::fs::File::create(&log).unwrap())
+            // Every proxy gets its own admin port (the default 9090 would collide).
+            .env("MCP_WARDEN__ADMIN__LISTEN", admin.to_string());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -111,6 +116,7 @@ impl Warden {
         let mut w = Warden {
             url: format!("http://127.0.0.1:{port}{path}"),
             addr,
+            admin,
             dir,
             child,
             log,
@@ -155,6 +161,23 @@ impl Warden {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// `http://ADMIN/<path>` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Wait for the process to exit (`None` if it is still running after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Wait until the log contains `needle` (or panic after `timeout`).

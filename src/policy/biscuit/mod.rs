@@ -1,0 +1,418 @@
+//! The Biscuit [`PolicyEngine`], and the token checks every engine enforces.
+//!
+//! **The engine** (`[policy] engine = "biscuit"`). The operator's authorizer is the
+//! Datalog in the policy directory ([`load_datalog_dir`]). For each message the proxy
+//! builds an authorizer from it, adds the request's facts (the fact reference is in
+//! [`facts`] and the README) and the caller's verified token, and runs
+//! Biscuit's authorization under the configured run limits:
+//! - every check must pass: the authorizer's, and every block's of the token (expiry,
+//!   `check if tool("…")`, … — so a token narrowed by attenuation is narrower here);
+//! - then the policies are tried in order and the first that matches decides.
+//!
+//! `call_tool`, `read_resource`, `subscribe_resource`, `get_prompt`, `complete` and
+//! `other` need a matching `allow`. Target-free messages — list requests, protocol
+//! messages (`initialize`, `ping`, notifications, …) and responses — are allowed unless a
+//! `deny` policy matches or a check fails, as under Cedar; they are evaluated with the
+//! target predicates (`tool`, `prompt`, `resource`, `arg`, `annotation`) *unknown*
+//! (see the `relax` module), so an attenuation to one tool does not stop the holder
+//! from initializing, pinging or listing.
+//!
+//! A caller that authenticated without a Biscuit (JWT, API key, anonymous) is evaluated
+//! with no token: its identity is only in the `auth_method`, `caller`, `caller_agent`,
+//! `caller_role` and `caller_scope` facts, which are present for every caller. Policies
+//! that require token facts therefore deny it; policies written on `caller_*` facts can
+//! admit it.
+//!
+//! **Listing** (same rule as Cedar: an item is listed if some call to it could be
+//! allowed): the item's call is decided with its target facts and the `arg` facts
+//! unknown (again the `relax` module). A tool whose allow depends on the arguments
+//! stays listed; every call is still decided with its real arguments.
+//!
+//! **Outcomes** ([`Decision`]): `policy_ids` names the matched policy (the `@id` or
+//! `<file>:<line>`) and every failed check (`<file>:<line>` for the authorizer's,
+//! `token/block<N>/check<M>` for the token's). `errors` explains a deny with a stable
+//! first word: `failed_check: …`, `run_limit: …` (a limit of `[policy.biscuit.limits]`
+//! was exceeded), `datalog_error: …`, `arguments: …`. Any failure is a deny.
+//!
+//! **Cedar with Biscuit callers.** [`TokenChecks`] wraps the Cedar engine: a Biscuit
+//! caller's token checks run first, with the same facts and the same target-free and
+//! listing rules, and a failure denies; then Cedar decides with the principal built from
+//! the token's authority facts (`principal.auth_method == "biscuit"`, roles, scopes,
+//! `principal.claims` from `[auth.biscuit] claim_facts`).
+
+pub mod facts;
+mod load;
+mod relax;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use biscuit_auth::builder::{AuthorizerBuilder, Fact};
+use biscuit_auth::error::{FailedCheck, Logic, MatchedPolicy, Token as TokenError};
+use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey};
+use serde::Deserialize;
+
+pub use load::{compile, load_datalog_dir, AuthorizerProgram};
+
+use super::load::PolicyLoadError;
+use super::{AuthzRequest, Decision, ListedItem, PolicyEngine, RequestEnv};
+use crate::auth::Identity;
+
+/// The `[policy.biscuit]` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BiscuitPolicyConfig {
+    /// Run limits of every Datalog evaluation (authorization, listing, and reading a
+    /// token at authentication), under either engine.
+    #[serde(default)]
+    pub limits: DatalogLimits,
+    /// Third-party keys by name, e.g. `{ partner = "ed25519/…" }`: the authorizer can
+    /// write `trusting {partner}` to accept facts from blocks that key signed. (A key
+    /// may also be written literally: `trusting ed25519/…`.)
+    #[serde(default)]
+    pub external_keys: BTreeMap<String, String>,
+}
+
+impl BiscuitPolicyConfig {
+    /// Parses `external_keys`.
+    pub fn parsed_external_keys(&self) -> Result<HashMap<String, PublicKey>, PolicyLoadError> {
+        self.external_keys
+            .iter()
+            .map(|(name, text)| {
+                crate::auth::biscuit::keys::parse_public_key(text, None)
+                    .map(|key| (name.clone(), key))
+                    .map_err(|reason| PolicyLoadError::Setting {
+                        setting: format!("policy.biscuit.external_keys.{name}"),
+                        reason,
+                    })
+            })
+            .collect()
+    }
+}
+
+/// `[policy.biscuit.limits]`: bounds on one Datalog evaluation. Exceeding one is a deny
+/// (`run_limit`), never an allow.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatalogLimits {
+    /// Most facts (given and derived). Default 1000.
+    pub max_facts: u64,
+    /// Most rule-application rounds. Default 100.
+    pub max_iterations: u64,
+    /// Longest evaluation, e.g. `"20ms"` (the default; Biscuit's own 1 ms fails on a
+    /// loaded machine).
+    #[serde(with = "humantime_serde")]
+    pub max_time: Duration,
+}
+
+impl Default for DatalogLimits {
+    fn default() -> Self {
+        let d = crate::auth::biscuit::default_limits();
+        DatalogLimits {
+            max_facts: d.max_facts,
+            max_iterations: d.max_iterations,
+            max_time: d.max_time,
+        }
+    }
+}
+
+impl DatalogLimits {
+    /// As Biscuit's limits.
+    pub fn to_limits(&self) -> AuthorizerLimits {
+        AuthorizerLimits {
+            max_facts: self.max_facts,
+            max_iterations: self.max_iterations,
+            max_time: self.max_time,
+        }
+    }
+}
+
+/// How a question is put.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// A message that names its target: strict, needs an `allow`.
+    Targeted,
+    /// A list/protocol/response message: target unknown, allowed unless denied.
+    TargetFree,
+    /// Could some call to this item be allowed: arguments unknown, needs an `allow`.
+    Listing,
+}
+
+impl Mode {
+    fn of(request: &AuthzRequest<'_>) -> Mode {
+        if request.action.allowed_unless_forbidden() {
+            Mode::TargetFree
+        } else {
+            Mode::Targeted
+        }
+    }
+
+    fn relax(self) -> Option<&'static [&'static str]> {
+        match self {
+            Mode::Targeted => None,
+            Mode::TargetFree => Some(relax::TARGET_FREE),
+            Mode::Listing => Some(relax::LISTING),
+        }
+    }
+}
+
+/// Runs one authorization.
+fn run(
+    program: &AuthorizerProgram,
+    token: Option<&Biscuit>,
+    facts: Vec<Fact>,
+    mode: Mode,
+    limits: &AuthorizerLimits,
+) -> Result<usize, TokenError> {
+    let mut builder = program.builder.clone();
+    for fact in facts {
+        builder = builder.fact(fact)?;
+    }
+    let builder = builder.set_limits(limits.clone());
+    let mut authorizer = match token {
+        Some(token) => builder.build(token)?,
+        None => builder.build_unauthenticated()?,
+    };
+    if let Some(seeds) = mode.relax() {
+        authorizer = relax::relaxed(&authorizer, seeds)?;
+    }
+    authorizer.authorize()
+}
+
+/// Turns Biscuit's answer into a [`Decision`] (see the module docs).
+fn judge(
+    program: &AuthorizerProgram,
+    result: Result<usize, TokenError>,
+    default_allow: bool,
+    generation: u64,
+) -> Decision {
+    let policy = |i: usize| {
+        program
+            .policy_ids
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| format!("policy{i}"))
+    };
+    let deny = |policy_ids: Vec<String>, errors: Vec<String>| Decision {
+        allow: false,
+        policy_ids,
+        errors,
+        generation,
+    };
+    let failed = |checks: &[FailedCheck]| {
+        let mut ids = Vec::with_capacity(checks.len());
+        let mut errors = Vec::with_capacity(checks.len());
+        for check in checks {
+            let (id, rule) = match check {
+                FailedCheck::Authorizer(c) => (
+                    program
+                        .check_ids
+                        .get(c.check_id as usize)
+                        .cloned()
+                        .unwrap_or_else(|| format!("check{}", c.check_id)),
+                    &c.rule,
+                ),
+                FailedCheck::Block(c) => (
+                    format!("token/block{}/check{}", c.block_id, c.check_id),
+                    &c.rule,
+                ),
+            };
+            errors.push(format!("failed_check: {id}: {rule}"));
+            ids.push(id);
+        }
+        (ids, errors)
+    };
+    match result {
+        Ok(index) => Decision {
+            allow: true,
+            policy_ids: vec![policy(index)],
+            errors: Vec::new(),
+            generation,
+        },
+        Err(TokenError::FailedLogic(Logic::NoMatchingPolicy { checks })) => {
+            if checks.is_empty() && default_allow {
+                return Decision {
+                    allow: true,
+                    policy_ids: Vec::new(),
+                    errors: Vec::new(),
+                    generation,
+                };
+            }
+            let (ids, errors) = failed(&checks);
+            deny(ids, errors)
+        }
+        Err(TokenError::FailedLogic(Logic::Unauthorized {
+            policy: matched,
+            checks,
+        })) => {
+            let (mut ids, errors) = failed(&checks);
+            if let MatchedPolicy::Deny(i) = matched {
+                ids.insert(0, policy(i));
+            }
+            deny(ids, errors)
+        }
+        Err(TokenError::RunLimit(limit)) => deny(Vec::new(), vec![format!("run_limit: {limit}")]),
+        Err(e) => deny(Vec::new(), vec![format!("datalog_error: {e}")]),
+    }
+}
+
+/// A compiled Biscuit policy generation.
+pub struct BiscuitEngine {
+    generation: u64,
+    program: AuthorizerProgram,
+    limits: AuthorizerLimits,
+}
+
+impl std::fmt::Debug for BiscuitEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BiscuitEngine")
+            .field("generation", &self.generation)
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BiscuitEngine {
+    /// The engine for generation `generation`.
+    pub fn new(program: AuthorizerProgram, generation: u64, limits: AuthorizerLimits) -> Self {
+        BiscuitEngine {
+            generation,
+            program,
+            limits,
+        }
+    }
+
+    fn token(identity: &Identity) -> Option<&Biscuit> {
+        identity.biscuit.as_deref().map(|t| t.biscuit())
+    }
+}
+
+impl PolicyEngine for BiscuitEngine {
+    fn name(&self) -> &'static str {
+        "biscuit"
+    }
+
+    fn decide(&self, request: &AuthzRequest<'_>) -> Decision {
+        let facts = match facts::request_facts(
+            request.identity,
+            request.action,
+            request.annotations,
+            request.env,
+        ) {
+            Ok(facts) => facts,
+            Err(e) => return Decision::deny_error(format!("arguments: {e}"), self.generation),
+        };
+        let mode = Mode::of(request);
+        let result = run(
+            &self.program,
+            Self::token(request.identity),
+            facts,
+            mode,
+            &self.limits,
+        );
+        judge(
+            &self.program,
+            result,
+            matches!(mode, Mode::TargetFree),
+            self.generation,
+        )
+    }
+
+    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
+        let facts = facts::listing_facts(identity, item, env);
+        let result = run(
+            &self.program,
+            Self::token(identity),
+            facts,
+            Mode::Listing,
+            &self.limits,
+        );
+        judge(&self.program, result, false, self.generation).allow
+    }
+}
+
+/// Another engine (Cedar), with a Biscuit caller's token checks enforced first (see the
+/// module docs). Callers without a Biscuit go straight to the inner engine.
+pub struct TokenChecks<E> {
+    inner: E,
+    generation: u64,
+    program: AuthorizerProgram,
+    limits: AuthorizerLimits,
+}
+
+impl<E> TokenChecks<E> {
+    /// Wraps `inner`; `generation` is reported in denials by token checks.
+    pub fn new(inner: E, generation: u64, limits: AuthorizerLimits) -> Self {
+        let builder = AuthorizerBuilder::new()
+            .policy("allow if true")
+            .expect("a constant policy parses");
+        TokenChecks {
+            inner,
+            generation,
+            program: AuthorizerProgram {
+                builder,
+                policy_ids: vec!["token-checks".to_owned()],
+                check_ids: Vec::new(),
+                files: Vec::new(),
+            },
+            limits,
+        }
+    }
+
+    /// The wrapped engine.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+}
+
+impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn decide(&self, request: &AuthzRequest<'_>) -> Decision {
+        if let Some(token) = BiscuitEngine::token(request.identity) {
+            let facts = match facts::request_facts(
+                request.identity,
+                request.action,
+                request.annotations,
+                request.env,
+            ) {
+                Ok(facts) => facts,
+                Err(e) => return Decision::deny_error(format!("arguments: {e}"), self.generation),
+            };
+            let result = run(
+                &self.program,
+                Some(token),
+                facts,
+                Mode::of(request),
+                &self.limits,
+            );
+            let verdict = judge(&self.program, result, false, self.generation);
+            if !verdict.allow {
+                return verdict;
+            }
+        }
+        self.inner.decide(request)
+    }
+
+    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
+        if let Some(token) = BiscuitEngine::token(identity) {
+            let facts = facts::listing_facts(identity, item, env);
+            let result = run(
+                &self.program,
+                Some(token),
+                facts,
+                Mode::Listing,
+                &self.limits,
+            );
+            if !judge(&self.program, result, false, self.generation).allow {
+                return false;
+            }
+        }
+        self.inner.may_list(identity, item, env)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -576,40 +576,91 @@ fn run_demo(
         }
     });
 
-    let mut tokens = Vec::new();
-    for persona in demo::walkthrough::PERSONAS {
-        let roles: Vec<String> = persona.roles.iter().map(|r| r.to_string()).collect();
-        let claims = persona
-            .claims
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-            .collect();
-        let token = mint_jwt(
-            &warden.config,
-            persona.subject,
-            &roles,
-            "",
-            Some(demo::walkthrough::DEMO_AGENT),
-            claims,
-            ttl,
-        )?;
-        tokens.push((persona, token));
-    }
+    let tokens = demo_tokens(&warden.config, ttl)?;
     print_demo_banner(&warden, &database, &tokens, ttl);
     let result = proxy::run(warden).map_err(|e| format!("{e:#}"));
     runtime.shutdown_background();
     result
 }
 
+/// A printed demo token: the shell variable, who it is, the token.
+struct DemoToken {
+    var: String,
+    about: String,
+    token: String,
+}
+
+/// A JWT per persona when the configuration takes JWTs, a Biscuit per persona when it
+/// takes Biscuits (suffixed `_BISCUIT` when it takes both).
+fn demo_tokens(
+    config: &config::Config,
+    ttl: std::time::Duration,
+) -> Result<Vec<DemoToken>, String> {
+    use demo::walkthrough::{mint_biscuit, DEMO_AGENT, PERSONAS};
+    let jwt = config.raw.auth.jwt.is_some();
+    let biscuit = config.raw.auth.biscuit.is_some();
+    let mut tokens = Vec::new();
+    if jwt {
+        for persona in PERSONAS {
+            let roles: Vec<String> = persona.roles.iter().map(|r| r.to_string()).collect();
+            let mut claims: serde_json::Map<String, serde_json::Value> = persona
+                .claims
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+                .collect();
+            // A fresh credential each run: taint is keyed by the token (issuer and jti).
+            claims.insert("jti".into(), hex::encode(rand::random::<[u8; 8]>()).into());
+            tokens.push(DemoToken {
+                var: persona.var.to_owned(),
+                about: format!("{} (JWT)", persona.about),
+                token: mint_jwt(
+                    config,
+                    persona.subject,
+                    &roles,
+                    "",
+                    Some(DEMO_AGENT),
+                    claims,
+                    ttl,
+                )?,
+            });
+        }
+    }
+    if biscuit {
+        for persona in PERSONAS {
+            tokens.push(DemoToken {
+                var: if jwt {
+                    format!("{}_BISCUIT", persona.var)
+                } else {
+                    persona.var.to_owned()
+                },
+                about: format!("{} (Biscuit)", persona.about),
+                token: mint_biscuit(config, &persona, ttl).map_err(|e| e.to_string())?,
+            });
+        }
+    }
+    Ok(tokens)
+}
+
 fn print_demo_banner(
     warden: &proxy::Warden,
     database: &str,
-    tokens: &[(demo::walkthrough::Persona, String)],
+    tokens: &[DemoToken],
     ttl: std::time::Duration,
 ) {
     use std::fmt::Write;
     let config = &warden.config;
     let proxy_url = format!("http://{}{}", config.raw.listen, config.upstream.path);
+    let cwd = std::env::current_dir().ok();
+    let relative = |path: PathBuf| {
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        cwd.as_ref()
+            .and_then(|cwd| path.strip_prefix(cwd).ok().map(PathBuf::from))
+            .unwrap_or(path)
+    };
+    let policies = relative(config.base_dir.join(&config.raw.policy.dir));
+    let exe = std::env::current_exe()
+        .map(relative)
+        .unwrap_or_else(|_| PathBuf::from("mcp-warden"));
     let mut out = String::new();
     let _ = writeln!(out, "\nmcp-warden demo\n");
     let _ = writeln!(
@@ -617,12 +668,6 @@ fn print_demo_banner(
         "  clinic MCP server (demo backend)  http://{}{}   PostgreSQL {database}",
         config.upstream.authority, config.upstream.path
     );
-    let policies = config.base_dir.join(&config.raw.policy.dir);
-    let policies = std::fs::canonicalize(&policies).unwrap_or(policies);
-    let policies = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| policies.strip_prefix(cwd).ok().map(PathBuf::from))
-        .unwrap_or(policies);
     let _ = writeln!(
         out,
         "  mcp-warden                        {proxy_url}   policies {} ({})",
@@ -631,12 +676,17 @@ fn print_demo_banner(
     );
     let _ = writeln!(
         out,
+        "  metrics, probes                   http://{}/metrics, /healthz, /readyz",
+        config.raw.admin.listen
+    );
+    let _ = writeln!(
+        out,
         "\nTokens (valid {}); paste into another shell:\n",
         humantime::format_duration(ttl)
     );
-    for (persona, token) in tokens {
-        let _ = writeln!(out, "  # {}", persona.about);
-        let _ = writeln!(out, "  export {}={token}", persona.var);
+    for t in tokens {
+        let _ = writeln!(out, "  # {}", t.about);
+        let _ = writeln!(out, "  export {}={}", t.var, t.token);
     }
     let _ = writeln!(
         out,
@@ -645,9 +695,26 @@ fn print_demo_banner(
          scripts/mcp-call.sh \"$PATIENT\" tools/list\n  \
          scripts/mcp-call.sh \"$PATIENT\" tools/call '{{\"name\":\"get_medical_records\",\"arguments\":{{\"patient_name\":\"Erin oRTEga\"}}}}'\n  \
          scripts/mcp-call.sh \"$PATIENT\" tools/call '{{\"name\":\"run_sql\",\"arguments\":{{\"query\":\"SELECT * FROM medical_records\"}}}}'\n  \
-         scripts/mcp-call.sh \"$NURSE\" tools/call '{{\"name\":\"list_patients\"}}'\n\n\
-         Audit lines (one per decision) go to standard output below; diagnostics to standard\n\
-         error. Ctrl-C stops the demo.\n"
+         scripts/mcp-call.sh \"$NURSE\" tools/call '{{\"name\":\"list_patients\"}}'"
+    );
+    if let Some(nurse) = tokens
+        .iter()
+        .find(|t| t.var.starts_with("NURSE") && t.about.ends_with("(Biscuit)"))
+    {
+        let _ = writeln!(
+            out,
+            "\n  # Narrow the nurse's Biscuit to one patient's records for five minutes (offline):\n  \
+             ONE=$({} token attenuate --token \"${}\" --check 'tool(\"get_medical_records\")' \\\n      \
+             --check 'arg(\"patient_name\", \"bob nguyen\")' --ttl 5m)\n  \
+             scripts/mcp-call.sh \"$ONE\" tools/call '{{\"name\":\"get_medical_records\",\"arguments\":{{\"patient_name\":\"bob nguyen\"}}}}'",
+            exe.display(),
+            nurse.var
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nAudit lines (one JSON line per decision) follow on standard output, diagnostics on\n\
+         standard error. Ctrl-C stops the demo.\n"
     );
     print!("{out}");
     let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -660,7 +727,7 @@ fn fail(message: &str) -> ExitCode {
 
 /// The demo's terminal shows the proxy's decisions, not every MCP message.
 fn demo_log_filter(level: &str) -> String {
-    format!("{level},rmcp=warn,refinery_core=warn,pingora_core=warn")
+    format!("{level},rmcp=warn,refinery_core=warn,tokio_postgres=warn,pingora_core=warn")
 }
 
 /// Diagnostic logs on stderr: `RUST_LOG` if set, else `level` (the configuration's

@@ -217,7 +217,7 @@ impl Database {
             .user(READER_ROLE)
             .password(READER_PASSWORD)
             .application_name("mcp-warden-demo")
-            .options(&format!(
+            .options(format!(
                 "-c search_path=clinic -c default_transaction_read_only=on \
                  -c statement_timeout={} -c lock_timeout=2000 \
                  -c idle_in_transaction_session_timeout=30000",

@@ -11,21 +11,55 @@ use serde_json::{json, Value};
 use mcp_warden::demo::walkthrough::Persona;
 use mcp_warden::demo::Database;
 
+use super::biscuit::Keys;
 use super::client::{call_tool, list_tool_names, result_text, ClientBuilder, McpClient, Revision};
 use super::postgres::TestDb;
 use super::tokens::{claims, sign, AUTH_TOML};
 use super::warden::Warden;
 
-/// The identity headers of `config/demo.toml`, with the test JWT settings.
+/// The identity headers and taint sources of `config/demo.toml`
+/// (`the_tests_use_the_demo_configuration` checks they match).
+pub const DEMO_TOML: &str = r#"
+[identity_headers]
+claims = { "X-MCP-Patient" = "patient_name", "X-MCP-Department" = "department" }
+
+[taint]
+sources = [
+  { tool = "get_medical_records", label = "phi" },
+  { tool = "run_sql", label = "phi" },
+  { tool = "list_patients", label = "phi" },
+]
+"#;
+
+/// Proxy configuration for the Cedar demo policies with the test JWT settings.
 pub fn demo_proxy_toml() -> String {
+    format!("{AUTH_TOML}\n{DEMO_TOML}")
+}
+
+/// `[auth.biscuit]` trusting `keys`' root 1, with the demo's claim facts.
+pub fn demo_biscuit_auth_toml(keys: &Keys) -> String {
     format!(
-        "{AUTH_TOML}\n[identity_headers]\nclaims = {{ \"X-MCP-Patient\" = \"patient_name\", \"X-MCP-Department\" = \"department\" }}\n"
+        "\n[auth.biscuit]\nclaim_facts = [\"patient_name\", \"department\"]\n\
+         [[auth.biscuit.keys]]\nid = 1\npublic_key_file = \"{}\"\n",
+        keys.public("root1").display()
     )
 }
 
-/// The shipped demo policies.
+/// The shipped Cedar demo policies.
 pub fn demo_policies() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo/cedar")
+}
+
+/// The shipped Biscuit demo authorizer.
+pub fn demo_biscuit_policies() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/demo/biscuit")
+}
+
+/// A Biscuit for a persona, signed by `keys`' root 1.
+pub fn persona_biscuit(keys: &Keys, persona: &Persona) -> String {
+    let facts = persona.biscuit_facts();
+    let facts: Vec<&str> = facts.iter().map(String::as_str).collect();
+    keys.mint("root1", 1, &facts, &[])
 }
 
 /// A demo backend serving until dropped.
@@ -93,11 +127,17 @@ pub struct Clinic {
 }
 
 impl Clinic {
-    /// `None` when PostgreSQL is unreachable outside CI (see [`TestDb::create`]).
+    /// The Cedar demo policies, JWTs. `None` when PostgreSQL is unreachable outside CI
+    /// (see [`TestDb::create`]).
     pub async fn start() -> Option<Clinic> {
+        Self::start_with(&demo_policies(), &demo_proxy_toml()).await
+    }
+
+    /// The proxy with `policies` and `extra` configuration.
+    pub async fn start_with(policies: &Path, extra: &str) -> Option<Clinic> {
         let db = TestDb::create().await?;
         let backend = Backend::start(&db.url).await;
-        let warden = Warden::start(&backend.url, &demo_policies(), &demo_proxy_toml());
+        let warden = Warden::start(&backend.url, policies, extra);
         Some(Clinic {
             warden,
             backend,

@@ -60,7 +60,7 @@
 //! FROM` are refused twice (read-only, and no privilege); `COMMIT`/`ROLLBACK` end the
 //! transaction — and with it the binding — and nothing runs after them; comments and
 //! CTEs change nothing because nothing is decided by reading the SQL text. The tests in
-//! `tests/demo.rs` try each of these, directly against the backend and through the proxy.
+//! `tests/demo_rls.rs` try each of these, directly against the backend and through the proxy.
 //!
 //! Known limits: statements can read the system catalogs (table names, the policies'
 //! text) and `pg_stat_activity`, which shows the text of other concurrent reader

@@ -44,7 +44,10 @@ pub enum DbError {
         message: String,
     },
     /// No connection could be made.
-    #[error("database unavailable: cannot reach PostgreSQL at `{url}`: {source}")]
+    #[error(
+        "database unavailable: cannot reach PostgreSQL at `{url}`: {}",
+        chain(source)
+    )]
     Unreachable {
         /// The URL tried, without its password.
         url: String,
@@ -52,7 +55,10 @@ pub enum DbError {
         source: tokio_postgres::Error,
     },
     /// A connection that was working failed.
-    #[error("database unavailable: lost the connection to PostgreSQL at `{url}`: {source}")]
+    #[error(
+        "database unavailable: lost the connection to PostgreSQL at `{url}`: {}",
+        chain(source)
+    )]
     Lost {
         /// The URL, without its password.
         url: String,
@@ -60,7 +66,7 @@ pub enum DbError {
         source: tokio_postgres::Error,
     },
     /// A set-up step failed.
-    #[error("PostgreSQL at `{url}`: {step}: {source}")]
+    #[error("PostgreSQL at `{url}`: {step}: {}", chain(source))]
     Setup {
         /// The URL, without its password.
         url: String,
@@ -347,7 +353,10 @@ impl Database {
                     None => {
                         outcomes.push(Err(SqlError {
                             code: None,
-                            message: format!("run_sql returns the rows of queries only: {e}"),
+                            message: format!(
+                                "run_sql returns the rows of queries only: {}",
+                                chain(&e)
+                            ),
                         }));
                         stopped = Some("the previous statement could not be run here");
                     }

@@ -79,13 +79,23 @@ impl TestDb {
     /// Create a fresh database with a random name. `None` means: skip this test
     /// (PostgreSQL is unreachable and `CI` is not `true`).
     pub async fn create() -> Option<TestDb> {
-        let admin = admin_config();
-        let client = match connect(&admin).await {
+        let mut admin = admin_config();
+        let mut connected = connect(&admin).await;
+        if let Err(e) = &connected {
+            // DATABASE_URL may name the demo's database before it exists: any database
+            // of the server will do to create the test's own.
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+                admin.dbname("postgres");
+                connected = connect(&admin).await;
+            }
+        }
+        let client = match connected {
             Ok(client) => client,
             Err(e) => {
                 let message = format!(
-                    "PostgreSQL is unreachable at `{}` ({e}); set DATABASE_URL to a superuser URL",
-                    url_for(&admin, admin.get_dbname().unwrap_or("postgres"))
+                    "PostgreSQL is unreachable at `{}` ({e}: {}); set DATABASE_URL to a superuser URL",
+                    url_for(&admin, admin.get_dbname().unwrap_or("postgres")),
+                    std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default()
                 );
                 if std::env::var("CI").is_ok_and(|v| v == "true") {
                     panic!("{message}");

@@ -287,7 +287,7 @@ impl ProxyHttp for WardenProxy {
             ResponseMode::Pass
         };
         if matches!(ctx.response, ResponseMode::Json(_) | ResponseMode::Sse(_)) {
-            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+            reframe(upstream_response)?;
         }
         Ok(())
     }
@@ -791,14 +791,26 @@ fn concat(head: Bytes, tail: Bytes) -> Bytes {
 fn rewrite_as_error(resp: &mut ResponseHeader) -> Result<()> {
     resp.set_status(502)?;
     resp.remove_header(&http::header::CONTENT_ENCODING);
-    resp.remove_header(&http::header::CONTENT_LENGTH);
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    reframe(resp)
+}
+
+/// The proxy rewrites this answer's body, so the upstream's `Content-Length` no longer
+/// holds: send it chunked. (Without any framing header an HTTP/1.1 body ends only when
+/// the connection closes, which costs the client its keep-alive connection.)
+fn reframe(resp: &mut ResponseHeader) -> Result<()> {
+    resp.remove_header(&http::header::CONTENT_LENGTH);
+    resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     Ok(())
 }
 
 async fn write_refusal(session: &mut Session, refusal: &Refusal, request_id: &str) -> Result<()> {
-    // A refused request may have an unread body; don't reuse the connection.
-    session.set_keepalive(None);
+    // A request refused before its body was read (401, 413, …) may leave body bytes on
+    // the connection: close it. One refused after the whole body was read (a policy
+    // denial, a parse error) leaves the connection clean, and the client keeps it.
+    if !session.is_body_done() {
+        session.set_keepalive(None);
+    }
     let mut headers: Vec<(&str, String)> = refusal.headers();
     headers.push((REQUEST_ID_HEADER, request_id.to_owned()));
     write_json(session, refusal.status(), &headers, &refusal.body()).await

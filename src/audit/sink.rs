@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 /// An audit destination.
 pub trait Sink: Send {
-    /// Write one complete line (ending in `\n`) and push it to the OS.
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()>;
+    /// Write one or more complete lines (each ending in `\n`) and push them to the OS.
+    fn write_lines(&mut self, lines: &[u8]) -> std::io::Result<()>;
     /// Reopen the destination (after rotation, or to recover from an error).
     fn reopen(&mut self) -> std::io::Result<()>;
 }
@@ -18,7 +18,7 @@ pub trait Sink: Send {
 pub struct StdoutSink;
 
 impl Sink for StdoutSink {
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+    fn write_lines(&mut self, line: &[u8]) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
         out.write_all(line)?;
         out.flush()
@@ -53,7 +53,7 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 }
 
 impl Sink for FileSink {
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+    fn write_lines(&mut self, line: &[u8]) -> std::io::Result<()> {
         self.file.write_all(line)
     }
 
@@ -75,7 +75,7 @@ pub struct MemorySink {
 
 #[cfg(test)]
 impl Sink for MemorySink {
-    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+    fn write_lines(&mut self, line: &[u8]) -> std::io::Result<()> {
         if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(std::io::Error::other("disk full"));
         }

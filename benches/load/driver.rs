@@ -57,6 +57,9 @@ pub struct Outcome {
     pub latency: Histogram<u64>,
     /// The first wrong answer, for the report.
     pub first_error: Option<String>,
+    /// Keep-alive connections the server closed between requests (reopened; the
+    /// reconnection is part of the next request's latency).
+    pub reconnects: u64,
 }
 
 impl Outcome {
@@ -161,6 +164,7 @@ struct Tally {
     errors: u64,
     latency: Histogram<u64>,
     first_error: Option<String>,
+    reconnects: u64,
 }
 
 impl Tally {
@@ -170,6 +174,7 @@ impl Tally {
             errors: 0,
             latency: histogram(),
             first_error: None,
+            reconnects: 0,
         }
     }
 
@@ -195,9 +200,11 @@ fn merge(tallies: Vec<Tally>, elapsed: Duration) -> Outcome {
         elapsed,
         latency: histogram(),
         first_error: None,
+        reconnects: 0,
     };
     for tally in tallies {
         outcome.ok += tally.ok;
+        outcome.reconnects += tally.reconnects;
         outcome.errors += tally.errors;
         outcome.latency.add(&tally.latency).expect("same bounds");
         if outcome.first_error.is_none() {
@@ -207,8 +214,19 @@ fn merge(tallies: Vec<Tally>, elapsed: Duration) -> Outcome {
     outcome
 }
 
-/// Sends through `connection`, reopening it after a failure.
-async fn send_on(connection: &mut Option<Connection>, spec: &RequestSpec) -> Result<Bytes, String> {
+/// Sends through `connection`: reopens it if the server closed it since the last answer
+/// (counted in `tally`), and drops it after a failure.
+async fn send_on(
+    connection: &mut Option<Connection>,
+    spec: &RequestSpec,
+    tally: &mut Tally,
+) -> Result<Bytes, String> {
+    if let Some(open) = connection.as_mut() {
+        if open.sender.ready().await.is_err() {
+            *connection = None;
+            tally.reconnects += 1;
+        }
+    }
     if connection.is_none() {
         *connection = Some(Connection::open(spec.addr).await?);
     }
@@ -239,7 +257,7 @@ pub async fn saturate(
                     if sent >= end {
                         break;
                     }
-                    let result = send_on(&mut connection, &spec).await;
+                    let result = send_on(&mut connection, &spec, &mut tally).await;
                     if sent >= begin {
                         tally.record(result, sent.elapsed());
                     }
@@ -289,7 +307,7 @@ pub async fn fixed_rate(
                         tokio::time::sleep_until(due.into()).await;
                         Instant::now()
                     };
-                    let result = send_on(&mut connection, &spec).await;
+                    let result = send_on(&mut connection, &spec, &mut tally).await;
                     tally.record(result, origin.elapsed());
                 }
                 tally

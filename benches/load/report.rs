@@ -103,14 +103,21 @@ fn signed_us(v: f64) -> String {
     }
 }
 
+/// Errors and server-closed connections of a phase, when there are any.
 fn errors(phase: &Phase) -> String {
-    match phase.errors {
-        0 => String::new(),
-        n => format!(
-            " ⚠ {n} errors ({})",
+    let mut s = String::new();
+    if phase.errors > 0 {
+        let _ = write!(
+            s,
+            " ⚠ {} errors ({})",
+            phase.errors,
             phase.first_error.as_deref().unwrap_or("")
-        ),
+        );
     }
+    if phase.reconnects > 0 {
+        let _ = write!(s, " ({} reconnects)", phase.reconnects);
+    }
+    s
 }
 
 fn markdown(doc: &Document<'_>) -> String {

@@ -36,6 +36,8 @@ pub struct Phase {
     pub ok: u64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// Connections the server closed between requests (each reopened by the driver).
+    pub reconnects: u64,
     pub seconds: f64,
     pub throughput_rps: f64,
     pub p50_us: f64,
@@ -50,6 +52,7 @@ impl From<&Outcome> for Phase {
             ok: o.ok,
             errors: o.errors,
             first_error: o.first_error.clone(),
+            reconnects: o.reconnects,
             seconds: o.elapsed.as_secs_f64(),
             throughput_rps: o.throughput(),
             p50_us: o.quantile_us(0.50),

@@ -218,9 +218,10 @@ pid logs/nginx.pid;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    keepalive_requests 1000000;
     client_body_temp_path logs/body;
     proxy_temp_path logs/proxy;
-    upstream mcp {{ server {upstream}; keepalive 128; }}
+    upstream mcp {{ server {upstream}; keepalive 128; keepalive_requests 1000000; }}
     server {{
         listen {listen};
         location / {{

@@ -17,7 +17,9 @@
 //! can match the request's action and its resource scope is not `resource == <another
 //! entity>`; a policy skipped this way could not have been satisfied (nor failed: scope
 //! conditions are evaluated first and cannot error). A decision builds two entities and a
-//! context, clones the static entity map (cheap for a role hierarchy) and evaluates.
+//! context, clones the static entity map (cheap for a role hierarchy) and evaluates. The
+//! context's `datetime` and `source_ip` expressions come from a small cache (per second,
+//! per address), because building one parses the extension's name with Cedar's parser.
 //!
 //! Fail closed: a request that cannot be built is a deny, and a `forbid` policy that
 //! fails to evaluate denies as if it had matched (Cedar itself would skip it).
@@ -34,6 +36,9 @@ use cedar_policy::{
 use serde_json::{json, Map, Value};
 
 use super::convert::{self, ConvertError};
+#[cfg(test)]
+use super::extension_cache::rfc3339_utc;
+use super::extension_cache::ExtensionCache;
 use super::load::{PolicyBundle, PolicyLoadError};
 use super::{AuthzRequest, Decision, ListedItem, PolicyEngine, RequestEnv};
 use crate::auth::Identity;
@@ -188,6 +193,8 @@ pub struct CedarEngine {
     entities: Entities,
     types: Types,
     policy_count: usize,
+    /// `context.datetime` and `context.source_ip` expressions, reused.
+    extensions: ExtensionCache,
 }
 
 impl std::fmt::Debug for CedarEngine {
@@ -278,6 +285,7 @@ impl CedarEngine {
             actions,
             forbids,
             policy_count: bundle.policies.num_of_policies(),
+            extensions: ExtensionCache::new(),
             entities: bundle.entities,
             types: Types {
                 user: type_name("User")?,
@@ -448,15 +456,9 @@ impl CedarEngine {
         let mut pairs = Vec::with_capacity(7);
         pairs.push(("arguments".to_owned(), arguments));
         pairs.push(("time".to_owned(), RestrictedExpression::new_long(secs)));
-        pairs.push((
-            "datetime".to_owned(),
-            RestrictedExpression::new_datetime(rfc3339_utc(secs)),
-        ));
+        pairs.push(("datetime".to_owned(), self.extensions.datetime(secs)));
         if let Some(ip) = env.source_ip {
-            pairs.push((
-                "source_ip".to_owned(),
-                RestrictedExpression::new_ip(ip.to_canonical().to_string()),
-            ));
+            pairs.push(("source_ip".to_owned(), self.extensions.ip(ip)));
         }
         pairs.push(("session".to_owned(), session));
         pairs.push((
@@ -647,28 +649,6 @@ impl PolicyEngine for CedarEngine {
     fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
         self.try_may_list(identity, item, env).unwrap_or(false)
     }
-}
-
-/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
-fn rfc3339_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

@@ -517,6 +517,55 @@ fn context_carries_environment() {
     assert!(!d.allow && d.errors.is_empty(), "{d:?}");
 }
 
+/// The engine reuses the `datetime` and `ip` expressions of the context (per second, per
+/// address): each request must still see its own second and its own address.
+#[test]
+fn cached_datetime_and_source_ip_follow_each_request() {
+    let e = engine(
+        r#"@id("at-t0") permit (principal, action == Action::"call_tool", resource == Tool::"t0")
+           when { context.datetime == datetime("2023-11-14T22:13:20Z") };
+           @id("after-t0") permit (principal, action == Action::"call_tool", resource == Tool::"t1")
+           when { context.datetime > datetime("2023-11-14T22:13:20Z") };
+           @id("inside") permit (principal, action == Action::"call_tool", resource == Tool::"t2")
+           when { context has source_ip && context.source_ip.isInRange(ip("10.0.0.0/8")) };"#,
+    );
+    let u = user("a", &[]);
+    let call = |tool: &str, env: &RequestEnv| {
+        let action = McpAction::CallTool {
+            name: tool.into(),
+            arguments: json!({}),
+        };
+        decide_with(&e, &u, &action, None, env).allow
+    };
+    let t0 = env();
+    let mut t1 = env();
+    t1.time += Duration::from_secs(1);
+    let mut t0_late = env();
+    t0_late.time += Duration::from_millis(999);
+    for _ in 0..2 {
+        assert!(call("t0", &t0) && !call("t1", &t0));
+        assert!(!call("t0", &t1) && call("t1", &t1));
+        // Same second, later in it: still that second.
+        assert!(call("t0", &t0_late) && !call("t1", &t0_late));
+    }
+    let mut inside = env();
+    inside.source_ip = Some("10.9.8.7".parse().unwrap());
+    let mut outside = env();
+    outside.source_ip = Some("192.0.2.1".parse().unwrap());
+    for _ in 0..2 {
+        assert!(call("t2", &inside));
+        assert!(!call("t2", &outside));
+        assert!(!call("t2", &env()), "no address, no `source_ip`");
+    }
+    // The listing rule builds its context the same way.
+    let item = ListedItem {
+        kind: ListKind::Tools,
+        name: "t1",
+        annotations: None,
+    };
+    assert!(!e.may_list(&u, &item, &t0) && e.may_list(&u, &item, &t1));
+}
+
 #[test]
 fn resources_prompts_and_completion_targets() {
     let e = engine(

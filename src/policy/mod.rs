@@ -15,7 +15,9 @@
 //! - [`store`]: the current [`Generation`], swapped atomically on reload;
 //! - [`watch`]: a debounced file watcher (policies, and other reloadable files);
 //! - [`testcases`]: the `mcp-warden policy test` runner;
-//! - `convert`: JSON → Cedar values without Cedar's JSON escapes.
+//! - `convert`: JSON → Cedar values without Cedar's JSON escapes;
+//! - `extension_cache`: the context's `datetime` and `ipaddr` expressions, built once per
+//!   second and per address rather than per request.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -110,6 +112,7 @@ pub trait PolicyEngine: Send + Sync {
 pub mod biscuit;
 pub mod cedar;
 mod convert;
+mod extension_cache;
 pub mod load;
 pub mod store;
 pub mod testcases;

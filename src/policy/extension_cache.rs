@@ -1,0 +1,134 @@
+//! Cedar extension values of the request context (`context.datetime`,
+//! `context.source_ip`), built once and reused.
+//!
+//! `RestrictedExpression::new_datetime` and `new_ip` parse the extension function's name
+//! (`datetime`, `ip`) with Cedar's policy parser on every call: about 45,000
+//! instructions each, more than evaluating a typical policy. The expression depends only
+//! on the request's whole second, or on the client address, so the engine keeps the
+//! expression of the most recent second and of the most recent addresses and clones it
+//! (a few reference counts). The value is still evaluated by Cedar with the rest of the
+//! context, exactly as before; only the construction of the expression is shared.
+
+use std::net::IpAddr;
+use std::num::NonZeroUsize;
+
+use cedar_policy::RestrictedExpression;
+use lru::LruCache;
+use parking_lot::Mutex;
+
+/// Client addresses remembered (a sidecar sees few; a busy gateway recomputes the rest).
+const IP_CAPACITY: NonZeroUsize = NonZeroUsize::new(256).expect("non-zero");
+
+/// The cached expressions (see the module docs).
+pub(crate) struct ExtensionCache {
+    /// The second (Unix time) and its `datetime("…")` expression.
+    datetime: Mutex<Option<(i64, RestrictedExpression)>>,
+    /// Canonical address → its `ip("…")` expression.
+    ips: Mutex<LruCache<IpAddr, RestrictedExpression>>,
+}
+
+impl ExtensionCache {
+    pub(crate) fn new() -> Self {
+        ExtensionCache {
+            datetime: Mutex::new(None),
+            ips: Mutex::new(LruCache::new(IP_CAPACITY)),
+        }
+    }
+
+    /// `datetime("<secs as RFC 3339, UTC>")`.
+    pub(crate) fn datetime(&self, secs: i64) -> RestrictedExpression {
+        if let Some((cached, expr)) = &*self.datetime.lock() {
+            if *cached == secs {
+                return expr.clone();
+            }
+        }
+        // Built outside the lock: a new second does not stall other requests.
+        let expr = RestrictedExpression::new_datetime(rfc3339_utc(secs));
+        let mut slot = self.datetime.lock();
+        // Keep the latest second if requests of two seconds race.
+        if slot.as_ref().is_none_or(|(cached, _)| *cached < secs) {
+            *slot = Some((secs, expr.clone()));
+        }
+        expr
+    }
+
+    /// `ip("<canonical address>")` (an IPv4-mapped IPv6 address as IPv4).
+    pub(crate) fn ip(&self, ip: IpAddr) -> RestrictedExpression {
+        let ip = ip.to_canonical();
+        if let Some(expr) = self.ips.lock().get(&ip) {
+            return expr.clone();
+        }
+        let expr = RestrictedExpression::new_ip(ip.to_string());
+        self.ips.lock().put(ip, expr.clone());
+        expr
+    }
+}
+
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub(crate) fn rfc3339_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_follows_the_second() {
+        let cache = ExtensionCache::new();
+        let fresh = |secs: i64| RestrictedExpression::new_datetime(rfc3339_utc(secs));
+        assert_eq!(cache.datetime(1_700_000_000), fresh(1_700_000_000));
+        // Same second: the cached expression.
+        assert_eq!(cache.datetime(1_700_000_000), fresh(1_700_000_000));
+        // The next second replaces it.
+        assert_eq!(cache.datetime(1_700_000_001), fresh(1_700_000_001));
+        assert_eq!(cache.datetime(1_700_000_001), fresh(1_700_000_001));
+        // A late request of an earlier second gets its own second, and does not
+        // replace the newer one.
+        assert_eq!(cache.datetime(1_700_000_000), fresh(1_700_000_000));
+        let cached = cache.datetime.lock().as_ref().map(|(s, _)| *s);
+        assert_eq!(cached, Some(1_700_000_001));
+    }
+
+    #[test]
+    fn ip_is_per_canonical_address() {
+        let cache = ExtensionCache::new();
+        let fresh = |s: &str| RestrictedExpression::new_ip(s);
+        let a: IpAddr = "10.1.2.3".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        for _ in 0..2 {
+            assert_eq!(cache.ip(a), fresh("10.1.2.3"));
+            assert_eq!(cache.ip(b), fresh("2001:db8::1"));
+            assert_eq!(cache.ip(mapped), fresh("10.1.2.3"));
+        }
+        assert_eq!(cache.ips.lock().len(), 2);
+    }
+
+    #[test]
+    fn ip_cache_is_bounded() {
+        let cache = ExtensionCache::new();
+        for i in 0..1_000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert_eq!(cache.ip(ip), RestrictedExpression::new_ip(ip.to_string()));
+        }
+        assert_eq!(cache.ips.lock().len(), IP_CAPACITY.get());
+    }
+}

@@ -43,7 +43,7 @@ fn large() -> Vec<u8> {
             "note": "Follow-up in two weeks; review the lab results and adjust the dose if needed.",
             "tags": ["cardiology", "follow-up", format!("ward-{}", i % 12)],
             "vitals": {"bp": [120 + i % 20, 80 + i % 10], "hr": 60 + i % 40, "temp": "36.8"},
-            "active": i % 3 != 0
+            "active": !i.is_multiple_of(3)
         });
         size += row.to_string().len() + 1;
         rows.push(row);

@@ -437,12 +437,11 @@ fn tool_scaling(rt: &tokio::runtime::Runtime, plan: &Plan, work: &Path) -> Vec<T
     out
 }
 
-/// A request on a fresh connection; returns the answer with its body read.
+/// A request on `connection`; returns the answer with its body read.
 async fn exchange(
-    addr: SocketAddr,
+    connection: &mut Connection,
     request: hyper::Request<Full<Bytes>>,
 ) -> Result<(http::response::Parts, Bytes), String> {
-    let mut connection = Connection::open(addr).await?;
     let response = connection.request(request).await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
@@ -469,10 +468,16 @@ fn post(
         .expect("request")
 }
 
-/// Opens a session through the proxy: `initialize`, then `notifications/initialized`.
-async fn open_session(addr: SocketAddr, token: &str) -> Result<String, String> {
+/// Opens a session through the proxy: `initialize`, then `notifications/initialized`,
+/// on `connection` (one connection for all, so that the memory measured is the sessions',
+/// not that of connections opened and closed).
+async fn open_session(
+    connection: &mut Connection,
+    addr: SocketAddr,
+    token: &str,
+) -> Result<String, String> {
     let initialize = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"load","version":"0"}}}"#;
-    let (parts, _) = exchange(addr, post(addr, token, None, initialize)).await?;
+    let (parts, _) = exchange(connection, post(addr, token, None, initialize)).await?;
     let session = parts
         .headers
         .get("mcp-session-id")
@@ -480,7 +485,7 @@ async fn open_session(addr: SocketAddr, token: &str) -> Result<String, String> {
         .ok_or_else(|| format!("initialize: HTTP {} without a session id", parts.status))?
         .to_owned();
     let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    let (parts, _) = exchange(addr, post(addr, token, Some(&session), initialized)).await?;
+    let (parts, _) = exchange(connection, post(addr, token, Some(&session), initialized)).await?;
     if parts.status != 202 {
         return Err(format!("notifications/initialized: HTTP {}", parts.status));
     }
@@ -519,19 +524,17 @@ fn session_scaling(rt: &tokio::runtime::Runtime, plan: &Plan, work: &Path) -> Ve
         let target = setup::cedar_jwt(&dir, 0, addr, upstream_addr, admin);
         let proxy = start_warden(&dir, &target, admin);
         eprintln!("session memory: {count} sessions");
+        let mut connection = rt.block_on(Connection::open(addr)).expect("connect");
         // One session first, so that lazily built state is in the baseline.
-        rt.block_on(open_session(addr, &target.token))
+        rt.block_on(open_session(&mut connection, addr, &target.token))
             .expect("first session");
         settle();
         let baseline = proxy.rss_kib();
         let sessions: Vec<String> = rt.block_on(async {
             let mut sessions = Vec::with_capacity(count);
             for _ in 0..count {
-                sessions.push(
-                    open_session(addr, &target.token)
-                        .await
-                        .expect("open a session"),
-                );
+                let session = open_session(&mut connection, addr, &target.token).await;
+                sessions.push(session.expect("open a session"));
             }
             sessions
         });

@@ -156,15 +156,50 @@ impl Mode {
     }
 }
 
+/// The program relaxed once per generation for each relaxed mode (see
+/// [`relax::Prepared`]); `None` where preparing failed, which only means the slower path.
+struct Relaxations {
+    target_free: Option<relax::Prepared>,
+    listing: Option<relax::Prepared>,
+}
+
+impl Relaxations {
+    fn new(program: &AuthorizerProgram) -> Self {
+        let prepare = |seeds| match relax::Prepared::new(&program.builder, seeds) {
+            Ok(prepared) => Some(prepared),
+            Err(e) => {
+                tracing::warn!("cannot prepare a relaxed authorizer ({e}); relaxing per request");
+                None
+            }
+        };
+        Relaxations {
+            target_free: prepare(relax::TARGET_FREE),
+            listing: prepare(relax::LISTING),
+        }
+    }
+
+    fn get(&self, mode: Mode) -> Option<&relax::Prepared> {
+        match mode {
+            Mode::Targeted => None,
+            Mode::TargetFree => self.target_free.as_ref(),
+            Mode::Listing => self.listing.as_ref(),
+        }
+    }
+}
+
 /// Runs one authorization.
 fn run(
     program: &AuthorizerProgram,
+    relaxations: &Relaxations,
     token: Option<&Biscuit>,
     facts: Vec<Fact>,
     mode: Mode,
     limits: &AuthorizerLimits,
 ) -> Result<usize, TokenError> {
-    let mut builder = program.builder.clone();
+    let prepared = relaxations
+        .get(mode)
+        .and_then(|prepared| prepared.builder_for(token));
+    let mut builder = prepared.unwrap_or(&program.builder).clone();
     for fact in facts {
         builder = builder.fact(fact)?;
     }
@@ -173,7 +208,7 @@ fn run(
         Some(token) => builder.build(token)?,
         None => builder.build_unauthenticated()?,
     };
-    if let Some(seeds) = mode.relax() {
+    if let (None, Some(seeds)) = (prepared, mode.relax()) {
         authorizer = relax::relaxed(&authorizer, seeds)?;
     }
     authorizer.authorize()
@@ -260,6 +295,7 @@ fn judge(
 pub struct BiscuitEngine {
     generation: u64,
     program: AuthorizerProgram,
+    relaxations: Relaxations,
     limits: AuthorizerLimits,
 }
 
@@ -277,6 +313,7 @@ impl BiscuitEngine {
     pub fn new(program: AuthorizerProgram, generation: u64, limits: AuthorizerLimits) -> Self {
         BiscuitEngine {
             generation,
+            relaxations: Relaxations::new(&program),
             program,
             limits,
         }
@@ -305,6 +342,7 @@ impl PolicyEngine for BiscuitEngine {
         let mode = Mode::of(request);
         let result = run(
             &self.program,
+            &self.relaxations,
             Self::token(request.identity),
             facts,
             mode,
@@ -322,6 +360,7 @@ impl PolicyEngine for BiscuitEngine {
         let facts = facts::listing_facts(identity, item, env);
         let result = run(
             &self.program,
+            &self.relaxations,
             Self::token(identity),
             facts,
             Mode::Listing,
@@ -337,6 +376,7 @@ pub struct TokenChecks<E> {
     inner: E,
     generation: u64,
     program: AuthorizerProgram,
+    relaxations: Relaxations,
     limits: AuthorizerLimits,
 }
 
@@ -346,15 +386,17 @@ impl<E> TokenChecks<E> {
         let builder = AuthorizerBuilder::new()
             .policy("allow if true")
             .expect("a constant policy parses");
+        let program = AuthorizerProgram {
+            builder,
+            policy_ids: vec!["token-checks".to_owned()],
+            check_ids: Vec::new(),
+            files: Vec::new(),
+        };
         TokenChecks {
             inner,
             generation,
-            program: AuthorizerProgram {
-                builder,
-                policy_ids: vec!["token-checks".to_owned()],
-                check_ids: Vec::new(),
-                files: Vec::new(),
-            },
+            relaxations: Relaxations::new(&program),
+            program,
             limits,
         }
     }
@@ -383,6 +425,7 @@ impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
             };
             let result = run(
                 &self.program,
+                &self.relaxations,
                 Some(token),
                 facts,
                 Mode::of(request),
@@ -401,6 +444,7 @@ impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
             let facts = facts::listing_facts(identity, item, env);
             let result = run(
                 &self.program,
+                &self.relaxations,
                 Some(token),
                 facts,
                 Mode::Listing,

@@ -31,10 +31,11 @@
 
 use std::collections::HashSet;
 
+use biscuit_auth::builder::AuthorizerBuilder;
 use biscuit_auth::datalog::SymbolTable;
 use biscuit_auth::error::Token as TokenError;
 use biscuit_auth::format::schema::{self, op, term};
-use biscuit_auth::Authorizer;
+use biscuit_auth::{Authorizer, Biscuit};
 
 /// Unknown predicates when deciding whether an item may be listed.
 pub(crate) const LISTING: &[&str] = &["arg"];
@@ -45,6 +46,77 @@ pub(crate) const TARGET_FREE: &[&str] = &["arg", "tool", "prompt", "resource", "
 /// `authorizer` with the predicates `seeds` (and everything derived from them) unknown.
 pub(crate) fn relaxed(authorizer: &Authorizer, seeds: &[&str]) -> Result<Authorizer, TokenError> {
     let mut snapshot = authorizer.snapshot()?;
+    if relax_snapshot(&mut snapshot, seeds).is_none() {
+        // No rule, check or policy can mention a name the symbol table lacks.
+        return Ok(authorizer.clone());
+    }
+    Authorizer::from_snapshot(snapshot)
+}
+
+/// The authorizer's own code relaxed once for a set of seeds, for every request of a
+/// policy generation.
+///
+/// Relaxing per request costs a snapshot and a reload of the whole authorizer (most of
+/// a listing's time). The rewrite of the operator's code does not depend on the request,
+/// and a token's blocks need no rewrite when they mention none of the unknown predicates
+/// (a check or rule that never reads an unknown cannot depend on it, and such a token
+/// cannot make more predicates unknown). For those tokens — nearly all — the prepared
+/// builder gives the same answer as [`relaxed`]; a token that does mention one takes the
+/// per-request path.
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    builder: AuthorizerBuilder,
+    /// The seeds and every predicate the operator's rules derive from them.
+    unknown: Vec<String>,
+}
+
+impl Prepared {
+    /// Relaxes `program` for `seeds`.
+    pub(crate) fn new(program: &AuthorizerBuilder, seeds: &[&str]) -> Result<Self, TokenError> {
+        let mut snapshot = program.clone().build_unauthenticated()?.snapshot()?;
+        let mut unknown: Vec<String> = seeds.iter().map(|s| (*s).to_owned()).collect();
+        for name in relax_snapshot(&mut snapshot, seeds).unwrap_or_default() {
+            if !unknown.contains(&name) {
+                unknown.push(name);
+            }
+        }
+        // Loading put the program's facts into the world as well; its own block keeps
+        // them, and a builder is made from that block alone.
+        snapshot.world.generated_facts.clear();
+        Ok(Prepared {
+            builder: AuthorizerBuilder::from_snapshot(snapshot)?,
+            unknown,
+        })
+    }
+
+    /// The relaxed builder, if `token` (when there is one) can be run against it as is.
+    pub(crate) fn builder_for(&self, token: Option<&Biscuit>) -> Option<&AuthorizerBuilder> {
+        match token {
+            Some(token) if self.mentioned_by(token) => None,
+            _ => Some(&self.builder),
+        }
+    }
+
+    /// Does any block of `token` mention an unknown predicate? Reads the blocks' Datalog
+    /// (`name(` is how a predicate prints); a false alarm only costs the slower path.
+    fn mentioned_by(&self, token: &Biscuit) -> bool {
+        (0..token.block_count()).any(|i| match token.print_block_source(i) {
+            Ok(source) => self
+                .unknown
+                .iter()
+                .any(|name| source.contains(&format!("{name}("))),
+            Err(_) => true,
+        })
+    }
+}
+
+/// Rewrites `snapshot` with the predicates `seeds` (and everything derived from them)
+/// unknown; returns the names of the unknown predicates, or `None` when no seed occurs
+/// (nothing to rewrite).
+fn relax_snapshot(
+    snapshot: &mut schema::AuthorizerSnapshot,
+    seeds: &[&str],
+) -> Option<Vec<String>> {
     let world = &mut snapshot.world;
     let mut symbols = SymbolTable::default();
     for s in &world.symbols {
@@ -52,8 +124,7 @@ pub(crate) fn relaxed(authorizer: &Authorizer, seeds: &[&str]) -> Result<Authori
     }
     let mut unknown: HashSet<u64> = seeds.iter().filter_map(|s| symbols.get(s)).collect();
     if unknown.is_empty() {
-        // No rule, check or policy can mention a name the symbol table lacks.
-        return Ok(authorizer.clone());
+        return None;
     }
     let blocks: Vec<&schema::SnapshotBlock> = world
         .blocks
@@ -97,7 +168,12 @@ pub(crate) fn relaxed(authorizer: &Authorizer, seeds: &[&str]) -> Result<Authori
             }
         }
     }
-    Authorizer::from_snapshot(snapshot)
+    Some(
+        unknown
+            .iter()
+            .filter_map(|&id| symbols.get_symbol(id).map(str::to_owned))
+            .collect(),
+    )
 }
 
 fn constant(value: bool) -> schema::Expression {
@@ -171,8 +247,60 @@ mod tests {
             None => b.build_unauthenticated().unwrap(),
         };
         let strict = build(builder.clone()).authorize().is_ok();
-        let relaxed = relaxed(&build(builder), seeds).unwrap().authorize().is_ok();
+        let relaxed = relaxed(&build(builder.clone()), seeds)
+            .unwrap()
+            .authorize()
+            .is_ok();
+        // The program relaxed once gives the same answer, whenever it may be used.
+        let prepared = Prepared::new(&builder, seeds).unwrap();
+        if let Some(prepared) = prepared.builder_for(token) {
+            assert_eq!(
+                build(prepared.clone()).authorize().is_ok(),
+                relaxed,
+                "prepared and per-request relaxation disagree on {code}"
+            );
+        }
         (strict, relaxed)
+    }
+
+    #[test]
+    fn a_token_that_mentions_an_unknown_is_relaxed_per_request() {
+        let root = KeyPair::new();
+        let program = AuthorizerBuilder::new()
+            .code(r#"city($c) <- arg("city", $c); allow if true;"#)
+            .unwrap();
+        let prepared = Prepared::new(&program, LISTING).unwrap();
+        let plain = Biscuit::builder()
+            .code(r#"user("alice"); check if tool("echo");"#)
+            .unwrap()
+            .build(&root)
+            .unwrap();
+        assert!(prepared.builder_for(Some(&plain)).is_some());
+        assert!(prepared.builder_for(None).is_some());
+        for code in [
+            r#"check if arg("city", "Paris");"#,
+            // Derived from an unknown by the operator's rule.
+            r#"check if city("Paris");"#,
+        ] {
+            let checked = plain
+                .append(
+                    biscuit_auth::builder::BlockBuilder::new()
+                        .code(code)
+                        .unwrap(),
+                )
+                .unwrap();
+            assert!(prepared.builder_for(Some(&checked)).is_none(), "{code}");
+            // Listing still passes: some arguments satisfy the check.
+            assert_eq!(
+                outcome(
+                    r#"tool("echo"); city($c) <- arg("city", $c); allow if true;"#,
+                    Some(&checked),
+                    LISTING
+                ),
+                (false, true),
+                "{code}"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! context, clones the static entity map (cheap for a role hierarchy) and evaluates. The
 //! context's `datetime` and `source_ip` expressions come from a small cache (per second,
 //! per address), because building one parses the extension's name with Cedar's parser.
+//! The listing rule reuses the principal and context of the previous item while the
+//! caller and environment are the same (every item of one list result).
 //!
 //! Fail closed: a request that cannot be built is a deny, and a `forbid` policy that
 //! fails to evaluate denies as if it had matched (Cedar itself would skip it).
@@ -33,6 +35,7 @@ use cedar_policy::{
     Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request,
     ResourceConstraint, RestrictedExpression,
 };
+use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
 use super::convert::{self, ConvertError};
@@ -195,6 +198,16 @@ pub struct CedarEngine {
     policy_count: usize,
     /// `context.datetime` and `context.source_ip` expressions, reused.
     extensions: ExtensionCache,
+    /// The last listing question's principal and context (see `listing_parts`).
+    listing_memo: Mutex<Option<ListingMemo>>,
+}
+
+/// A listing question's caller-dependent parts, with what they were built from.
+struct ListingMemo {
+    identity: Identity,
+    env: RequestEnv,
+    principal: Entity,
+    context: Context,
 }
 
 impl std::fmt::Debug for CedarEngine {
@@ -286,6 +299,7 @@ impl CedarEngine {
             forbids,
             policy_count: bundle.policies.num_of_policies(),
             extensions: ExtensionCache::new(),
+            listing_memo: Mutex::new(None),
             entities: bundle.entities,
             types: Types {
                 user: type_name("User")?,
@@ -480,7 +494,7 @@ impl CedarEngine {
     /// policies that can apply (from the list-time forms if `listing`).
     fn prepare(
         &self,
-        identity: &Identity,
+        principal: Entity,
         action: &'static str,
         resource: Entity,
         context: Context,
@@ -494,7 +508,6 @@ impl CedarEngine {
         let (Some(action_uid), Some(index)) = (self.actions.get(action), index) else {
             return Err(BuildError::UnknownAction { action });
         };
-        let principal = self.principal(identity)?;
         let principal_uid = principal.uid();
         let resource_uid = resource.uid();
         let policies = index.get(&resource_uid);
@@ -527,7 +540,7 @@ impl CedarEngine {
         };
         let context = self.context(request.identity, request.env, arguments)?;
         let (cedar_request, entities, policies) = self.prepare(
-            request.identity,
+            self.principal(request.identity)?,
             action.policy_action(),
             resource,
             context,
@@ -575,6 +588,30 @@ impl CedarEngine {
         }
     }
 
+    /// The principal and the context (arguments `{}`) of a listing question. Every item of
+    /// one list result is asked with the same caller and environment, so the last pair is
+    /// kept and reused while both are equal (compared whole, never by a hash).
+    fn listing_parts(
+        &self,
+        identity: &Identity,
+        env: &RequestEnv,
+    ) -> Result<(Entity, Context), BuildError> {
+        if let Some(memo) = &*self.listing_memo.lock() {
+            if memo.identity == *identity && memo.env == *env {
+                return Ok((memo.principal.clone(), memo.context.clone()));
+            }
+        }
+        let principal = self.principal(identity)?;
+        let context = self.context(identity, env, convert::empty_record("arguments")?)?;
+        *self.listing_memo.lock() = Some(ListingMemo {
+            identity: identity.clone(),
+            env: env.clone(),
+            principal: principal.clone(),
+            context: context.clone(),
+        });
+        Ok((principal, context))
+    }
+
     fn try_may_list(
         &self,
         identity: &Identity,
@@ -589,9 +626,9 @@ impl CedarEngine {
             }
         };
         let listing = ACTIONS_WITH_ARGUMENTS.contains(&action);
-        let context = self.context(identity, env, convert::empty_record("arguments")?)?;
+        let (principal, context) = self.listing_parts(identity, env)?;
         let (request, entities, policies) =
-            self.prepare(identity, action, resource, context, listing)?;
+            self.prepare(principal, action, resource, context, listing)?;
         let partial = self
             .authorizer
             .is_authorized_partial(&request, policies, &entities);

@@ -566,6 +566,44 @@ fn cached_datetime_and_source_ip_follow_each_request() {
     assert!(!e.may_list(&u, &item, &t0) && e.may_list(&u, &item, &t1));
 }
 
+/// Listing reuses the previous item's principal and context only for an equal caller
+/// and environment: a change in either must be seen by the next item.
+#[test]
+fn listing_reuses_caller_parts_only_while_they_are_equal() {
+    let e = engine(
+        r#"@id("staff") permit (principal in Role::"staff", action == Action::"call_tool", resource);
+           @id("tainted") forbid (principal, action == Action::"call_tool", resource)
+           when { context.session.taints.contains("pii") };
+           @id("dept") permit (principal, action == Action::"call_tool", resource == Tool::"d")
+           when { principal.claims has department && principal.claims.department == "x" };"#,
+    );
+    let listed = |identity: &Identity, env: &RequestEnv, name: &str| {
+        let item = ListedItem {
+            kind: ListKind::Tools,
+            name,
+            annotations: None,
+        };
+        e.may_list(identity, &item, env)
+    };
+    let staff = user("s", &["staff"]);
+    let other = user("s", &["guest"]);
+    let clean = env();
+    let mut tainted = env();
+    tainted.taints = vec!["pii".into()];
+    for _ in 0..2 {
+        assert!(listed(&staff, &clean, "a") && listed(&staff, &clean, "b"));
+        assert!(!listed(&other, &clean, "a"), "roles changed");
+        assert!(listed(&staff, &clean, "a"));
+        assert!(!listed(&staff, &tainted, "a"), "taints changed");
+        assert!(listed(&staff, &clean, "a"));
+    }
+    let mut x = user("s", &[]);
+    x.claims = obj(json!({"department": "x"}));
+    let mut y = x.clone();
+    y.claims = obj(json!({"department": "y"}));
+    assert!(listed(&x, &clean, "d") && !listed(&y, &clean, "d") && listed(&x, &clean, "d"));
+}
+
 #[test]
 fn resources_prompts_and_completion_targets() {
     let e = engine(

@@ -19,7 +19,8 @@
 //! Steps 1–3 and 6 are cached: a bounded LRU keyed by the SHA-256 of the token text
 //! holds verified tokens for `cache_ttl`, tagged with the root-key generation they were
 //! verified under, so a long session does not re-verify signatures on every request and
-//! a key reload invalidates them. Steps 4 and 5 run on every request, and authorization
+//! a key reload invalidates them. Steps 4 and 5 run on every request (step 5 at most once
+//! per second per cached token: its answer depends only on the whole second), and authorization
 //! (the token's checks with the request's facts) always runs in the policy engine.
 //! Failures are never cached.
 //!
@@ -33,8 +34,9 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use biscuit_auth::builder::{AuthorizerBuilder, Check, Fact, Term};
@@ -147,6 +149,10 @@ struct Cached {
     identity: Identity,
     key_generation: u64,
     verified_at: Instant,
+    /// 1 + the Unix second at which the expiry check last passed (0: not yet). Biscuit's
+    /// `time` fact has whole seconds, so within that second the check would give the
+    /// same answer: it is not run again.
+    fresh_in_second: AtomicU64,
 }
 
 /// Which authority-block facts make up the identity.
@@ -349,7 +355,13 @@ impl BiscuitVerifier {
         {
             return Err(AuthError::Revoked);
         }
-        check_not_expired(entry.token.biscuit(), now, &self.limits)?;
+        let second = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs().saturating_add(1));
+        if entry.fresh_in_second.load(Ordering::Relaxed) != second {
+            check_not_expired(entry.token.biscuit(), now, &self.limits)?;
+            entry.fresh_in_second.store(second, Ordering::Relaxed);
+        }
         Ok(entry.identity.clone())
     }
 
@@ -368,6 +380,7 @@ impl BiscuitVerifier {
             identity,
             key_generation: keys.generation,
             verified_at: Instant::now(),
+            fresh_in_second: AtomicU64::new(0),
         })
     }
 }

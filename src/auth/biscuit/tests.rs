@@ -240,6 +240,56 @@ fn expired_blocks_are_refused() {
     );
 }
 
+/// The expiry check of a cached token is skipped within the second it last passed, and
+/// only then: a later second checks again.
+#[test]
+fn cached_token_expiry_is_checked_each_second() {
+    let s = setup();
+    let now = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        );
+    let t = mint(
+        &s.roots[0].private(),
+        Some(1),
+        &BlockSpec {
+            ttl: Some(Duration::from_secs(2)),
+            ..spec(&["user(\"a\")"], &[])
+        },
+        now,
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert!(s.verifier.verify_at(&t, now).is_ok());
+        assert!(s
+            .verifier
+            .verify_at(&t, now + Duration::from_millis(999))
+            .is_ok());
+    }
+    assert!(s
+        .verifier
+        .verify_at(&t, now + Duration::from_secs(2))
+        .is_ok());
+    for _ in 0..2 {
+        assert_eq!(
+            s.verifier.verify_at(&t, now + Duration::from_secs(3)),
+            Err(AuthError::Expired)
+        );
+    }
+    // A request stamped earlier (it arrived before the token expired) still passes.
+    assert!(s
+        .verifier
+        .verify_at(&t, now + Duration::from_secs(1))
+        .is_ok());
+    assert_eq!(
+        s.verifier.verify_at(&t, now + Duration::from_secs(3)),
+        Err(AuthError::Expired)
+    );
+}
+
 #[test]
 fn time_only_checks() {
     assert!(is_time_only_check(

@@ -64,26 +64,19 @@ impl ExtensionCache {
     }
 }
 
-/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+/// `secs` since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (UTC), by `humantime`. A time it
+/// cannot write (before 1970, after 9999) gives `""`, which Cedar refuses to evaluate as a
+/// datetime: the decision fails closed.
 pub(crate) fn rfc3339_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if let Ok(secs) = u64::try_from(secs) {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        if write!(out, "{}", humantime::format_rfc3339_seconds(time)).is_err() {
+            out.clear();
+        }
+    }
+    out
 }
 
 #[cfg(test)]

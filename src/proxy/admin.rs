@@ -134,45 +134,31 @@ pub fn spawn(warden: &Arc<Warden>) -> anyhow::Result<std::net::SocketAddr> {
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let warden = Arc::clone(warden);
-    std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
+    super::spawn_with_runtime("admin", "admin listener", move || async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot start the admin listener: {e}");
+                return;
+            }
+        };
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let warden = Arc::clone(&warden);
+                    tokio::spawn(async move {
+                        if let Err(e) = serve(stream, &warden).await {
+                            tracing::debug!("admin connection: {e}");
+                        }
+                    });
+                }
                 Err(e) => {
-                    tracing::error!("cannot start the admin listener: {e}");
-                    return;
+                    tracing::warn!("admin listener: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-            };
-            rt.block_on(async move {
-                let listener = match TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!("cannot start the admin listener: {e}");
-                        return;
-                    }
-                };
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => {
-                            let warden = Arc::clone(&warden);
-                            tokio::spawn(async move {
-                                if let Err(e) = serve(stream, &warden).await {
-                                    tracing::debug!("admin connection: {e}");
-                                }
-                            });
-                        }
-                        Err(e) => {
-                            tracing::warn!("admin listener: accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            });
-        })?;
+            }
+        }
+    })?;
     Ok(local)
 }
 

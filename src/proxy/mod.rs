@@ -167,33 +167,45 @@ pub fn spawn_reloaders(warden: &Arc<Warden>) -> anyhow::Result<Vec<watch::WatchH
     }
 
     let w = Arc::clone(warden);
+    spawn_with_runtime("sighup", "SIGHUP listener", move || async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading, reopening the audit log");
+            w.audit.reopen();
+            w.reload();
+        }
+    })?;
+    Ok(handles)
+}
+
+/// Runs `task` on a thread of its own (named `name`) with a single-threaded Tokio
+/// runtime, so that it keeps working whatever Pingora's runtimes do (a drain, say).
+/// `what` names it in the error logged when the runtime cannot be built.
+pub(crate) fn spawn_with_runtime<F, Fut>(
+    name: &str,
+    what: &'static str,
+    task: F,
+) -> std::io::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     std::thread::Builder::new()
-        .name("sighup".into())
+        .name(name.into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
+            match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!("cannot start SIGHUP listener: {e}");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                use tokio::signal::unix::{signal, SignalKind};
-                let Ok(mut hup) = signal(SignalKind::hangup()) else {
-                    tracing::error!("cannot listen for SIGHUP");
-                    return;
-                };
-                while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading, reopening the audit log");
-                    w.audit.reopen();
-                    w.reload();
-                }
-            });
+                Ok(rt) => rt.block_on(task()),
+                Err(e) => tracing::error!("cannot start the {what}: {e}"),
+            }
         })?;
-    Ok(handles)
+    Ok(())
 }
 
 /// Run the proxy until the process is told to stop: SIGTERM (or SIGQUIT) drains

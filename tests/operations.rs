@@ -4,13 +4,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use support::audit::{audit_lines, wait_audit};
 use support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
 use support::fake::{sse_reply, FakeUpstream};
 use support::tokens::{claims, sign, token, AUTH_TOML};
@@ -75,32 +74,6 @@ async fn scrape_until(warden: &Warden, check: impl Fn(&Scrape) -> bool) -> Scrap
             return s;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn audit_lines(path: &Path) -> Vec<Value> {
-    let mut text = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        f.read_to_string(&mut text).unwrap();
-    }
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-/// Wait until the audit file holds a line matching `pred`.
-fn wait_audit(path: &Path, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(line) = audit_lines(path).into_iter().find(|l| pred(l)) {
-            return line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no matching audit line in:\n{}",
-            std::fs::read_to_string(path).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -7,13 +7,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 use rmcp::service::ServiceError;
 use serde_json::{json, Value};
 
+use support::audit::{audit_lines, wait_audit};
 use support::client::{
     args, call_tool, list_tool_names, result_text, ClientBuilder, McpClient, Revision,
 };
@@ -88,32 +86,6 @@ fn denial(result: Result<String, ServiceError>) -> (i32, Value) {
             e.data.unwrap_or(Value::Null)["policy_ids"].clone(),
         ),
         other => panic!("expected a JSON-RPC error, got {other:?}"),
-    }
-}
-
-fn audit_lines(path: &Path) -> Vec<Value> {
-    let mut text = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        f.read_to_string(&mut text).unwrap();
-    }
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-/// Wait until the audit file holds a line matching `pred`.
-fn wait_audit(path: &Path, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(line) = audit_lines(path).into_iter().find(|l| pred(l)) {
-            return line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no matching audit line in:\n{}",
-            std::fs::read_to_string(path).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

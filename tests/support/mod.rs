@@ -1,5 +1,6 @@
 //! Test support shared by the integration-test binaries (`mod support;` in each).
 //!
+//! - [`audit`]: reading the proxy's audit log.
 //! - [`upstream`]: a real rmcp MCP server that records what reaches it.
 //! - [`client`]: the rmcp Streamable HTTP client, for either protocol lifecycle.
 //! - [`interop`]: the official Python SDK client and the TypeScript server-everything.
@@ -13,6 +14,7 @@
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod biscuit;
 pub mod client;
 pub mod demo;

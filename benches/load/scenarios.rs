@@ -205,8 +205,26 @@ fn preflight(
     }
 }
 
-fn per_1000(cpu: Duration, requests: u64) -> f64 {
-    cpu.as_secs_f64() * 1_000.0 / (requests.max(1) as f64 / 1_000.0)
+/// A fixed-rate phase at `plan.rate`, with the proxy's CPU milliseconds per 1,000
+/// requests over it (when there is a proxy).
+fn fixed_rate_with_cpu(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    spec: Arc<RequestSpec>,
+    proxy: Option<&Proc>,
+) -> (Outcome, Option<f64>) {
+    let before = proxy.map(Proc::cpu);
+    let fixed = rt.block_on(driver::fixed_rate(
+        spec,
+        plan.rate,
+        plan.rate_connections,
+        plan.rate_duration,
+    ));
+    let cpu = proxy.zip(before).map(|(p, before)| {
+        let used = p.cpu().saturating_sub(before);
+        used.as_secs_f64() * 1_000.0 / (fixed.ok.max(1) as f64 / 1_000.0)
+    });
+    (fixed, cpu)
 }
 
 /// Runs the workloads against one target.
@@ -232,16 +250,7 @@ fn measure(
             plan.saturate_duration,
         ));
         eprintln!("  {target} / {workload}: {} req/s offered …", plan.rate);
-        let cpu_before = proxy.map(Proc::cpu);
-        let fixed = rt.block_on(driver::fixed_rate(
-            spec,
-            plan.rate,
-            plan.rate_connections,
-            plan.rate_duration,
-        ));
-        let cpu_ms_per_1000 = proxy
-            .zip(cpu_before)
-            .map(|(p, before)| per_1000(p.cpu().saturating_sub(before), fixed.ok));
+        let (fixed, cpu_ms_per_1000) = fixed_rate_with_cpu(rt, plan, spec, proxy);
         rows.push(Row {
             target: target.into(),
             workload: workload.into(),
@@ -254,11 +263,11 @@ fn measure(
 }
 
 /// Starts mcp-warden for `target` (written under `dir`) and waits until it is ready.
-fn start_warden(dir: &Path, target: &Target, admin: SocketAddr) -> Proc {
+fn start_warden(dir: &Path, target: &Target) -> Proc {
     procs::warden(
         &target.config,
-        listen_of(target),
-        admin,
+        target.listen,
+        target.admin,
         &dir.join("warden.log"),
     )
 }
@@ -298,12 +307,12 @@ pub fn run(plan: &Plan) -> Results {
     let (biscuit_addr, biscuit_admin) = addrs();
     std::fs::create_dir_all(&biscuit_dir).expect("dir");
     let biscuit = setup::biscuit(&biscuit_dir, biscuit_addr, upstream_addr, biscuit_admin);
-    for (name, dir, target, admin) in [
-        ("mcp-warden (Cedar, JWT)", cedar_dir, cedar, cedar_admin),
-        ("mcp-warden (Biscuit)", biscuit_dir, biscuit, biscuit_admin),
+    for (name, dir, target) in [
+        ("mcp-warden (Cedar, JWT)", cedar_dir, cedar),
+        ("mcp-warden (Biscuit)", biscuit_dir, biscuit),
     ] {
-        let proxy = start_warden(&dir, &target, admin);
-        let listen = listen_of(&target);
+        let proxy = start_warden(&dir, &target);
+        let listen = target.listen;
         eprintln!("{name} → {listen}");
         let idle = proxy.rss_kib();
         rows.extend(measure(
@@ -363,16 +372,6 @@ pub fn run(plan: &Plan) -> Results {
     }
 }
 
-/// The `listen` address written into a target's configuration.
-fn listen_of(target: &Target) -> SocketAddr {
-    let config = std::fs::read_to_string(&target.config).expect("read config");
-    let line = config
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = \""))
-        .expect("listen line");
-    line.trim_end_matches('"').parse().expect("listen address")
-}
-
 fn policy_scaling(rt: &tokio::runtime::Runtime, plan: &Plan, work: &Path) -> Vec<PolicyScale> {
     let (upstream, upstream_addr) = procs::upstream(LIST_TOOLS, Mode::Json);
     let mut out = Vec::new();
@@ -380,22 +379,16 @@ fn policy_scaling(rt: &tokio::runtime::Runtime, plan: &Plan, work: &Path) -> Vec
         let dir = work.join(format!("policies-{count}"));
         let (addr, admin) = addrs();
         let target = setup::cedar_jwt(&dir, count, addr, upstream_addr, admin);
-        let proxy = start_warden(&dir, &target, admin);
+        let proxy = start_warden(&dir, &target);
         eprintln!("policy scaling: {count} policies");
         let specs = workloads(addr, &target.token, Kind::Warden);
         preflight(rt, "policy scaling", Kind::Warden, &specs);
         let spec = Arc::new(specs.into_iter().next().expect("allowed call").1);
-        let before = proxy.cpu();
-        let fixed = rt.block_on(driver::fixed_rate(
-            spec,
-            plan.rate,
-            plan.rate_connections,
-            plan.rate_duration,
-        ));
+        let (fixed, cpu) = fixed_rate_with_cpu(rt, plan, spec, Some(&proxy));
         out.push(PolicyScale {
             policies: count,
             fixed_rate: Phase::from(&fixed),
-            cpu_ms_per_1000: per_1000(proxy.cpu().saturating_sub(before), fixed.ok),
+            cpu_ms_per_1000: cpu.expect("a proxy was measured"),
         });
     }
     drop(upstream);
@@ -409,7 +402,7 @@ fn tool_scaling(rt: &tokio::runtime::Runtime, plan: &Plan, work: &Path) -> Vec<T
         let dir = work.join(format!("tools-{tools}"));
         let (addr, admin) = addrs();
         let target = setup::cedar_jwt(&dir, 0, addr, upstream_addr, admin);
-        let proxy = start_warden(&dir, &target, admin);
+        let proxy = start_warden(&dir, &target);
         eprintln!("catalogue scaling: {tools} tools");
         let phase = |addr| {
             let spec = Arc::new(spec(addr, &target.token, list(), &[200], "\"tools\""));
@@ -522,7 +515,7 @@ fn session_scaling(rt: &tokio::runtime::Runtime, plan: &Plan, work: &Path) -> Ve
         let dir = work.join(format!("sessions-{count}"));
         let (addr, admin) = addrs();
         let target = setup::cedar_jwt(&dir, 0, addr, upstream_addr, admin);
-        let proxy = start_warden(&dir, &target, admin);
+        let proxy = start_warden(&dir, &target);
         eprintln!("session memory: {count} sessions");
         let mut connection = rt.block_on(Connection::open(addr)).expect("connect");
         // One session first, so that lazily built state is in the baseline.

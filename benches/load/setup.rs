@@ -98,9 +98,11 @@ pub fn cedar_policies(dir: &Path, count: usize) {
     .expect("write entities");
 }
 
-/// A target's configuration file and the bearer token its caller presents.
+/// A target's configuration file, its addresses and the bearer token its caller presents.
 pub struct Target {
     pub config: PathBuf,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
     pub token: String,
 }
 
@@ -151,7 +153,12 @@ dir = "policies"
         "--ttl",
         "4h",
     ]);
-    Target { config, token }
+    Target {
+        config,
+        listen,
+        admin,
+        token,
+    }
 }
 
 /// mcp-warden with the Biscuit engine (the example authorizer) and a Biscuit token for
@@ -199,7 +206,12 @@ dir = "biscuit-policies"
         "--ttl",
         "4h",
     ]);
-    Target { config, token }
+    Target {
+        config,
+        listen,
+        admin,
+        token,
+    }
 }
 
 /// nginx as a plain reverse proxy: one worker per core, keep-alive to the upstream, no

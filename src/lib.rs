@@ -8,6 +8,8 @@ pub mod config;
 pub mod demo;
 pub mod mcp;
 pub mod metrics;
+pub mod pins;
 pub mod policy;
 pub mod proxy;
+pub mod schema;
 pub mod taint;

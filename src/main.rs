@@ -38,6 +38,9 @@ enum Command {
         #[arg(long, short, env = "MCP_WARDEN_CONFIG")]
         config: PathBuf,
     },
+    /// Approve the upstream's tool definitions into a pin file; `pin diff` shows what
+    /// changed since.
+    Pin(mcp_warden::pins::cli::PinArgs),
     /// Policy tools.
     Policy {
         #[command(subcommand)]
@@ -202,6 +205,7 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::Pin(args) => mcp_warden::pins::cli::main(args),
         Command::Policy {
             command: PolicyCommand::Test { files },
         } => {

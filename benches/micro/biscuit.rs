@@ -108,6 +108,7 @@ pub fn benches(c: &mut Criterion) {
             identity: &identity,
             action: &call,
             annotations: Some(&hints),
+            definition: Default::default(),
             env: &env,
         };
         let d = engine.decide(&request);
@@ -140,6 +141,7 @@ pub fn benches(c: &mut Criterion) {
                         identity: &identity,
                         action: black_box(&call),
                         annotations: Some(&hints),
+                        definition: Default::default(),
                         env: &env,
                     })
                 })

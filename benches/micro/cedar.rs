@@ -210,18 +210,21 @@ pub fn benches(c: &mut Criterion) {
             identity: &identity,
             action: &weather,
             annotations: Some(&weather_hints),
+            definition: Default::default(),
             env: &env,
         };
         let deny = AuthzRequest {
             identity: &identity,
             action: &delete,
             annotations: Some(&delete_hints),
+            definition: Default::default(),
             env: &env,
         };
         let item = ListedItem {
             kind: ListKind::Tools,
             name: "get_weather",
             annotations: Some(&listing_hints),
+            definition: Default::default(),
         };
         let d = engine.decide(&allow);
         assert!(d.allow, "expected an allow at {n}: {d:?}");

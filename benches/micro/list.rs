@@ -72,6 +72,7 @@ impl ListScope for Scope<'_> {
             kind,
             name,
             annotations,
+            definition: Default::default(),
         };
         self.engine.may_list(self.identity, &item, self.env)
     }

@@ -27,6 +27,31 @@ pub enum EventKind {
     /// A taint source call's answer tainted the caller's session and credential
     /// (`tool`, `taints`: the labels recorded, `reason`: why).
     Taint,
+    /// A tool, prompt or resource template definition seen in a list result is new,
+    /// changed since its pin, was pinned on first sight, or carries invisible characters
+    /// (`definition` says which and how; once per definition digest).
+    Definition,
+}
+
+/// What a `definition` line records (see [`crate::pins::PinEvent`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DefinitionRecord {
+    /// `tool`, `prompt` or `resource_template`.
+    pub kind: &'static str,
+    /// Its name (`uriTemplate` for a template).
+    pub name: String,
+    /// `new`, `drifted`, `learned` or `invisible_characters`.
+    pub change: &'static str,
+    /// The pin's digest, if it has one.
+    pub old_digest: Option<String>,
+    /// The digest seen.
+    pub new_digest: String,
+    /// The covered fields that differ from the pin.
+    pub fields: Vec<&'static str>,
+    /// Flagged characters: where (`at`), which (`code_point`), what (`class`).
+    pub findings: Vec<crate::pins::invisible::Finding>,
+    /// Whether it stays listed.
+    pub listed: bool,
 }
 
 /// The outcome.
@@ -126,6 +151,13 @@ pub struct AuditEvent {
     pub taints: Vec<String>,
     /// Microseconds from the request's arrival to this line's event (the decision).
     pub latency_us: u64,
+    /// For a `tools/call`: where its definition stands against the pins (`pinned`,
+    /// `unpinned`, `drifted`, `unknown`; `not_checked` with pinning off).
+    pub pin_status: Option<&'static str>,
+    /// Checks that failed but are not enforced (`warn` modes), with the detail.
+    pub warnings: Vec<String>,
+    /// For a `definition` line: what changed.
+    pub definition: Option<DefinitionRecord>,
 }
 
 impl AuditEvent {
@@ -155,6 +187,9 @@ impl AuditEvent {
             policy_generation: None,
             taints: Vec::new(),
             latency_us: 0,
+            pin_status: None,
+            warnings: Vec::new(),
+            definition: None,
         }
     }
 
@@ -340,6 +375,9 @@ mod tests {
             "policy_generation",
             "taints",
             "latency_us",
+            "pin_status",
+            "warnings",
+            "definition",
         ] {
             assert!(v.get(key).is_some(), "missing {key}");
         }

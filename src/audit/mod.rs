@@ -34,7 +34,9 @@ use parking_lot::Mutex;
 use prometheus::{IntCounter, IntGauge};
 use serde::Deserialize;
 
-pub use event::{arguments_digest, AuditEvent, AuditOutcome, EventKind, Principal};
+pub use event::{
+    arguments_digest, AuditEvent, AuditOutcome, DefinitionRecord, EventKind, Principal,
+};
 pub use sink::{FileSink, Sink, StdoutSink};
 
 use crate::metrics::Metrics;

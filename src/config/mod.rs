@@ -67,6 +67,13 @@ pub struct RawConfig {
     /// Taint tracking: sensitive sources, extra sinks, the store's bounds.
     #[serde(default)]
     pub taint: TaintConfig,
+    /// Tool definition pinning against rug pulls (see [`crate::pins`]).
+    #[serde(default)]
+    pub pinning: crate::pins::PinningConfig,
+    /// `tools/call` arguments checked against the tool's `inputSchema` (see
+    /// [`crate::schema`]).
+    #[serde(default)]
+    pub arguments: crate::schema::ArgumentsConfig,
     /// Per-tool settings, by tool name: `[tools."<name>"]`.
     #[serde(default)]
     pub tools: std::collections::BTreeMap<String, ToolConfig>,

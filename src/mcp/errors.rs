@@ -1,6 +1,6 @@
 //! JSON-RPC error codes the proxy emits and the error objects it writes.
 //!
-//! -32700, -32600 and -32603 are JSON-RPC's predefined codes; the others lie in
+//! -32700, -32600, -32602 and -32603 are JSON-RPC's predefined codes; the others lie in
 //! -32000..=-32099, which JSON-RPC leaves to implementations for server errors.
 
 use serde_json::Value;
@@ -9,6 +9,9 @@ use serde_json::Value;
 pub const PARSE_ERROR: i64 = -32700;
 /// Not a valid JSON-RPC message (also: duplicate keys, too deep, too large, encoded).
 pub const INVALID_REQUEST: i64 = -32600;
+/// Invalid method parameters: `tools/call` arguments that do not match the tool's
+/// `inputSchema`, or a tool the upstream never listed.
+pub const INVALID_PARAMS: i64 = -32602;
 /// Internal error in the proxy.
 pub const INTERNAL_ERROR: i64 = -32603;
 /// Authentication required or failed.

@@ -25,7 +25,8 @@ fn unfilterable(reason: impl Into<String>) -> FilterError {
 }
 
 /// Filter one JSON-RPC response message to a list request in place. `keep` is called
-/// with each item's name and annotations. Returns how many items were removed.
+/// with each item's name, its annotations and the whole item (for pinning, which digests
+/// the definition). Returns how many items were removed.
 ///
 /// An error response (`error` and no `result`) is left alone (`Ok(0)`). Otherwise
 /// `result` must be an object holding `kind.result_key()` as an array of objects, each
@@ -39,7 +40,7 @@ fn unfilterable(reason: impl Into<String>) -> FilterError {
 pub fn filter_list_response(
     message: &mut Value,
     kind: ListKind,
-    keep: &mut dyn FnMut(&str, Option<&Map<String, Value>>) -> bool,
+    keep: &mut dyn FnMut(&str, Option<&Map<String, Value>>, &Map<String, Value>) -> bool,
 ) -> Result<usize, FilterError> {
     let Value::Object(message) = message else {
         return Err(unfilterable("the message is not an object"));
@@ -76,9 +77,9 @@ pub fn filter_list_response(
         })?;
     }
     let before = items.len();
-    items.retain(|item| match item_parts(item, kind) {
-        Some((name, annotations)) => keep(name, annotations),
-        None => false,
+    items.retain(|item| match (item_parts(item, kind), item.as_object()) {
+        (Some((name, annotations)), Some(object)) => keep(name, annotations, object),
+        _ => false,
     });
     Ok(before - items.len())
 }
@@ -123,8 +124,8 @@ mod tests {
 
     fn keep_all_but<'a>(
         hidden: &'a [&'a str],
-    ) -> impl FnMut(&str, Option<&Map<String, Value>>) -> bool + 'a {
-        move |name, _| !hidden.contains(&name)
+    ) -> impl FnMut(&str, Option<&Map<String, Value>>, &Map<String, Value>) -> bool + 'a {
+        move |name, _, _| !hidden.contains(&name)
     }
 
     #[test]
@@ -172,7 +173,7 @@ mod tests {
             {"name": "d", "annotations": null}
         ]}});
         let mut seen = Vec::new();
-        let removed = filter_list_response(&mut message, ListKind::Tools, &mut |name, ann| {
+        let removed = filter_list_response(&mut message, ListKind::Tools, &mut |name, ann, _| {
             seen.push((name.to_owned(), ann.cloned()));
             ann.and_then(|a| a.get("readOnlyHint"))
                 .and_then(Value::as_bool)
@@ -233,7 +234,7 @@ mod tests {
         let original = json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -1, "message": "x"}});
         let mut message = original.clone();
         let mut called = false;
-        let removed = filter_list_response(&mut message, ListKind::Tools, &mut |_, _| {
+        let removed = filter_list_response(&mut message, ListKind::Tools, &mut |_, _, _| {
             called = true;
             false
         });
@@ -246,7 +247,7 @@ mod tests {
     fn empty_list_is_fine() {
         let mut message = json!({"jsonrpc": "2.0", "id": 1, "result": {"prompts": []}});
         assert_eq!(
-            filter_list_response(&mut message, ListKind::Prompts, &mut |_, _| false),
+            filter_list_response(&mut message, ListKind::Prompts, &mut |_, _, _| false),
             Ok(0)
         );
     }
@@ -273,7 +274,7 @@ mod tests {
         ];
         for original in bad {
             let mut message = original.clone();
-            let result = filter_list_response(&mut message, ListKind::Tools, &mut |_, _| false);
+            let result = filter_list_response(&mut message, ListKind::Tools, &mut |_, _, _| false);
             assert!(result.is_err(), "{original}");
             assert_eq!(message, original);
         }

@@ -184,6 +184,14 @@ pub struct Metrics {
     pub audit_sink_up: IntGauge,
     /// `mcp_warden_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
+    /// `mcp_warden_definition_changes_total{kind,change}`: definitions seen new, drifted
+    /// from their pin, learned, or carrying invisible characters (once per digest).
+    pub definition_changes: IntCounterVec,
+    /// `mcp_warden_definitions_drifted`: listed definitions that differ from their pin.
+    pub definitions_drifted: IntGauge,
+    /// `mcp_warden_tool_call_checks_total{result,outcome}`: `tools/call` pin and argument
+    /// checks; `result` is `ok` or the problem, `outcome` `passed`, `refused` or `warned`.
+    pub tool_call_checks: IntCounterVec,
     tools: BoundedLabels,
     taints: BoundedLabels,
 }
@@ -366,6 +374,26 @@ impl Metrics {
                 &["version"],
             )
             .expect("static metric definition"),
+            definition_changes: counter_vec(
+                "definition_changes_total",
+                "Tool, prompt and resource template definitions seen new, drifted from their \
+                 pin, learned on first sight, or carrying invisible characters, once per digest.",
+                &["kind", "change"],
+            ),
+            definitions_drifted: IntGauge::with_opts(
+                Opts::new(
+                    "definitions_drifted",
+                    "Listed definitions that currently differ from their pin.",
+                )
+                .namespace(PREFIX),
+            )
+            .expect("static metric definition"),
+            tool_call_checks: counter_vec(
+                "tool_call_checks_total",
+                "tools/call pin and argument checks, by result (ok or the problem) and \
+                 outcome (passed, refused, warned).",
+                &["result", "outcome"],
+            ),
             tools: BoundedLabels::new(MAX_TOOL_LABELS),
             taints: BoundedLabels::new(MAX_TAINT_LABELS),
         };
@@ -402,7 +430,33 @@ impl Metrics {
         registry.register(Box::new(self.audit_write_errors.clone()))?;
         registry.register(Box::new(self.audit_sink_up.clone()))?;
         registry.register(Box::new(self.build_info.clone()))?;
+        registry.register(Box::new(self.definition_changes.clone()))?;
+        registry.register(Box::new(self.definitions_drifted.clone()))?;
+        registry.register(Box::new(self.tool_call_checks.clone()))?;
         Ok(())
+    }
+
+    /// Count one definition change (see [`crate::pins::PinEvent`]).
+    pub fn definition_change(&self, kind: &'static str, change: &'static str) {
+        self.definition_changes
+            .with_label_values(&[kind, change])
+            .inc();
+    }
+
+    /// Count one `tools/call` check: refused for `refused`, warned for `warned`, else passed.
+    pub fn call_check(
+        &self,
+        refused: Option<&crate::pins::CallProblem>,
+        warned: Option<&crate::pins::CallProblem>,
+    ) {
+        let (result, outcome) = match (refused, warned) {
+            (Some(p), _) => (p.label(), "refused"),
+            (None, Some(p)) => (p.label(), "warned"),
+            (None, None) => ("ok", "passed"),
+        };
+        self.tool_call_checks
+            .with_label_values(&[result, outcome])
+            .inc();
     }
 
     /// The process-wide metrics, registered in the default registry on first use.

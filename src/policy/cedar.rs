@@ -5,7 +5,8 @@
 //! - principal `User::"<subject>"` with `auth_method`, `roles`, `scopes`, `claims` and
 //!   optional `agent`, a member of `Role::"<role>"` for each of its roles;
 //! - action `Action::"<McpAction::policy_action()>"`;
-//! - resource `Tool::"<name>"` (attributes `name`, `annotations`), `Resource::"<uri>"`
+//! - resource `Tool::"<name>"` (attributes `name`, `annotations`, `pinned`,
+//!   `invisible_characters`), `Resource::"<uri>"`
 //!   (`uri`), `Prompt::"<name>"` (`name`), or `Method::"<json-rpc method>"` for list,
 //!   protocol and other messages (`Method::"response"` for responses);
 //! - context `arguments`, `time`, `datetime`, optional `source_ip`, `session { id,
@@ -43,7 +44,7 @@ use super::convert::{self, ConvertError};
 use super::extension_cache::rfc3339_utc;
 use super::extension_cache::ExtensionCache;
 use super::load::{PolicyBundle, PolicyLoadError};
-use super::{AuthzRequest, Decision, ListedItem, PolicyEngine, RequestEnv};
+use super::{AuthzRequest, Decision, DefinitionFacts, ListedItem, PolicyEngine, RequestEnv};
 use crate::auth::Identity;
 use crate::mcp::{CompletionRef, ListKind, McpAction};
 
@@ -389,14 +390,30 @@ impl CedarEngine {
         &self,
         name: &str,
         annotations: Option<&Map<String, Value>>,
+        definition: DefinitionFacts,
     ) -> Result<Entity, BuildError> {
         let annotations = convert::map_to_record(&with_hint_defaults(annotations), "annotations")?;
-        self.named(
-            &self.types.tool,
-            name,
-            "name",
-            Some(("annotations", annotations)),
-        )
+        let attrs = HashMap::from([
+            (
+                "name".to_owned(),
+                RestrictedExpression::new_string(name.to_owned()),
+            ),
+            ("annotations".to_owned(), annotations),
+            (
+                "pinned".to_owned(),
+                RestrictedExpression::new_bool(definition.pinned),
+            ),
+            (
+                "invisible_characters".to_owned(),
+                RestrictedExpression::new_bool(definition.invisible_characters),
+            ),
+        ]);
+        Entity::new(self.uid(&self.types.tool, name), attrs, HashSet::new()).map_err(|e| {
+            BuildError::Entity {
+                what: "resource",
+                message: e.to_string(),
+            }
+        })
     }
 
     fn resource_entity(&self, uri: &str) -> Result<Entity, BuildError> {
@@ -416,10 +433,11 @@ impl CedarEngine {
         &self,
         action: &'a McpAction,
         annotations: Option<&Map<String, Value>>,
+        definition: DefinitionFacts,
     ) -> Result<(Entity, Option<&'a Value>), BuildError> {
         Ok(match action {
             McpAction::CallTool { name, arguments } => {
-                (self.tool(name, annotations)?, Some(arguments))
+                (self.tool(name, annotations, definition)?, Some(arguments))
             }
             McpAction::ReadResource { uri } | McpAction::SubscribeResource { uri, .. } => {
                 (self.resource_entity(uri)?, None)
@@ -533,7 +551,7 @@ impl CedarEngine {
 
     fn try_decide(&self, request: &AuthzRequest<'_>) -> Result<Decision, BuildError> {
         let action = request.action;
-        let (resource, arguments) = self.target(action, request.annotations)?;
+        let (resource, arguments) = self.target(action, request.annotations, request.definition)?;
         let arguments = match arguments {
             Some(v) => convert::object_to_record(v, "arguments")?,
             None => convert::empty_record("arguments")?,
@@ -619,7 +637,10 @@ impl CedarEngine {
         env: &RequestEnv,
     ) -> Result<bool, BuildError> {
         let (action, resource) = match item.kind {
-            ListKind::Tools => ("call_tool", self.tool(item.name, item.annotations)?),
+            ListKind::Tools => (
+                "call_tool",
+                self.tool(item.name, item.annotations, item.definition)?,
+            ),
             ListKind::Prompts => ("get_prompt", self.prompt_entity(item.name)?),
             ListKind::Resources | ListKind::ResourceTemplates => {
                 ("read_resource", self.resource_entity(item.name)?)

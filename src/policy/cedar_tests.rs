@@ -100,6 +100,7 @@ fn decide_with(
         identity,
         action,
         annotations: annotations.as_ref(),
+        definition: Default::default(),
         env,
     })
 }
@@ -140,6 +141,7 @@ fn listed_annotated(
             kind,
             name,
             annotations: annotations.as_ref(),
+            definition: Default::default(),
         },
         &env(),
     )
@@ -408,6 +410,7 @@ fn listing_sees_the_real_context_besides_arguments() {
         kind: ListKind::Tools,
         name: "get_weather",
         annotations: None,
+        definition: Default::default(),
     };
     assert!(!e.may_list(&u, &item, &tainted));
 }
@@ -562,6 +565,7 @@ fn cached_datetime_and_source_ip_follow_each_request() {
         kind: ListKind::Tools,
         name: "t1",
         annotations: None,
+        definition: Default::default(),
     };
     assert!(!e.may_list(&u, &item, &t0) && e.may_list(&u, &item, &t1));
 }
@@ -582,6 +586,7 @@ fn listing_reuses_caller_parts_only_while_they_are_equal() {
             kind: ListKind::Tools,
             name,
             annotations: None,
+            definition: Default::default(),
         };
         e.may_list(identity, &item, env)
     };

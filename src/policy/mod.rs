@@ -52,8 +52,21 @@ pub struct AuthzRequest<'a> {
     /// The target's declared metadata, e.g. a tool's `annotations` object from the
     /// server's `tools/list`, after operator overrides. `None` when unknown.
     pub annotations: Option<&'a Map<String, Value>>,
+    /// What pinning says of the target's definition (tools only; all `false` otherwise).
+    pub definition: DefinitionFacts,
     /// Where, when, which session.
     pub env: &'a RequestEnv,
+}
+
+/// What the proxy knows of a tool's definition from pinning ([`crate::pins`]): Cedar's
+/// `resource.pinned` and `resource.invisible_characters`, Biscuit's `pinned($tool)` and
+/// `invisible_characters($tool)`. Both `false` when pinning is off or nothing is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DefinitionFacts {
+    /// The definition matches an approved pin.
+    pub pinned: bool,
+    /// The definition carries invisible or control characters.
+    pub invisible_characters: bool,
 }
 
 /// One item of a list result, as the listing rule sees it.
@@ -65,6 +78,8 @@ pub struct ListedItem<'a> {
     pub name: &'a str,
     /// The item's `annotations` object, if it declares one.
     pub annotations: Option<&'a Map<String, Value>>,
+    /// What pinning says of the item's definition (tools only).
+    pub definition: DefinitionFacts,
 }
 
 /// The answer to an [`AuthzRequest`].

@@ -293,6 +293,7 @@ mod tests {
             identity: &identity,
             action: &action,
             annotations: None,
+            definition: Default::default(),
             env: &env,
         });
         (d.allow, d.generation)

@@ -553,6 +553,7 @@ fn run_case(engine: &dyn PolicyEngine, case: &Case) -> (bool, String) {
             identity: &case.identity,
             action,
             annotations: case.annotations.as_ref(),
+            definition: Default::default(),
             env: &case.env,
         });
         let got = if d.allow { Expect::Allow } else { Expect::Deny };
@@ -592,6 +593,7 @@ fn run_case(engine: &dyn PolicyEngine, case: &Case) -> (bool, String) {
                 kind: *kind,
                 name,
                 annotations: case.annotations.as_ref(),
+                definition: Default::default(),
             },
             &case.env,
         );

@@ -50,6 +50,8 @@ pub struct Warden {
     pub sessions: sessions::SessionTable,
     /// Tool annotations learned from `tools/list`, and the operator's overrides.
     pub annotations: annotations::AnnotationCache,
+    /// Definitions seen and pinned, and each tool's compiled `inputSchema`.
+    pub catalogue: crate::pins::Catalogue,
     /// Taint sources (`[taint] sources`), by tool.
     pub sources: crate::taint::Sources,
     /// Taint labels by session and credential.
@@ -71,6 +73,9 @@ pub enum BuildError {
     /// A policy, schema or entity file.
     #[error(transparent)]
     Policy(#[from] PolicyLoadError),
+    /// The `[pinning]` section or the pin file.
+    #[error(transparent)]
+    Pinning(#[from] crate::pins::PinningConfigError),
 }
 
 impl Warden {
@@ -89,6 +94,15 @@ impl Warden {
         let lifecycle = Arc::new(lifecycle::Lifecycle::new(&metrics));
         let annotations =
             annotations::AnnotationCache::with_overrides(config.raw.annotation_overrides());
+        let pinning = &config.raw.pinning;
+        pinning.check()?;
+        let catalogue = crate::pins::Catalogue::new(
+            pinning,
+            pinning.file.as_ref().map(|f| config.base_dir.join(f)),
+            config.raw.arguments.validation,
+            config.raw.arguments.limits(),
+        )
+        .map_err(crate::pins::PinningConfigError::from)?;
         let sources = config.raw.taint.sources();
         let taints =
             crate::taint::TaintStore::new(config.raw.taint.max_entries, config.raw.taint.ttl);
@@ -98,6 +112,7 @@ impl Warden {
             policies,
             sessions,
             annotations,
+            catalogue,
             sources,
             taints,
             metrics,
@@ -119,6 +134,13 @@ impl Warden {
             Err(e) => {
                 self.metrics.reload(true, false);
                 tracing::error!("policy reload rejected, keeping the last good generation:\n{e}")
+            }
+        }
+        match self.catalogue.reload() {
+            Ok(true) => tracing::info!("pin file reloaded"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!("pin file reload rejected, keeping the previous pins: {e}")
             }
         }
         let has_key_files = !self.auth.watched_files().is_empty();
@@ -158,6 +180,7 @@ pub fn spawn_reloaders(warden: &Arc<Warden>) -> anyhow::Result<Vec<watch::WatchH
     if policy.watch {
         let mut paths = warden.policies.watched_paths();
         paths.extend(warden.auth.watched_files());
+        paths.extend(warden.catalogue.watched_file());
         let w = Arc::clone(warden);
         handles.push(watch::spawn_watcher(
             paths,

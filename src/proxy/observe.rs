@@ -166,11 +166,77 @@ pub fn record_decisions(
         event.engine = Some(decided.engine.to_owned());
         event.policy_generation = Some(d.decision.generation);
         event.taints = decided.env.taints.clone();
+        if let McpAction::CallTool { name, .. } = &message.action {
+            if warden.catalogue.active() {
+                metrics.call_check(d.problem.as_ref(), d.warning.as_ref());
+                event.pin_status = Some(warden.catalogue.status(name).label());
+            }
+        }
+        if let Some(problem) = &d.problem {
+            // Refused before the policy: no engine, no generation decided it.
+            event.reason = Some(problem.label().to_owned());
+            event.errors = problem.detail();
+            event.engine = None;
+            event.policy_generation = None;
+        }
+        if let Some(warning) = &d.warning {
+            event.warnings = warning.detail();
+        }
         if let Err(e) = warden.audit.record(event) {
             result = Err(e);
         }
     }
     result
+}
+
+/// Log, count and audit definition changes seen in a list result (each is reported by
+/// the catalogue once per digest).
+pub fn record_definitions(warden: &Warden, request_id: &str, events: &[crate::pins::PinEvent]) {
+    if events.is_empty() {
+        return;
+    }
+    let metrics = &warden.metrics;
+    for e in events {
+        metrics.definition_change(e.kind.label(), e.change.label());
+        tracing::warn!(
+            request_id,
+            kind = e.kind.label(),
+            name = %e.name,
+            change = e.change.label(),
+            old_digest = e.old_digest.as_deref().unwrap_or(""),
+            new_digest = %e.new_digest,
+            fields = ?e.fields,
+            listed = e.listed,
+            "definition change"
+        );
+        let mut event = AuditEvent::new(EventKind::Definition, request_id, "POST");
+        event.decision = if e.listed {
+            AuditOutcome::Allow
+        } else {
+            AuditOutcome::Deny
+        };
+        event.reason = Some(e.change.label().to_owned());
+        match e.kind {
+            crate::pins::DefinitionKind::Tool => event.tool = Some(e.name.clone()),
+            crate::pins::DefinitionKind::Prompt => event.prompt = Some(e.name.clone()),
+            crate::pins::DefinitionKind::ResourceTemplate => event.resource = Some(e.name.clone()),
+        }
+        event.definition = Some(crate::audit::DefinitionRecord {
+            kind: e.kind.label(),
+            name: e.name.clone(),
+            change: e.change.label(),
+            old_digest: e.old_digest.clone(),
+            new_digest: e.new_digest.clone(),
+            fields: e.fields.clone(),
+            findings: e.findings.clone(),
+            listed: e.listed,
+        });
+        // Best effort, like refusals: the change is enforced either way.
+        let _ = warden.audit.record(event);
+    }
+    metrics
+        .definitions_drifted
+        .set(i64::try_from(warden.catalogue.drifted()).unwrap_or(i64::MAX));
 }
 
 /// The key taint is recorded and looked up under for this caller's credential

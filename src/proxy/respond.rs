@@ -8,10 +8,12 @@ use serde_json::Value;
 
 use crate::auth::AuthError;
 use crate::mcp::errors::{
-    error_response, FORBIDDEN, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_REQUEST, UNAUTHENTICATED,
+    error_response, FORBIDDEN, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST,
+    UNAUTHENTICATED,
 };
 use crate::mcp::headers::HeaderMismatch;
 use crate::mcp::BodyError;
+use crate::pins::{CallProblem, PinStatus};
 
 use super::sessions::SessionError;
 
@@ -200,9 +202,102 @@ impl Refusal {
     }
 }
 
+/// The message clients get for a tool whose definition is not approved (stable).
+pub const NOT_APPROVED_MESSAGE: &str = "tool definition not approved";
+
+/// The JSON-RPC error for a `tools/call` the catalogue refused before the policy:
+/// `-32602` with the first failing field and rule for arguments that miss the schema
+/// (and every failure, values masked, in `data.errors`) or for a tool never listed;
+/// `FORBIDDEN` for a definition that is not approved or cannot be checked. The audit
+/// line has the full detail.
+pub fn call_problem(id: Option<&Value>, problem: &CallProblem) -> Value {
+    let reason = problem.label();
+    match problem {
+        CallProblem::InvalidArguments { errors } => {
+            let first = errors
+                .first()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "arguments do not match the schema".into());
+            error_response(
+                id,
+                INVALID_PARAMS,
+                &format!("invalid arguments: {first}"),
+                Some(serde_json::json!({ "reason": reason, "errors": errors })),
+            )
+        }
+        CallProblem::UnknownTool => error_response(
+            id,
+            INVALID_PARAMS,
+            "unknown tool: not listed by the server",
+            Some(serde_json::json!({ "reason": reason })),
+        ),
+        CallProblem::NotApproved { status } => {
+            let status = match status {
+                PinStatus::Drifted { .. } => "changed since it was approved",
+                _ => "not approved",
+            };
+            error_response(
+                id,
+                FORBIDDEN,
+                NOT_APPROVED_MESSAGE,
+                Some(serde_json::json!({ "reason": reason, "status": status })),
+            )
+        }
+        CallProblem::InvisibleCharacters => error_response(
+            id,
+            FORBIDDEN,
+            "tool definition carries invisible characters",
+            Some(serde_json::json!({ "reason": reason })),
+        ),
+        CallProblem::SchemaUnusable { .. } => error_response(
+            id,
+            FORBIDDEN,
+            "tool unavailable: its input schema cannot be checked",
+            Some(serde_json::json!({ "reason": reason })),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_problems_say_which_field_and_rule_and_no_values() {
+        let errors = crate::schema::compile(
+            &serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+            &crate::schema::tests::limits(),
+        )
+        .unwrap()
+        .check(&serde_json::json!({"city": ["s3cr3t"]}))
+        .unwrap_err();
+        let body = call_problem(
+            Some(&Value::from(7)),
+            &CallProblem::InvalidArguments { errors },
+        );
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["error"]["code"], INVALID_PARAMS);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("invalid arguments: `/city`:"),
+            "{message}"
+        );
+        assert!(message.ends_with("(type)"), "{message}");
+        assert!(!body.to_string().contains("s3cr3t"), "{body}");
+        assert_eq!(body["error"]["data"]["errors"][0]["rule"], "type");
+        let body = call_problem(None, &CallProblem::UnknownTool);
+        assert_eq!(body["error"]["code"], INVALID_PARAMS);
+        let body = call_problem(
+            None,
+            &CallProblem::NotApproved {
+                status: PinStatus::Drifted {
+                    pinned: "sha256:x".into(),
+                },
+            },
+        );
+        assert_eq!(body["error"]["code"], FORBIDDEN);
+        assert!(!body.to_string().contains("sha256"), "{body}");
+    }
 
     #[test]
     fn statuses_follow_the_spec() {

@@ -48,12 +48,14 @@ pub trait ListScope {
     fn unreadable(&mut self) {}
     /// The list request answered by a response with this id key, if any; removes it.
     fn take(&mut self, id_key: &str) -> Option<ListKind>;
-    /// The listing rule for one item (and a chance to learn its annotations).
+    /// The listing rule for one item (and a chance to learn its annotations and judge
+    /// its definition against the pins; `item` is the whole list item).
     fn keep(
         &mut self,
         kind: ListKind,
         name: &str,
         annotations: Option<&Map<String, Value>>,
+        item: &Map<String, Value>,
     ) -> bool;
 }
 
@@ -127,7 +129,9 @@ fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut Fi
         return false;
     };
     let mut keep =
-        |name: &str, annotations: Option<&Map<String, Value>>| scope.keep(kind, name, annotations);
+        |name: &str, annotations: Option<&Map<String, Value>>, item: &Map<String, Value>| {
+            scope.keep(kind, name, annotations, item)
+        };
     match filter_list_response(message, kind, &mut keep) {
         Ok(hidden) => {
             stats.lists += 1;
@@ -320,7 +324,13 @@ mod tests {
         fn take(&mut self, id_key: &str) -> Option<ListKind> {
             self.lists.remove(id_key)
         }
-        fn keep(&mut self, _: ListKind, name: &str, _: Option<&Map<String, Value>>) -> bool {
+        fn keep(
+            &mut self,
+            _: ListKind,
+            name: &str,
+            _: Option<&Map<String, Value>>,
+            _: &Map<String, Value>,
+        ) -> bool {
             self.seen.push(name.to_owned());
             name != "secret"
         }
@@ -461,7 +471,13 @@ mod tests {
             self.parsed = true;
             None
         }
-        fn keep(&mut self, _: ListKind, _: &str, _: Option<&Map<String, Value>>) -> bool {
+        fn keep(
+            &mut self,
+            _: ListKind,
+            _: &str,
+            _: Option<&Map<String, Value>>,
+            _: &Map<String, Value>,
+        ) -> bool {
             true
         }
         fn answered(&mut self, id_key: &str, message: &Value) {

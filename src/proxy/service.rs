@@ -21,7 +21,8 @@ use crate::auth::Identity;
 use crate::mcp::errors::{error_response, INTERNAL_ERROR};
 use crate::mcp::headers::check_mirrored_headers;
 use crate::mcp::{parse_request_body, ListKind};
-use crate::policy::{Generation, ListedItem, RequestEnv};
+use crate::pins::DefinitionKind;
+use crate::policy::{DefinitionFacts, Generation, ListedItem, RequestEnv};
 use crate::taint::{call_outcome, CallOutcome, SourceCall, TaintReason};
 
 use super::body::{has_body, read_whole_body};
@@ -313,6 +314,7 @@ impl ProxyHttp for WardenProxy {
                 identity: ctx.identity.as_ref(),
                 generation: ctx.generation.as_ref(),
                 env: ctx.env.as_ref(),
+                request_id: &ctx.request_id,
             };
             match &mut mode {
                 ResponseMode::Pass => {}
@@ -529,6 +531,7 @@ impl WardenProxy {
             &parsed,
             &env,
             &warden.annotations,
+            &warden.catalogue,
         );
         let elapsed = deciding.elapsed();
         ctx.upstream_label = match parsed.messages.as_slice() {
@@ -629,6 +632,8 @@ struct Scope<'a> {
     identity: Option<&'a Identity>,
     generation: Option<&'a Arc<Generation>>,
     env: Option<&'a RequestEnv>,
+    /// For audit lines about definitions seen in this answer.
+    request_id: &'a str,
 }
 
 impl ListScope for Scope<'_> {
@@ -680,7 +685,22 @@ impl ListScope for Scope<'_> {
         kind: ListKind,
         name: &str,
         annotations: Option<&Map<String, Value>>,
+        item: &Map<String, Value>,
     ) -> bool {
+        // Pinning first: a hidden definition is hidden from everyone, whatever the policy.
+        let mut definition = DefinitionFacts::default();
+        if let (true, Some(pinned_kind)) = (
+            self.warden.catalogue.active(),
+            DefinitionKind::of_list(kind),
+        ) {
+            let observed = self.warden.catalogue.observe(pinned_kind, item);
+            observe::record_definitions(self.warden, self.request_id, &observed.events);
+            if !observed.visible {
+                self.warden.metrics.hidden(kind, 1);
+                return false;
+            }
+            definition = observed.facts;
+        }
         let overridden;
         let annotations = if kind == ListKind::Tools {
             self.warden.annotations.record(name, annotations);
@@ -720,6 +740,7 @@ impl ListScope for Scope<'_> {
             kind,
             name,
             annotations,
+            definition,
         };
         let listed = generation.engine.may_list(identity, &item, env);
         if !listed {

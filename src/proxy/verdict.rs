@@ -4,12 +4,19 @@
 //! A batch is all or nothing: if any element is denied, nothing is forwarded and each
 //! element that expects an answer gets its own JSON-RPC error (the denied ones
 //! `FORBIDDEN` with the deciding policy ids, the others `BATCH_REFUSED`).
+//!
+//! Before the policy, a `tools/call` is checked against the catalogue
+//! ([`Catalogue::check_call`]): a tool whose definition is not approved, or arguments
+//! that do not match its `inputSchema`, are refused without asking the policy (the
+//! error says which field and rule, see [`super::respond::call_problem`]); otherwise the
+//! policy sees the tool's pin facts (`resource.pinned`).
 
 use serde_json::{json, Value};
 
 use crate::auth::Identity;
 use crate::mcp::errors::{error_response, BATCH_REFUSED, FORBIDDEN};
 use crate::mcp::{Classified, ListKind, McpAction, ParsedBody};
+use crate::pins::{CallProblem, Catalogue};
 use crate::policy::{AuthzRequest, Decision, PolicyEngine, RequestEnv};
 
 use super::annotations::AnnotationCache;
@@ -27,8 +34,12 @@ pub struct MessageDecision {
     pub action: &'static str,
     /// The tool/resource/prompt the message targets, if any.
     pub target: Option<String>,
-    /// The engine's answer.
+    /// The engine's answer (a deny without policy ids when `problem` refused it first).
     pub decision: Decision,
+    /// The catalogue refused the call before the policy was asked.
+    pub problem: Option<CallProblem>,
+    /// The catalogue found a problem it does not enforce (`warn`): audited, forwarded.
+    pub warning: Option<CallProblem>,
 }
 
 /// The verdict on a whole body.
@@ -60,11 +71,12 @@ pub fn authorize_body(
     body: &ParsedBody,
     env: &RequestEnv,
     annotations: &AnnotationCache,
+    catalogue: &Catalogue,
 ) -> BodyVerdict {
     let decisions: Vec<MessageDecision> = body
         .messages
         .iter()
-        .map(|m| decide_message(engine, identity, m, env, annotations))
+        .map(|m| decide_message(engine, identity, m, env, annotations, catalogue))
         .collect();
 
     if decisions.iter().all(|d| d.decision.allow) {
@@ -93,6 +105,8 @@ pub fn authorize_body(
                     "not forwarded: another message in the batch was denied",
                     None,
                 )
+            } else if let Some(problem) = &d.problem {
+                super::respond::call_problem(Some(id), problem)
             } else {
                 denial(Some(id), &d.decision)
             })
@@ -134,24 +148,37 @@ fn decide_message(
     message: &Classified,
     env: &RequestEnv,
     annotations: &AnnotationCache,
+    catalogue: &Catalogue,
 ) -> MessageDecision {
     let target = target_of(&message.action);
-    let known = match &message.action {
-        McpAction::CallTool { name, .. } => annotations.effective(name),
-        _ => None,
+    let (known, check) = match &message.action {
+        McpAction::CallTool { name, arguments } => (
+            annotations.effective(name),
+            catalogue.check_call(name, arguments),
+        ),
+        _ => (None, Default::default()),
     };
+    let mut decided = MessageDecision {
+        method: message.method.clone(),
+        action: message.action.policy_action(),
+        target,
+        decision: Decision::default(),
+        problem: check.refusal,
+        warning: check.warning,
+    };
+    if decided.problem.is_some() {
+        // Refused before the policy: a deny that no policy decided.
+        return decided;
+    }
     let request = AuthzRequest {
         identity,
         action: &message.action,
         annotations: known.as_deref(),
+        definition: check.facts,
         env,
     };
-    MessageDecision {
-        method: message.method.clone(),
-        action: message.action.policy_action(),
-        target,
-        decision: engine.decide(&request),
-    }
+    decided.decision = engine.decide(&request);
+    decided
 }
 
 /// The name of what an action targets, for audit lines.
@@ -237,6 +264,7 @@ mod tests {
             &ParsedBody { batch, messages },
             &env(),
             &AnnotationCache::default(),
+            &Catalogue::disabled(),
         )
     }
 

@@ -11,6 +11,8 @@
 //! | `resource($uri)` | `resources/read`, `resources/subscribe`/`unsubscribe`, completion of a resource |
 //! | `arg($name, $value)` | `tools/call`, `prompts/get`: one per top-level argument |
 //! | `annotation($hint, $value)` | `tools/call`: one per tool annotation (hints default as in the MCP spec) |
+//! | `pinned($name)` | `tools/call`: the tool's definition matches an approved pin (see [`crate::pins`]) |
+//! | `invisible_characters($name)` | `tools/call`: the tool's definition carries invisible or control characters |
 //! | `time($t)` | always: arrival time (a Datalog date) |
 //! | `source_ip($ip)` | when the client address is known (text, e.g. `"10.0.0.7"`) |
 //! | `session($id)` | when the request carries `Mcp-Session-Id` |
@@ -37,7 +39,7 @@ use serde_json::{Map, Value};
 use crate::auth::Identity;
 use crate::mcp::{methods, CompletionRef, ListKind, McpAction};
 use crate::policy::cedar::with_hint_defaults;
-use crate::policy::{ListedItem, RequestEnv, MAX_DEPTH};
+use crate::policy::{DefinitionFacts, ListedItem, RequestEnv, MAX_DEPTH};
 
 /// An argument could not become a Datalog term (always a deny).
 #[derive(Debug, thiserror::Error)]
@@ -132,8 +134,19 @@ fn context_facts(identity: &Identity, env: &RequestEnv, out: &mut Vec<Fact>) {
     }
 }
 
-fn tool_facts(name: &str, annotations: Option<&Map<String, Value>>, out: &mut Vec<Fact>) {
+fn tool_facts(
+    name: &str,
+    annotations: Option<&Map<String, Value>>,
+    definition: DefinitionFacts,
+    out: &mut Vec<Fact>,
+) {
     out.push(fact("tool", vec![string(name)]));
+    if definition.pinned {
+        out.push(fact("pinned", vec![string(name)]));
+    }
+    if definition.invisible_characters {
+        out.push(fact("invisible_characters", vec![string(name)]));
+    }
     for (hint, value) in with_hint_defaults(annotations) {
         if let Some(term) = json_term(&value, 1) {
             out.push(fact("annotation", vec![Term::Str(hint), term]));
@@ -156,6 +169,7 @@ pub(crate) fn request_facts(
     identity: &Identity,
     action: &McpAction,
     annotations: Option<&Map<String, Value>>,
+    definition: DefinitionFacts,
     env: &RequestEnv,
 ) -> Result<Vec<Fact>, TooDeep> {
     let mut out = Vec::with_capacity(16);
@@ -163,7 +177,7 @@ pub(crate) fn request_facts(
     out.push(fact("action", vec![string(action.policy_action())]));
     match action {
         McpAction::CallTool { name, arguments } => {
-            tool_facts(name, annotations, &mut out);
+            tool_facts(name, annotations, definition, &mut out);
             argument_facts(arguments, &mut out)?;
         }
         McpAction::GetPrompt { name, arguments } => {
@@ -197,7 +211,7 @@ pub(crate) fn listing_facts(
         ListKind::Tools => {
             out.push(fact("method", vec![string(methods::TOOLS_CALL)]));
             out.push(fact("action", vec![string("call_tool")]));
-            tool_facts(item.name, item.annotations, &mut out);
+            tool_facts(item.name, item.annotations, item.definition, &mut out);
         }
         ListKind::Prompts => {
             out.push(fact("method", vec![string(methods::PROMPTS_GET)]));
@@ -243,7 +257,19 @@ mod tests {
         };
         let mut annotations = Map::new();
         annotations.insert("readOnlyHint".into(), json!(true));
-        let facts = printed(&request_facts(&identity, &action, Some(&annotations), &env).unwrap());
+        let facts = printed(
+            &request_facts(
+                &identity,
+                &action,
+                Some(&annotations),
+                DefinitionFacts {
+                    pinned: true,
+                    invisible_characters: false,
+                },
+                &env,
+            )
+            .unwrap(),
+        );
         for want in [
             r#"method("tools/call")"#,
             r#"action("call_tool")"#,
@@ -254,6 +280,7 @@ mod tests {
             r#"arg("none", null)"#,
             r#"arg("tags", ["a"])"#,
             r#"arg("filter", {"k": true})"#,
+            r#"pinned("search")"#,
             r#"annotation("readOnlyHint", true)"#,
             r#"annotation("destructiveHint", false)"#,
             r#"annotation("openWorldHint", true)"#,
@@ -287,7 +314,14 @@ mod tests {
             taints: vec![],
             protocol_version: None,
         };
-        let err = request_facts(&Identity::anonymous(), &action, None, &env).unwrap_err();
+        let err = request_facts(
+            &Identity::anonymous(),
+            &action,
+            None,
+            DefinitionFacts::default(),
+            &env,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("`deep`"), "{err}");
     }
 }

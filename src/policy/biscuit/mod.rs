@@ -334,6 +334,7 @@ impl PolicyEngine for BiscuitEngine {
             request.identity,
             request.action,
             request.annotations,
+            request.definition,
             request.env,
         ) {
             Ok(facts) => facts,
@@ -418,6 +419,7 @@ impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
                 request.identity,
                 request.action,
                 request.annotations,
+                request.definition,
                 request.env,
             ) {
                 Ok(facts) => facts,

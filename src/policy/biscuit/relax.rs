@@ -41,7 +41,15 @@ use biscuit_auth::{Authorizer, Biscuit};
 pub(crate) const LISTING: &[&str] = &["arg"];
 
 /// Unknown predicates for a message that names no tool, prompt or resource.
-pub(crate) const TARGET_FREE: &[&str] = &["arg", "tool", "prompt", "resource", "annotation"];
+pub(crate) const TARGET_FREE: &[&str] = &[
+    "arg",
+    "tool",
+    "prompt",
+    "resource",
+    "annotation",
+    "pinned",
+    "invisible_characters",
+];
 
 /// `authorizer` with the predicates `seeds` (and everything derived from them) unknown.
 pub(crate) fn relaxed(authorizer: &Authorizer, seeds: &[&str]) -> Result<Authorizer, TokenError> {

@@ -95,6 +95,7 @@ fn decide(engine: &dyn PolicyEngine, identity: &Identity, action: &McpAction) ->
         identity,
         action,
         annotations: Some(&annotations),
+        definition: Default::default(),
         env: &env(),
     })
 }
@@ -107,6 +108,7 @@ fn listed(engine: &dyn PolicyEngine, identity: &Identity, name: &str) -> bool {
             kind: ListKind::Tools,
             name,
             annotations: Some(&annotations),
+            definition: Default::default(),
         },
         &env(),
     )
@@ -138,6 +140,7 @@ fn deny_policy_is_named() {
         identity: &alice,
         action: &action,
         annotations: Some(&destructive),
+        definition: Default::default(),
         env: &env(),
     });
     assert!(!d.allow);

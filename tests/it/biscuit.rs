@@ -3,17 +3,15 @@
 //! truncated, revoked), key rotation, hot-reloaded Datalog, run limits, listing, identity
 //! headers, and Biscuit callers under the Cedar engine.
 
-mod support;
-
-use std::time::Duration;
-
 use rmcp::service::ServiceError;
 use serde_json::{json, Value};
 
-use support::biscuit::{attenuate, example_policies, inspect, Keys, ENGINE_TOML};
-use support::client::{args, call_tool, list_tool_names, result_text, ClientBuilder, Revision};
-use support::upstream::{ResponseMode, Upstream, UpstreamBuilder};
-use support::warden::{run_cli, Warden};
+use crate::support::biscuit::{attenuate, example_policies, inspect, Keys, ENGINE_TOML};
+use crate::support::client::{
+    args, call_tool, list_tool_names, result_text, ClientBuilder, Revision,
+};
+use crate::support::upstream::{ResponseMode, Upstream, UpstreamBuilder};
+use crate::support::warden::{replace_file, run_cli, Warden};
 
 const FORBIDDEN: i32 = -32003;
 
@@ -38,7 +36,11 @@ fn biscuit_warden(up: &Upstream, keys: &Keys) -> Warden {
     )
 }
 
-async fn connect(warden: &Warden, revision: Revision, token: &str) -> support::client::McpClient {
+async fn connect(
+    warden: &Warden,
+    revision: Revision,
+    token: &str,
+) -> crate::support::client::McpClient {
     ClientBuilder::new(&warden.url, revision)
         .bearer(token)
         .connect()
@@ -161,19 +163,6 @@ async fn names(warden: &Warden, token: &str) -> Vec<String> {
     sorted(list_tool_names(&connect(warden, Revision::Modern, token).await).await)
 }
 
-/// Waits until `needle` appears `count` times in the proxy's log.
-fn wait_for_nth_log(warden: &Warden, needle: &str, count: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while warden.logs().matches(needle).count() < count {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "log never had {needle:?} {count} times:\n{}",
-            warden.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_hides_what_cannot_be_called() {
     let keys = Keys::new();
@@ -258,8 +247,8 @@ async fn refused_tokens_get_401() {
     list_tool_names(&client).await;
     let ids = inspect(&narrowed, &keys.public("root1"))["revocation_ids"].clone();
     let leaked = ids[1].as_str().unwrap();
-    std::fs::write(keys.revoked(), format!("# leaked\n{leaked}\n")).unwrap();
-    wait_for_nth_log(&warden, "revocation list reloaded", 1);
+    replace_file(&keys.revoked(), &format!("# leaked\n{leaked}\n"));
+    warden.wait_for_nth_log("revocation list reloaded", 1);
     let (status, challenge) = initialize_status(&warden, &narrowed).await;
     assert_eq!(status, 401);
     assert!(challenge.contains("token revoked"), "{challenge}");
@@ -269,8 +258,8 @@ async fn refused_tokens_get_401() {
         .is_err());
     assert_eq!(initialize_status(&warden, &good).await.0, 200);
     // Revoking the authority block kills every token derived from it.
-    std::fs::write(keys.revoked(), format!("{}\n", ids[0].as_str().unwrap())).unwrap();
-    wait_for_nth_log(&warden, "revocation list reloaded", 2);
+    replace_file(&keys.revoked(), &format!("{}\n", ids[0].as_str().unwrap()));
+    warden.wait_for_nth_log("revocation list reloaded", 2);
     assert_eq!(initialize_status(&warden, &good).await.0, 401);
     assert_eq!(initialize_status(&warden, &rotated).await.0, 200);
     assert!(
@@ -304,20 +293,19 @@ async fn datalog_policy_edit_takes_effect_without_restart() {
 
     let file = warden.policy_dir().join("authorizer.datalog");
     let original = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
+    replace_file(
         &file,
-        format!("{original}\n// @id(\"bob-whoami\")\nallow if tool(\"whoami\"), user(\"bob\");\n"),
-    )
-    .unwrap();
-    warden.wait_for_log("policies reloaded", Duration::from_secs(10));
+        &format!("{original}\n// @id(\"bob-whoami\")\nallow if tool(\"whoami\"), user(\"bob\");\n"),
+    );
+    warden.wait_for_log("policies reloaded", crate::support::wait::HANG);
     assert_eq!(list_tool_names(&client).await, ["whoami"]);
     call_tool(&client, "whoami", json!({}))
         .await
         .expect("allowed after the edit");
 
     // A broken edit is rejected with file and line; the last good generation serves.
-    std::fs::write(&file, format!("{original}\nallow if true,\n")).unwrap();
-    warden.wait_for_log("policy reload rejected", Duration::from_secs(10));
+    replace_file(&file, &format!("{original}\nallow if true,\n"));
+    warden.wait_for_log("policy reload rejected", crate::support::wait::HANG);
     assert!(
         warden.logs().contains("authorizer.datalog:"),
         "{}",
@@ -348,12 +336,11 @@ async fn run_limit_overflow_is_a_deny() {
     let file = warden.policy_dir().join("authorizer.datalog");
     let numbers: String = (0..40).map(|i| format!("n({i});")).collect();
     let original = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
+    replace_file(
         &file,
-        format!("{numbers}\npair($x, $y) <- n($x), n($y);\n{original}"),
-    )
-    .unwrap();
-    warden.wait_for_log("policies reloaded", Duration::from_secs(10));
+        &format!("{numbers}\npair($x, $y) <- n($x), n($y);\n{original}"),
+    );
+    warden.wait_for_log("policies reloaded", crate::support::wait::HANG);
     let err = call_tool(&client, "echo", args([("text", json!("x"))]))
         .await
         .unwrap_err();
@@ -374,7 +361,7 @@ async fn biscuit_callers_under_the_cedar_engine() {
     let up = upstream(ResponseMode::Json).await;
     let warden = Warden::start(
         &up.url,
-        &support::warden::example_policies(),
+        &crate::support::warden::example_policies(),
         &keys.auth_toml(),
     );
     // Token facts become the Cedar principal: role("admin") → principal in Role::"admin".
@@ -412,7 +399,7 @@ async fn biscuit_callers_under_the_cedar_engine() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jwt_callers_under_the_biscuit_engine_have_no_token() {
-    use support::tokens::{token, AUTH_TOML};
+    use crate::support::tokens::{token, AUTH_TOML};
     let keys = Keys::new();
     let up = upstream(ResponseMode::Json).await;
     let warden = Warden::start(
@@ -520,7 +507,7 @@ fn example_configuration_and_policies_load() {
         )
         .unwrap();
     }
-    support::warden::copy_dir(
+    crate::support::warden::copy_dir(
         &example_policies(),
         &root.path().join("policies/biscuit-example"),
     );

@@ -2,11 +2,7 @@
 //! rmcp upstream in both response modes and both lifecycles, and the Python SDK client against
 //! server-everything and the upstream.
 
-mod support;
-
-use rmcp::model::{ProtocolVersion, Tool};
-use serde_json::{json, Value};
-use support::{
+use crate::support::{
     client::{args, call_tool, connect, list_tool_names, result_text, ClientBuilder, Revision},
     interop::{run_python_client, start_server_everything},
     upstream::{
@@ -14,6 +10,8 @@ use support::{
         PUBLIC_RESOURCE, SECRET_RESOURCE,
     },
 };
+use rmcp::model::{ProtocolVersion, Tool};
+use serde_json::{json, Value};
 
 fn tool<'a>(tools: &'a [Tool], name: &str) -> &'a Tool {
     tools

@@ -4,21 +4,21 @@
 //! real rmcp server in both of its response modes, plus a hand-written upstream for
 //! answers the proxy cannot read.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use rmcp::service::ServiceError;
 use serde_json::{json, Value};
 
-use support::audit::{audit_lines, wait_audit};
-use support::client::{
+use crate::support::audit::{audit_lines, wait_audit};
+use crate::support::client::{
     args, call_tool, list_tool_names, result_text, ClientBuilder, McpClient, Revision,
 };
-use support::fake::{json_reply, reply, sse_reply, FakeUpstream};
-use support::tokens::{claims, sign, AUTH_TOML};
-use support::upstream::{ResponseMode, Upstream, UpstreamBuilder, MISSING_RECORD, RECORDS_TOOL};
-use support::warden::{example_policies, Warden};
+use crate::support::fake::{json_reply, reply, sse_reply, FakeUpstream};
+use crate::support::tokens::{claims, sign, AUTH_TOML};
+use crate::support::upstream::{
+    ResponseMode, Upstream, UpstreamBuilder, MISSING_RECORD, RECORDS_TOOL,
+};
+use crate::support::warden::{example_policies, Warden};
 
 const FORBIDDEN: i32 = -32003;
 const TAINT_POLICY: &str = "no-open-world-when-tainted";

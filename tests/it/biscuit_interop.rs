@@ -2,17 +2,15 @@
 //! tokens it mints are accepted by the proxy and `token inspect`, and tokens
 //! `mcp-warden token mint`/`attenuate` makes verify and authorize in it.
 
-mod support;
-
 use std::process::Command;
 
 use serde_json::{json, Value};
 
-use support::biscuit::{attenuate, example_policies, inspect, Keys, ENGINE_TOML};
-use support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
-use support::interop::ensure_python;
-use support::upstream::{ResponseMode, UpstreamBuilder};
-use support::warden::Warden;
+use crate::support::biscuit::{attenuate, example_policies, inspect, Keys, ENGINE_TOML};
+use crate::support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
+use crate::support::interop::ensure_python;
+use crate::support::upstream::{ResponseMode, UpstreamBuilder};
+use crate::support::warden::Warden;
 
 fn biscuit_tool(args: &[&str]) -> String {
     let script =

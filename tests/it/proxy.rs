@@ -1,17 +1,15 @@
 //! The proxy in front of a real MCP server (rmcp), driven by the real rmcp client, in
 //! both of the server's response modes and both protocol lifecycles.
 
-mod support;
-
-use std::time::Duration;
-
 use rmcp::service::ServiceError;
 use serde_json::{json, Value};
 
-use support::client::{args, call_tool, list_tool_names, result_text, ClientBuilder, Revision};
-use support::tokens::{token, AUTH_TOML};
-use support::upstream::{ResponseMode, Upstream, UpstreamBuilder};
-use support::warden::{example_policies, run_cli, Warden};
+use crate::support::client::{
+    args, call_tool, list_tool_names, result_text, ClientBuilder, Revision,
+};
+use crate::support::tokens::{token, AUTH_TOML};
+use crate::support::upstream::{ResponseMode, Upstream, UpstreamBuilder};
+use crate::support::warden::{example_policies, replace_file, run_cli, Warden};
 
 const FORBIDDEN: i32 = -32003;
 
@@ -261,8 +259,8 @@ async fn policy_edit_takes_effect_without_restart_and_a_broken_edit_opens_nothin
     let granted = format!(
         "{original}\n@id(\"pat-whoami\")\npermit (principal == User::\"pat\", action == Action::\"call_tool\", resource == Tool::\"whoami\");\n"
     );
-    std::fs::write(&policy_file, &granted).unwrap();
-    warden.wait_for_log("policies reloaded", Duration::from_secs(10));
+    replace_file(&policy_file, &granted);
+    warden.wait_for_log("policies reloaded", crate::support::wait::HANG);
     call_tool(&client, "whoami", json!({}))
         .await
         .expect("allowed after the edit");
@@ -270,8 +268,8 @@ async fn policy_edit_takes_effect_without_restart_and_a_broken_edit_opens_nothin
     // A broken edit (here: a syntax error that would also permit everything if it
     // parsed) is rejected; the last good generation keeps serving.
     let broken = format!("{original}\npermit (principal, action, resource)\n");
-    std::fs::write(&policy_file, broken).unwrap();
-    warden.wait_for_log("policy reload rejected", Duration::from_secs(10));
+    replace_file(&policy_file, &broken);
+    warden.wait_for_log("policy reload rejected", crate::support::wait::HANG);
     assert!(
         warden.logs().contains("policies.cedar:"),
         "{}",
@@ -295,7 +293,7 @@ async fn sighup_reloads_policies() {
     let up = upstream(ResponseMode::Json).await;
     let warden = warden_for(&up);
     warden.signal("HUP");
-    warden.wait_for_log("policies reloaded", Duration::from_secs(10));
+    warden.wait_for_log("policies reloaded", crate::support::wait::HANG);
     assert!(warden.logs().contains("generation=2"), "{}", warden.logs());
 }
 
@@ -326,7 +324,7 @@ fn check_and_run_refuse_a_bad_config_naming_file_and_line() {
 #[test]
 fn check_refuses_a_bad_policy_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    support::warden::copy_dir(&example_policies(), &dir.path().join("policies"));
+    crate::support::warden::copy_dir(&example_policies(), &dir.path().join("policies"));
     std::fs::write(
         dir.path().join("policies/extra.cedar"),
         "// a typo in the action\npermit (principal, action == Action::\"cal_tool\", resource);\n",
@@ -354,7 +352,7 @@ fn policy_test_command_runs_the_shipped_policy_tests() {
 #[test]
 fn policy_test_command_fails_on_a_wrong_expectation() {
     let dir = tempfile::tempdir().unwrap();
-    support::warden::copy_dir(&example_policies(), dir.path());
+    crate::support::warden::copy_dir(&example_policies(), dir.path());
     std::fs::write(
         dir.path().join("tests.toml"),
         "[[case]]\nname = \"wrong on purpose\"\nprincipal = { subject = \"x\" }\naction = \"call_tool\"\ntool = \"delete_records\"\nexpect = \"allow\"\n",
@@ -390,4 +388,37 @@ async fn skipping_tools_list_cannot_dodge_an_annotation_forbid() {
         .await
         .expect("whoami after listing");
     assert_eq!(up.seen.tool_calls(), ["whoami"]);
+}
+
+/// `secret_env`: the HMAC secret comes from the proxy's environment. The variable is given
+/// to the child process only, so no test changes the environment of the test process
+/// (clippy.toml forbids `std::env::set_var`).
+#[tokio::test(flavor = "multi_thread")]
+async fn jwt_secret_from_the_environment_verifies_tokens() {
+    use crate::support::tokens::{sign_with, SECRET};
+    const VAR: &str = "MCP_WARDEN_TEST_JWT_SECRET";
+    let up = upstream(ResponseMode::Json).await;
+    let auth = AUTH_TOML.replace(
+        &format!("secret = \"{SECRET}\""),
+        &format!("secret_env = \"{VAR}\""),
+    );
+    assert_ne!(auth, AUTH_TOML, "the test's [auth] section changed shape");
+    let warden = Warden::start_with_env(&up.url, &example_policies(), &auth, &[(VAR, SECRET)]);
+    let client = ClientBuilder::new(&warden.url, Revision::Modern)
+        .bearer(token("sam", &["staff"], "mcp:tools"))
+        .connect()
+        .await;
+    let mut names = list_tool_names(&client).await;
+    names.sort();
+    assert_eq!(names, ["echo", "get_weather", "whoami"]);
+    // A token signed with anything else is still refused.
+    let forged = sign_with(
+        &crate::support::tokens::claims("sam", &["staff"], "mcp:tools"),
+        "another-secret-0123456789-abcdefghijkl",
+    );
+    let refused = ClientBuilder::new(&warden.url, Revision::Modern)
+        .bearer(forged)
+        .try_connect()
+        .await;
+    assert!(refused.is_err(), "a forged token was accepted");
 }

@@ -3,29 +3,27 @@
 //! configurations and policy tests, `mcp-warden demo` itself, and the database's failures.
 //! Real PostgreSQL (`DATABASE_URL`), one database per test; the rmcp client.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use mcp_warden::demo::walkthrough::{Persona, PERSONAS};
 use mcp_warden::demo::{Database, DbError};
 
-use support::biscuit::{attenuate, Keys, ENGINE_TOML};
-use support::client::{list_tool_names, ClientBuilder, McpClient, Revision};
-use support::demo::{
+use crate::support::biscuit::{attenuate, Keys, ENGINE_TOML, GENEROUS_TIME_LIMIT_ENV};
+use crate::support::client::{list_tool_names, ClientBuilder, McpClient, Revision};
+use crate::support::demo::{
     call_json, demo_biscuit_auth_toml, demo_biscuit_policies, demo_policies, demo_proxy_toml,
     names, persona_biscuit, persona_token, run_sql, sorted_strings, token_with, Backend, Clinic,
     SqlOutcome, DEMO_TOML,
 };
-use support::postgres::{admin_config, server_addr, url_with_port, Forwarder, TestDb};
-use support::tokens::AUTH_TOML;
-use support::warden::{copy_dir, free_port, run_cli, Warden};
+use crate::support::postgres::{admin_config, server_addr, url_with_port, Forwarder, TestDb};
+use crate::support::tokens::AUTH_TOML;
+use crate::support::wait;
+use crate::support::warden::{copy_dir, free_port, run_cli, Warden};
 
 const FORBIDDEN: i32 = -32003;
 const ERIN: &str = "Erin oRTEga";
@@ -460,6 +458,8 @@ impl DemoProcess {
             .env("MCP_WARDEN__LISTEN", &listen)
             .env("MCP_WARDEN__UPSTREAM", &upstream)
             .env("MCP_WARDEN__ADMIN__LISTEN", &admin)
+            // See `GENEROUS_TIME_LIMIT_ENV`: Biscuit's time limit is wall-clock time.
+            .env(GENEROUS_TIME_LIMIT_ENV.0, GENEROUS_TIME_LIMIT_ENV.1)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -484,9 +484,8 @@ impl DemoProcess {
     }
 
     fn wait_ready(&mut self, listen: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
         let addr: std::net::SocketAddr = listen.parse().unwrap();
-        while Instant::now() < deadline {
+        wait::until("the demo to get ready", || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("mcp-warden demo exited ({status}):\n{}", self.logs());
             }
@@ -496,14 +495,8 @@ impl DemoProcess {
                 .unwrap()
                 .iter()
                 .any(|l| l.contains("Ctrl-C stops the demo"));
-            if banner_done
-                && std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("mcp-warden demo did not get ready:\n{}", self.logs());
+            (banner_done && std::net::TcpStream::connect(addr).is_ok()).then_some(())
+        });
     }
 
     fn logs(&self) -> String {
@@ -623,17 +616,14 @@ async fn the_demo_command_runs_the_walkthrough() {
         assert!(!sorted_tools(&client).await.is_empty(), "{var}");
     }
     // Audit lines follow the banner on standard output.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !demo
-        .stdout
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains(r#""event":"decision""#) && l.contains("get_medical_records"))
-    {
-        assert!(Instant::now() < deadline, "no audit line:\n{}", demo.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait::until("an audit line on standard output", || {
+        demo.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(r#""event":"decision""#) && l.contains("get_medical_records"))
+            .then_some(())
+    });
     drop(demo);
 
     // The Biscuit engine, same database (migrations already applied), same keys.

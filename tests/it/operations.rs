@@ -1,20 +1,19 @@
 //! Operating the proxy: Prometheus metrics, the audit log, health and readiness, request
 //! ids, upstream failures and graceful shutdown, all against the real binary.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use support::audit::{audit_lines, wait_audit};
-use support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
-use support::fake::{sse_reply, FakeUpstream};
-use support::tokens::{claims, sign, token, AUTH_TOML};
-use support::upstream::{ResponseMode, UpstreamBuilder};
-use support::warden::{example_policies, free_port, Warden};
+use crate::support::audit::{audit_lines, wait_audit};
+use crate::support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
+use crate::support::fake::{sse_reply, FakeUpstream, Gate};
+use crate::support::tokens::{claims, sign, token, AUTH_TOML};
+use crate::support::upstream::{ResponseMode, UpstreamBuilder};
+use crate::support::wait;
+use crate::support::warden::{example_policies, free_port, replace_file, Warden};
 
 /// A subject that must never show up in metrics.
 const USER: &str = "user-7f3a9c";
@@ -67,13 +66,13 @@ async fn scrape(warden: &Warden) -> Scrape {
 /// Wait until `check` holds for a scrape (metrics of the end of a request are recorded
 /// just after its answer is sent).
 async fn scrape_until(warden: &Warden, check: impl Fn(&Scrape) -> bool) -> Scrape {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + wait::HANG;
     loop {
         let s = scrape(warden).await;
         if check(&s) || Instant::now() > deadline {
             return s;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        wait::pause_async().await;
     }
 }
 
@@ -126,13 +125,15 @@ async fn metrics_count_allowed_denied_and_unauthenticated_requests() {
     let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
     assert_eq!(post(&warden, None, ping).await.status(), 401);
     let mut expired = claims(USER, &[], "");
-    expired["exp"] = json!(support::tokens::now() - 3600);
+    expired["exp"] = json!(crate::support::tokens::now() - 3600);
     assert_eq!(
         post(&warden, Some(&sign(&expired)), ping).await.status(),
         401
     );
-    let forged =
-        support::tokens::sign_with(&claims(USER, &[], ""), "another-secret-0123456789abcdef");
+    let forged = crate::support::tokens::sign_with(
+        &claims(USER, &[], ""),
+        "another-secret-0123456789abcdef",
+    );
     assert_eq!(post(&warden, Some(&forged), ping).await.status(), 401);
     // Bodies refused before any decision.
     let good = token(USER, &[], "");
@@ -262,11 +263,10 @@ async fn policy_reloads_are_counted_by_result_with_the_generation() {
     );
     assert!(s.get("mcp_warden_policy_loaded_timestamp_seconds", &[]) > loaded);
 
-    std::fs::write(
-        warden.policy_dir().join("policies.cedar"),
+    replace_file(
+        &warden.policy_dir().join("policies.cedar"),
         "permit (principal,",
-    )
-    .unwrap();
+    );
     let s = scrape_until(&warden, |s| {
         s.get("mcp_warden_policy_reloads_total", &[("result", "failure")]) >= 1.0
     })
@@ -416,7 +416,7 @@ async fn audit_options_arguments_sampling_and_sighup_reopen() {
 
     std::fs::rename(&audit, warden.dir.path().join("audit.log.1")).unwrap();
     warden.signal("HUP");
-    warden.wait_for_log("audit log reopened", Duration::from_secs(10));
+    warden.wait_for_log("audit log reopened", wait::HANG);
     call_tool(&client, "echo", args([("text", json!("after rotation"))]))
         .await
         .unwrap();
@@ -529,24 +529,39 @@ async fn readyz_follows_the_upstream_and_a_down_upstream_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_an_sse_answer_drains_it_then_exits() {
-    // POSTs get a slow SSE answer (a progress notification every 300 ms, then the result);
-    // GETs an event stream that never ends on its own.
+    // POSTs get an SSE answer held in flight: a progress notification, then (once the test
+    // opens the gate, after SIGTERM) five more and the result. GETs get an event stream that
+    // never ends on its own.
     let final_event = r#"data: {"jsonrpc":"2.0","id":7,"result":{"done":true}}"#;
-    let up = FakeUpstream::start_paced(Duration::from_millis(300), move |req| {
+    let gate = Gate::default();
+    let held = gate.clone();
+    let up = FakeUpstream::start_writing(Duration::ZERO, move |req, out| {
+        let head = &sse_reply(&[])[0];
         if req.head.starts_with("GET") {
-            let keepalives = vec![": keep-alive\n\n"; 200];
-            return sse_reply(&keepalives);
+            if out.write(head) && out.write(b": keep-alive\n\n") {
+                out.wait_closed();
+            }
+            return;
         }
         let progress = r#"data: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#;
-        let mut pieces: Vec<String> = (0..6).map(|_| format!("{progress}\n\n")).collect();
-        pieces.push(format!("{final_event}\n\n"));
-        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
-        sse_reply(&pieces)
+        let progress = format!("{progress}\n\n");
+        if !(out.write(head) && out.write(progress.as_bytes())) {
+            return;
+        }
+        held.wait();
+        for _ in 0..5 {
+            if !out.write(progress.as_bytes()) {
+                return;
+            }
+        }
+        out.write(format!("{final_event}\n\n").as_bytes());
     });
+    // A drain timeout no run of this test can reach: an exit within the wait below is the
+    // drain noticing that nothing is in flight, however slow the machine.
     let mut warden = Warden::start(
         &up.url,
         &example_policies(),
-        &format!("{AUTH_TOML}\n{AUDIT_FILE_TOML}\n[lifecycle]\ndrain_timeout = \"20s\"\n"),
+        &format!("{AUTH_TOML}\n{AUDIT_FILE_TOML}\n[lifecycle]\ndrain_timeout = \"1h\"\n"),
     );
     let tok = token(USER, &[], "");
     let http = reqwest::Client::new();
@@ -582,11 +597,19 @@ async fn sigterm_during_an_sse_answer_drains_it_then_exits() {
     assert!(!String::from_utf8_lossy(&body).contains("\"result\""));
 
     warden.signal("TERM");
-    let signalled = Instant::now();
-    let ready = reqwest::get(warden.admin_url("/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 503, "not ready while draining");
-    let ready: Value = ready.json().await.unwrap();
-    assert_eq!(ready["checks"]["draining"], true);
+    // The answer is held, so the proxy is draining, not gone: wait for it to say so.
+    let ready: Value = wait::until_async("readiness to report draining", || async {
+        let ready = reqwest::get(warden.admin_url("/readyz")).await.unwrap();
+        let status = ready.status();
+        let body: Value = ready.json().await.unwrap();
+        (body["checks"]["draining"] == true).then(|| {
+            assert_eq!(status, 503, "not ready while draining");
+            body
+        })
+    })
+    .await;
+    assert_eq!(ready["ready"], false);
+    gate.open();
 
     while let Some(chunk) = answer.chunk().await.expect("the answer completes cleanly") {
         body.extend_from_slice(&chunk);
@@ -595,12 +618,13 @@ async fn sigterm_during_an_sse_answer_drains_it_then_exits() {
     assert!(body.contains(final_event), "in-flight answer lost:\n{body}");
     assert_eq!(body.matches("notifications/progress").count(), 6);
 
-    // The process exits once the answer is done — long before the drain timeout, and
-    // without waiting for the GET stream, which is closed.
-    let status = warden.wait_exit(Duration::from_secs(10)).expect("exited");
+    // The process exits once the answer is done — not after the (hour-long) drain
+    // timeout, and without waiting for the GET stream, which is closed.
+    let status = warden
+        .wait_exit(wait::HANG)
+        .expect("exited before the drain timeout");
     assert!(status.success(), "{status}");
-    assert!(signalled.elapsed() < Duration::from_secs(10));
-    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+    let rest = tokio::time::timeout(wait::HANG, async {
         while let Ok(Some(_)) = stream.chunk().await {}
     })
     .await;

@@ -1,11 +1,9 @@
 //! Interop: the official Python MCP SDK (`mcp` from PyPI) through mcp-warden to the
 //! official TypeScript test server `@modelcontextprotocol/server-everything`.
 
-mod support;
-
-use support::interop::{run_python_client, start_server_everything};
-use support::tokens::{token, AUTH_TOML};
-use support::warden::{example_policies, Warden};
+use crate::support::interop::{run_python_client, start_server_everything};
+use crate::support::tokens::{token, AUTH_TOML};
+use crate::support::warden::{example_policies, replace_file, Warden};
 
 /// `get-env` is read-only in server-everything but dumps the server's environment: the
 /// test policy forbids it for everyone, so it must vanish from the list and be refused.
@@ -17,9 +15,9 @@ forbid (principal, action == Action::"call_tool", resource == Tool::"get-env");
 fn warden_in_front_of(url: &str) -> Warden {
     let warden = Warden::start(url, &example_policies(), AUTH_TOML);
     let file = warden.policy_dir().join("interop.cedar");
-    std::fs::write(&file, FORBID_GET_ENV).unwrap();
+    replace_file(&file, FORBID_GET_ENV);
     warden.signal("HUP");
-    warden.wait_for_log("generation=2", std::time::Duration::from_secs(10));
+    warden.wait_for_log("generation=2", crate::support::wait::HANG);
     warden
 }
 

@@ -5,18 +5,16 @@
 //! one caller-bound transaction at the database layer. Each must leave Erin seeing only
 //! Erin. Real PostgreSQL (`DATABASE_URL`), one database per test.
 
-mod support;
-
 use serde_json::{json, Value};
 
 use mcp_warden::demo::walkthrough::PERSONAS;
 use mcp_warden::demo::{Caller, QueryOutput, SqlError};
 
-use support::client::McpClient;
-use support::demo::{
+use crate::support::client::McpClient;
+use crate::support::demo::{
     call_json, patient_headers, persona_token, run_sql, sorted_strings, Backend, Clinic, SqlOutcome,
 };
-use support::postgres::TestDb;
+use crate::support::postgres::TestDb;
 
 const ERIN: &str = "Erin oRTEga";
 const DAVID: &str = "DAvID AndErSON";
@@ -788,10 +786,13 @@ async fn long_and_large_answers_are_bounded() {
         }
         other => panic!("{other:?}"),
     }
-    let started = std::time::Instant::now();
+    // Cancelled by the statement timeout (57014 with PostgreSQL's own wording for it), not
+    // left to run its minute; no timed assertion, so a slow machine cannot fail it.
     match run_sql(&client, "SELECT pg_sleep(60)").await {
-        SqlOutcome::Failed(text) => assert!(text.contains("SQLSTATE 57014"), "{text}"),
+        SqlOutcome::Failed(text) => {
+            assert!(text.contains("SQLSTATE 57014"), "{text}");
+            assert!(text.contains("statement timeout"), "{text}");
+        }
         other => panic!("{other:?}"),
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(15));
 }

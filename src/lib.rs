@@ -11,3 +11,6 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod taint;
+
+#[cfg(test)]
+mod testing;

@@ -266,7 +266,7 @@ pub fn run_test_file(path: &Path) -> Result<TestReport, TestFileError> {
         })?;
         cases.push((name, line, case));
     }
-    let limits = crate::auth::biscuit::default_limits();
+    let limits = policy_test_limits();
     let engine: Box<dyn PolicyEngine> = match raw.engine.unwrap_or_else(|| detect(&policy_dir)) {
         EngineKind::Cedar => Box::new(TokenChecks::new(
             CedarEngine::new(load_dir(&policy_dir)?, 1)?,
@@ -341,7 +341,7 @@ fn token_identity(blocks: &[String]) -> Result<Identity, String> {
     crate::auth::biscuit::identity_from_token(
         std::sync::Arc::new(crate::auth::biscuit::BiscuitToken::new(token, &text)),
         &crate::auth::BiscuitConfig::default(),
-        &crate::auth::biscuit::default_limits(),
+        &policy_test_limits(),
     )
     .map_err(|e| format!("`token`: {e}"))
 }
@@ -545,6 +545,17 @@ fn ids(v: &[String]) -> String {
 }
 
 /// Runs one case: `(passed, detail)`.
+
+/// The run limits for policy tests: the proxy's limits on facts and iterations, which bound
+/// the work deterministically, and a time limit long enough that a loaded machine cannot
+/// turn an expected decision into a run-limit denial (the proxy's 20 ms is a safety net
+/// for live requests, not part of what a policy decides).
+fn policy_test_limits() -> biscuit_auth::AuthorizerLimits {
+    biscuit_auth::AuthorizerLimits {
+        max_time: std::time::Duration::from_secs(60),
+        ..crate::auth::biscuit::default_limits()
+    }
+}
 fn run_case(engine: &dyn PolicyEngine, case: &Case) -> (bool, String) {
     let mut passed = true;
     let mut details = Vec::new();

@@ -39,7 +39,7 @@ fn program(text: &str) -> AuthorizerProgram {
 }
 
 fn engine(text: &str) -> BiscuitEngine {
-    BiscuitEngine::new(program(text), 3, crate::auth::biscuit::default_limits())
+    BiscuitEngine::new(program(text), 3, crate::testing::biscuit_limits())
 }
 
 fn identity(authority: &str, blocks: &[&str]) -> Identity {
@@ -267,7 +267,7 @@ fn third_party_blocks_are_trusted_where_the_policy_says() {
     let policy = "allow if user($u), certified($u) trusting authority, {partner};";
     let keys = HashMap::from([("partner".to_owned(), partner.public())]);
     let p = compile(&[(PathBuf::from("a.datalog"), policy.to_owned())], &keys).unwrap();
-    let e = BiscuitEngine::new(p, 1, crate::auth::biscuit::default_limits());
+    let e = BiscuitEngine::new(p, 1, crate::testing::biscuit_limits());
     assert!(decide(&e, &alice, &call("echo", json!({}))).allow);
     // Without the trust annotation the third-party fact is invisible.
     let e = engine("allow if user($u), certified($u);");
@@ -276,7 +276,7 @@ fn third_party_blocks_are_trusted_where_the_policy_says() {
     let stranger = KeyPair::new();
     let keys = HashMap::from([("partner".to_owned(), stranger.public())]);
     let p = compile(&[(PathBuf::from("a.datalog"), policy.to_owned())], &keys).unwrap();
-    let e = BiscuitEngine::new(p, 1, crate::auth::biscuit::default_limits());
+    let e = BiscuitEngine::new(p, 1, crate::testing::biscuit_limits());
     assert!(!decide(&e, &alice, &call("echo", json!({}))).allow);
 }
 
@@ -301,7 +301,7 @@ impl PolicyEngine for AllowAll {
 
 #[test]
 fn token_checks_apply_under_another_engine() {
-    let e = TokenChecks::new(AllowAll, 9, crate::auth::biscuit::default_limits());
+    let e = TokenChecks::new(AllowAll, 9, crate::testing::biscuit_limits());
     assert_eq!(e.name(), "allow-all");
     let narrowed = identity(r#"user("alice");"#, &[r#"check if tool("echo");"#]);
     assert_eq!(

@@ -12,10 +12,10 @@
 //! sink is down or the buffer is full.
 //!
 //! The writer batches: it drains whatever is queued into one buffer and writes it with
-//! one call, and when the queue is empty it polls every [`POLL_INTERVAL`] for a while
+//! one call, and when the queue is empty it polls every `POLL_INTERVAL` for a while
 //! before it blocks. Under load the request threads therefore never have to wake it
 //! (a futex call per line), and the sink sees one write per batch, not per line; a line
-//! reaches the sink at most [`POLL_INTERVAL`] after it was recorded.
+//! reaches the sink at most `POLL_INTERVAL` after it was recorded.
 //!
 //! File sinks are rotation-friendly: they append, and [`AuditLog::reopen`] (SIGHUP) makes
 //! the writer reopen the path, so `logrotate` can rename the file and signal; an external

@@ -544,8 +544,6 @@ fn ids(v: &[String]) -> String {
     format!("[{}]", v.join(", "))
 }
 
-/// Runs one case: `(passed, detail)`.
-
 /// The run limits for policy tests: the proxy's limits on facts and iterations, which bound
 /// the work deterministically, and a time limit long enough that a loaded machine cannot
 /// turn an expected decision into a run-limit denial (the proxy's 20 ms is a safety net
@@ -556,6 +554,8 @@ fn policy_test_limits() -> biscuit_auth::AuthorizerLimits {
         ..crate::auth::biscuit::default_limits()
     }
 }
+
+/// Runs one case: `(passed, detail)`.
 fn run_case(engine: &dyn PolicyEngine, case: &Case) -> (bool, String) {
     let mut passed = true;
     let mut details = Vec::new();

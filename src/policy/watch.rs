@@ -14,7 +14,7 @@
 //! thread owned by the watcher (no async runtime needed). Dropping the [`WatchHandle`]
 //! stops watching; a debounce in progress is abandoned.
 //!
-//! The debounce loop reads its messages through the [`Inbox`] trait: the real channel and
+//! The debounce loop reads its messages through the `Inbox` trait: the real channel and
 //! clock in production, a scripted one in the unit tests, where "the quiet period passed"
 //! is a message of its own. So the debounce is tested without depending on how fast the
 //! machine is (a wall-clock test once saw a burst of five writes become three reloads on a

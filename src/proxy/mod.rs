@@ -1,6 +1,6 @@
 //! The proxy: Pingora glue around plain functions.
 //!
-//! Pingora is used only in this module ([`service`] implements `ProxyHttp`, [`body`]
+//! Pingora is used only in this module (`service` implements `ProxyHttp`, `body`
 //! reads request bodies). The decisions themselves live in plain, unit-tested code:
 //! [`verdict::authorize_body`] decides a body, [`response`] filters answers,
 //! [`forward`] rewrites identity headers, [`sessions`] binds sessions to principals and
@@ -8,7 +8,7 @@
 //! audits each request, [`lifecycle`] counts requests in flight and drains on SIGTERM, and
 //! [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin address.
 //!
-//! Where is a `tools/call` decided? [`service`]'s `request_filter` reads the body,
+//! Where is a `tools/call` decided? `service`'s `request_filter` reads the body,
 //! parses it with [`crate::mcp::parse_request_body`] and calls
 //! [`verdict::authorize_body`], which asks [`crate::policy::PolicyEngine::decide`].
 

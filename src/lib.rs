@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod biscuit;
 pub mod config;
 pub mod demo;
 pub mod mcp;
@@ -11,3 +12,6 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod taint;
+
+#[cfg(test)]
+mod module_graph;

@@ -470,11 +470,7 @@ fn bit_len(bytes: &[u8]) -> usize {
 
 /// Loads the signing keys of a JWKS file (RFC 7517 §5).
 fn load_jwks(file: &Path, allowed: &[Algorithm]) -> Result<Vec<VerifyKey>, AuthConfigError> {
-    let bytes = read_bounded(file, MAX_JWKS_BYTES).map_err(|e| {
-        named_by(e, "auth.jwt.jwks_file", || {
-            "save your identity provider's JWKS document (its `jwks_uri`) there".to_owned()
-        })
-    })?;
+    let bytes = read_bounded(file, MAX_JWKS_BYTES)?;
     let file_err = |reason: String| AuthConfigError::File {
         file: file.to_owned(),
         reason,

@@ -21,7 +21,12 @@ fn fresh_clone() -> tempfile::TempDir {
         )
         .unwrap();
     }
-    copy_dir(&root.join("policies"), &tree.path().join("policies"));
+    for dir in ["example", "biscuit-example", "demo/cedar", "demo/biscuit"] {
+        copy_dir(
+            &root.join("policies").join(dir),
+            &tree.path().join("policies").join(dir),
+        );
+    }
     tree
 }
 

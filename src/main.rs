@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = cli.log_format;
     let result = match cli.command {
-        Command::Run { config } => load(&config, &format).and_then(|w| proxy::run(w)),
+        Command::Run { config } => load(&config, &format).and_then(proxy::run),
         Command::Check { config } => check(&config, &format),
         Command::Policy { command } => {
             logging::init(&format, "info");

@@ -26,7 +26,7 @@ pub enum DemoError {
     Keys(#[source] crate::biscuit::tools::ToolError),
     /// The proxy could not be built from the configuration.
     #[error(transparent)]
-    Build(#[from] proxy::BuildError),
+    Build(#[from] crate::exchange::BuildError),
     /// The configuration's `upstream` is not where the demo backend can listen.
     #[error("{}: `upstream` must be http://HOST:PORT{MCP_PATH} for the demo backend", config.display())]
     Upstream {

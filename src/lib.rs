@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod biscuit;
 pub mod config;
 pub mod demo;
 pub mod exchange;
@@ -27,3 +28,4 @@ pub mod taint;
 
 #[cfg(test)]
 mod testing;
+mod module_graph;

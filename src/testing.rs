@@ -45,6 +45,6 @@ pub(crate) fn let_the_clock_tick() {
 pub(crate) fn biscuit_limits() -> biscuit_auth::AuthorizerLimits {
     biscuit_auth::AuthorizerLimits {
         max_time: HANG,
-        ..crate::auth::biscuit::default_limits()
+        ..crate::biscuit::default_limits()
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::auth::biscuit::{keys, tools};
+use crate::biscuit::{keys, tools};
 use crate::config::Config;
 
 /// Someone to try the demo as.

@@ -173,7 +173,7 @@ impl PolicyStore {
             dir: None,
             settings: Settings {
                 engine: EngineKind::Cedar,
-                limits: crate::auth::biscuit::default_limits(),
+                limits: crate::biscuit::default_limits(),
                 external_keys: Default::default(),
             },
             watch: false,

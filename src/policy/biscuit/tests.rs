@@ -9,8 +9,8 @@ use biscuit_auth::KeyPair;
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::auth::biscuit::BiscuitToken;
 use crate::auth::AuthMethod;
+use crate::biscuit::BiscuitToken;
 use crate::mcp::{ListKind, McpAction};
 
 const AUTHORIZER: &str = r#"
@@ -326,4 +326,35 @@ fn token_checks_apply_under_another_engine() {
         &[r#"check if time($t), $t < 2000-01-01T00:00:00Z;"#],
     );
     assert!(!decide(&e, &expired, &init).allow);
+}
+
+/// A token check that fails is a denial by policy (`decision="deny"`); a run limit or a
+/// Datalog error is an evaluation failure (`decision="error"`). Under either engine.
+#[test]
+fn failed_checks_are_denials_and_evaluation_failures_are_errors() {
+    use crate::policy::Outcome;
+    let e = engine(AUTHORIZER);
+    let authority = r#"user("alice"); right("tool", "echo"); right("tool", "whoami");"#;
+    let narrowed = identity(authority, &[r#"check if tool("echo");"#]);
+    assert_eq!(
+        decide(&e, &narrowed, &call("echo", json!({}))).outcome(),
+        Outcome::Allow
+    );
+    let d = decide(&e, &narrowed, &call("whoami", json!({})));
+    assert_eq!(d.outcome(), Outcome::Deny, "{d:?}");
+    let wrapped = TokenChecks::new(AllowAll, 9, crate::biscuit::default_limits());
+    let d = decide(&wrapped, &narrowed, &call("whoami", json!({})));
+    assert_eq!(d.outcome(), Outcome::Deny, "{d:?}");
+    // The operator's own failed check is a deny too.
+    let checked = engine("check if user(\"bob\");\nallow if true;");
+    let d = decide(&checked, &narrowed, &call("echo", json!({})));
+    assert!(d.errors[0].starts_with("failed_check: "), "{d:?}");
+    assert_eq!(d.outcome(), Outcome::Deny, "{d:?}");
+
+    let facts: String = (0..40).map(|i| format!("n({i});")).collect();
+    let limited = engine(&format!(
+        "{facts}\npair($x, $y) <- n($x), n($y);\nallow if true;"
+    ));
+    let d = decide(&limited, &Identity::anonymous(), &call("echo", json!({})));
+    assert_eq!(d.outcome(), Outcome::Error, "{d:?}");
 }

@@ -1,18 +1,19 @@
-//! Biscuit authentication: `Authorization: Bearer <base64url Biscuit>` → [`Identity`].
+//! Verifying a bearer Biscuit: root keys and their rotation, the revocation list,
+//! expiry, and the verified-token cache. The result is a [`TokenIdentity`] or a
+//! [`VerifyError`]; the authenticator maps both to its own types.
 //!
-//! A bearer token without a `.` is a Biscuit (a JWT always has two), so the two are told
-//! apart by shape, never by trying secrets. Verification, each step failing closed:
-//! 1. decode (URL-safe base64, protobuf): failure is [`AuthError::Malformed`] (a
+//! Verification, each step failing closed:
+//! 1. decode (URL-safe base64, protobuf): failure is [`VerifyError::Malformed`] (a
 //!    truncated token lands here);
 //! 2. pick the root key by the token's `root_key_id` (`[[auth.biscuit.keys]] id`); no
-//!    such key is [`AuthError::UnknownKey`], so two roots can be valid during a rotation
-//!    and a retired one stops working when it is removed from the configuration;
-//! 3. verify the signature chain of every block: [`AuthError::BadSignature`] (a tampered
-//!    or wrongly-signed token);
+//!    such key is [`VerifyError::UnknownKey`], so two roots can be valid during a
+//!    rotation and a retired one stops working when it is removed from the configuration;
+//! 3. verify the signature chain of every block: [`VerifyError::BadSignature`] (a
+//!    tampered or wrongly-signed token);
 //! 4. refuse the token if any block's revocation id is on the revocation list
-//!    ([`AuthError::Revoked`]);
+//!    ([`VerifyError::Revoked`]);
 //! 5. refuse it if a check that only reads `time` fails at the current time (the usual
-//!    TTL check, in any block): [`AuthError::Expired`];
+//!    TTL check, in any block): [`VerifyError::Expired`];
 //! 6. read the identity from the authority block's facts (`user`, `agent`, `role`,
 //!    `scope` and the configured claim facts; see [`BiscuitConfig`]).
 //!
@@ -20,18 +21,15 @@
 //! holds verified tokens for `cache_ttl`, tagged with the root-key generation they were
 //! verified under, so a long session does not re-verify signatures on every request and
 //! a key reload invalidates them. Steps 4 and 5 run on every request (step 5 at most once
-//! per second per cached token: its answer depends only on the whole second), and authorization
-//! (the token's checks with the request's facts) always runs in the policy engine.
-//! Failures are never cached.
+//! per second per cached token: its answer depends only on the whole second), and
+//! authorization (the token's checks with the request's facts) always runs in the policy
+//! engine. Failures are never cached.
 //!
-//! Every Datalog evaluation here runs under the configured run limits
-//! ([`Authenticator::set_datalog_limits`](crate::auth::Authenticator::set_datalog_limits)).
-
-pub mod keys;
-pub mod tools;
+//! Every Datalog evaluation here runs under the run limits given to
+//! [`BiscuitVerifier::set_limits`] (`[policy.biscuit.limits]`, the same value the policy
+//! engine uses).
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,87 +37,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use biscuit_auth::builder::{AuthorizerBuilder, Check, Fact, Term};
+use biscuit_auth::builder::{AuthorizerBuilder, Check, Fact};
 use biscuit_auth::error::{FailedCheck, Format, Logic, Token as TokenError};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey};
 use parking_lot::Mutex;
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::config::{BiscuitConfig, BiscuitKeyConfig};
-use super::error::{AuthConfigError, AuthError};
-use super::identity::{AuthMethod, Identity};
-use super::keys::read_bounded;
+use super::config::{default_limits, BiscuitConfig, BiscuitKeyConfig};
+use super::error::{ConfigError, VerifyError};
+use super::identity::{read_identity, IdentityFacts, TokenIdentity};
+use super::keys;
+use super::token::BiscuitToken;
 
 /// Largest key or revocation file accepted.
 const MAX_FILE_BYTES: u64 = 1 << 20;
-
-/// The default run limits for every Datalog evaluation of a token: generous on time
-/// (Biscuit's own default of 1 ms fails on a loaded machine), tight on facts and
-/// iterations, which bound the work a hostile attenuation block can ask for.
-pub fn default_limits() -> AuthorizerLimits {
-    AuthorizerLimits {
-        max_facts: 1000,
-        max_iterations: 100,
-        max_time: Duration::from_millis(20),
-    }
-}
-
-/// A verified Biscuit, as carried in [`Identity::biscuit`].
-///
-/// Compared by the SHA-256 of its text; `Debug` prints the revocation ids, never the
-/// token.
-pub struct BiscuitToken {
-    biscuit: Biscuit,
-    sha256: [u8; 32],
-    revocation_ids: Vec<String>,
-}
-
-impl BiscuitToken {
-    /// Wraps a token verified by the caller. `text` is the token as sent.
-    pub fn new(biscuit: Biscuit, text: &str) -> Self {
-        let revocation_ids = biscuit
-            .revocation_identifiers()
-            .iter()
-            .map(hex::encode)
-            .collect();
-        BiscuitToken {
-            biscuit,
-            sha256: Sha256::digest(text.as_bytes()).into(),
-            revocation_ids,
-        }
-    }
-
-    /// The verified token.
-    pub fn biscuit(&self) -> &Biscuit {
-        &self.biscuit
-    }
-
-    /// The revocation id of each block (lowercase hex), authority block first.
-    pub fn revocation_ids(&self) -> &[String] {
-        &self.revocation_ids
-    }
-
-    /// The token's `root_key_id`, if it has one.
-    pub fn root_key_id(&self) -> Option<u32> {
-        self.biscuit.root_key_id()
-    }
-}
-
-impl fmt::Debug for BiscuitToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BiscuitToken")
-            .field("root_key_id", &self.root_key_id())
-            .field("revocation_ids", &self.revocation_ids)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PartialEq for BiscuitToken {
-    fn eq(&self, other: &Self) -> bool {
-        self.sha256 == other.sha256
-    }
-}
 
 /// Where a root key comes from.
 #[derive(Clone)]
@@ -146,7 +77,7 @@ struct RootKeys {
 /// A cached verification.
 struct Cached {
     token: Arc<BiscuitToken>,
-    identity: Identity,
+    identity: TokenIdentity,
     key_generation: u64,
     verified_at: Instant,
     /// 1 + the Unix second at which the expiry check last passed (0: not yet). Biscuit's
@@ -155,40 +86,8 @@ struct Cached {
     fresh_in_second: AtomicU64,
 }
 
-/// Which authority-block facts make up the identity.
-#[derive(Clone)]
-struct IdentityFacts {
-    subject: String,
-    agent: String,
-    roles: String,
-    scopes: String,
-    claims: Vec<String>,
-}
-
-impl IdentityFacts {
-    fn from_config(cfg: &BiscuitConfig) -> Self {
-        IdentityFacts {
-            subject: cfg.subject_fact.clone(),
-            agent: cfg.agent_fact.clone(),
-            roles: cfg.roles_fact.clone(),
-            scopes: cfg.scopes_fact.clone(),
-            claims: cfg.claim_facts.clone(),
-        }
-    }
-}
-
-/// The identity a verified token stands for, read as the proxy reads it (the fact names
-/// of `cfg`), e.g. for policy tests.
-pub fn identity_from_token(
-    token: Arc<BiscuitToken>,
-    cfg: &BiscuitConfig,
-    limits: &AuthorizerLimits,
-) -> Result<Identity, AuthError> {
-    read_identity(&token, &IdentityFacts::from_config(cfg), limits)
-}
-
 /// Verifies bearer Biscuits (see the module docs).
-pub(crate) struct BiscuitVerifier {
+pub struct BiscuitVerifier {
     sources: Vec<RootKeySource>,
     keys: ArcSwap<RootKeys>,
     revocation_file: Option<PathBuf>,
@@ -208,11 +107,8 @@ fn is_predicate_name(name: &str) -> bool {
 
 impl BiscuitVerifier {
     /// Checks the `[auth.biscuit]` section and loads the keys and the revocation list.
-    pub(crate) fn from_config(
-        cfg: &BiscuitConfig,
-        base_dir: &Path,
-    ) -> Result<Self, AuthConfigError> {
-        let setting = |name: &str, reason: String| AuthConfigError::Setting {
+    pub fn from_config(cfg: &BiscuitConfig, base_dir: &Path) -> Result<Self, ConfigError> {
+        let setting = |name: &str, reason: String| ConfigError::Setting {
             setting: format!("auth.biscuit.{name}"),
             reason,
         };
@@ -265,12 +161,12 @@ impl BiscuitVerifier {
     }
 
     /// Sets the run limits of every Datalog evaluation of a token.
-    pub(crate) fn set_limits(&mut self, limits: AuthorizerLimits) {
+    pub fn set_limits(&mut self, limits: AuthorizerLimits) {
         self.limits = limits;
     }
 
     /// Key files and the revocation file, for the watcher.
-    pub(crate) fn watched_files(&self) -> Vec<PathBuf> {
+    pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self
             .sources
             .iter()
@@ -287,7 +183,7 @@ impl BiscuitVerifier {
 
     /// Re-reads key files and the revocation list. Each part keeps its previous state on
     /// error. A new key generation invalidates the verified-token cache.
-    pub(crate) fn reload(&self) -> Result<(), AuthConfigError> {
+    pub fn reload(&self) -> Result<(), ConfigError> {
         let revocations = self.reload_revocations();
         let next = self.keys.load().generation + 1;
         let keys = load_keys(&self.sources, next).map(|keys| self.keys.store(Arc::new(keys)));
@@ -299,16 +195,22 @@ impl BiscuitVerifier {
         revocations.and(keys)
     }
 
-    fn reload_revocations(&self) -> Result<(), AuthConfigError> {
+    fn reload_revocations(&self) -> Result<(), ConfigError> {
         let Some(file) = &self.revocation_file else {
             return Ok(());
         };
-        let text = read_bounded(file, MAX_FILE_BYTES)?;
-        let text = String::from_utf8(text).map_err(|_| AuthConfigError::File {
+        let text = read_bounded(file, MAX_FILE_BYTES).map_err(|e| {
+            named_by(e, "auth.biscuit.revocation_file", || {
+                "create it: one revoked revocation id (hex) per line, `#` comments; it may \
+                 be empty"
+                    .to_owned()
+            })
+        })?;
+        let text = String::from_utf8(text).map_err(|_| ConfigError::File {
             file: file.clone(),
             reason: "not UTF-8 text".to_owned(),
         })?;
-        let set = parse_revocation_list(&text).map_err(|(line, reason)| AuthConfigError::File {
+        let set = parse_revocation_list(&text).map_err(|(line, reason)| ConfigError::File {
             file: file.clone(),
             reason: format!("line {line}: {reason}"),
         })?;
@@ -317,12 +219,12 @@ impl BiscuitVerifier {
     }
 
     /// Verifies a bearer Biscuit (see the module docs). No I/O.
-    pub(crate) fn verify(&self, text: &str) -> Result<Identity, AuthError> {
+    pub fn verify(&self, text: &str) -> Result<TokenIdentity, VerifyError> {
         self.verify_at(text, SystemTime::now())
     }
 
     /// [`BiscuitVerifier::verify`] at a given time (for tests).
-    pub(crate) fn verify_at(&self, text: &str, now: SystemTime) -> Result<Identity, AuthError> {
+    pub fn verify_at(&self, text: &str, now: SystemTime) -> Result<TokenIdentity, VerifyError> {
         let keys = self.keys.load();
         let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         let cached = self.cache.as_ref().and_then(|cache| {
@@ -353,7 +255,7 @@ impl BiscuitVerifier {
             .iter()
             .any(|id| revoked.contains(id))
         {
-            return Err(AuthError::Revoked);
+            return Err(VerifyError::Revoked);
         }
         let second = now
             .duration_since(UNIX_EPOCH)
@@ -365,7 +267,7 @@ impl BiscuitVerifier {
         Ok(entry.identity.clone())
     }
 
-    fn verify_uncached(&self, text: &str, keys: &RootKeys) -> Result<Cached, AuthError> {
+    fn verify_uncached(&self, text: &str, keys: &RootKeys) -> Result<Cached, VerifyError> {
         let biscuit = Biscuit::from_base64(text, |id: Option<u32>| {
             keys.by_id.get(&id).copied().ok_or(Format::UnknownPublicKey)
         })
@@ -385,69 +287,10 @@ impl BiscuitVerifier {
     }
 }
 
-/// Reads the identity from the authority block: each query says `trusting authority`,
-/// so facts added by attenuation (or third-party) blocks never count.
-fn read_identity(
-    token: &Arc<BiscuitToken>,
-    names: &IdentityFacts,
-    limits: &AuthorizerLimits,
-) -> Result<Identity, AuthError> {
-    let mut authorizer = AuthorizerBuilder::new()
-        .set_limits(limits.clone())
-        .build(token.biscuit())
-        .map_err(evaluation_error)?;
-    let mut values = |name: &str| -> Result<Vec<Term>, AuthError> {
-        let facts: Vec<Fact> = authorizer
-            .query_all(format!("value($v) <- {name}($v) trusting authority").as_str())
-            .map_err(evaluation_error)?;
-        let mut terms: Vec<Term> = facts
-            .into_iter()
-            .filter_map(|f| f.predicate.terms.into_iter().next())
-            .collect();
-        terms.sort();
-        terms.dedup();
-        Ok(terms)
-    };
-    let subjects = values(&names.subject)?;
-    let subject = match subjects.as_slice() {
-        [] => format!(
-            "biscuit:{}",
-            token
-                .revocation_ids()
-                .first()
-                .map_or("", |id| &id[..id.len().min(16)])
-        ),
-        [one] => term_text(one),
-        _ => return Err(AuthError::AmbiguousSubject),
-    };
-    let agent = values(&names.agent)?.first().map(term_text);
-    let roles = values(&names.roles)?.iter().map(term_text).collect();
-    let scopes = values(&names.scopes)?.iter().map(term_text).collect();
-    let mut claims = Map::new();
-    for name in &names.claims {
-        let terms = values(name)?;
-        let value = match terms.as_slice() {
-            [] => continue,
-            [one] => term_json(one),
-            many => Value::Array(many.iter().map(term_json).collect()),
-        };
-        claims.insert(name.clone(), value);
-    }
-    Ok(Identity {
-        subject,
-        agent,
-        roles,
-        scopes,
-        claims,
-        method: AuthMethod::Biscuit,
-        biscuit: Some(Arc::clone(token)),
-    })
-}
-
 /// Maps a decoding or verification failure.
-fn token_error(e: TokenError) -> AuthError {
+fn token_error(e: TokenError) -> VerifyError {
     match e {
-        TokenError::Format(Format::UnknownPublicKey) => AuthError::UnknownKey,
+        TokenError::Format(Format::UnknownPublicKey) => VerifyError::UnknownKey,
         // A signature made with another algorithm than the root key's does not even
         // parse as that algorithm's signature: still a bad signature.
         TokenError::Format(
@@ -456,40 +299,14 @@ fn token_error(e: TokenError) -> AuthError {
             | Format::InvalidSignatureSize(_)
             | Format::SignatureDeserializationError(_)
             | Format::BlockSignatureDeserializationError(_),
-        ) => AuthError::BadSignature,
-        _ => AuthError::Malformed,
-    }
-}
-
-/// Maps a failure to evaluate a verified token's Datalog.
-fn evaluation_error(e: TokenError) -> AuthError {
-    match e {
-        TokenError::RunLimit(_) => AuthError::RunLimit,
-        _ => AuthError::Malformed,
-    }
-}
-
-/// A term as identity text: strings as themselves, anything else as Datalog prints it.
-fn term_text(term: &Term) -> String {
-    match term {
-        Term::Str(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// A term as a claim value.
-fn term_json(term: &Term) -> Value {
-    match term {
-        Term::Str(s) => Value::String(s.clone()),
-        Term::Integer(i) => Value::from(*i),
-        Term::Bool(b) => Value::Bool(*b),
-        other => Value::String(other.to_string()),
+        ) => VerifyError::BadSignature,
+        _ => VerifyError::Malformed,
     }
 }
 
 /// Whether a check (as Datalog text) only reads `time` facts: the shape of a TTL, like
 /// `check if time($time), $time <= 2030-01-01T00:00:00Z`.
-pub(crate) fn is_time_only_check(rule: &str) -> bool {
+pub fn is_time_only_check(rule: &str) -> bool {
     Check::try_from(rule).is_ok_and(|check| {
         !check.queries.is_empty()
             && check.queries.iter().all(|q| {
@@ -498,13 +315,13 @@ pub(crate) fn is_time_only_check(rule: &str) -> bool {
     })
 }
 
-/// [`AuthError::Expired`] if a TTL check of the token fails at `now`. Other checks are
+/// [`VerifyError::Expired`] if a TTL check of the token fails at `now`. Other checks are
 /// left to authorization, which runs them with the request's facts.
 fn check_not_expired(
     biscuit: &Biscuit,
     now: SystemTime,
     limits: &AuthorizerLimits,
-) -> Result<(), AuthError> {
+) -> Result<(), VerifyError> {
     let result = AuthorizerBuilder::new()
         .fact(Fact::new(
             "time".to_owned(),
@@ -522,7 +339,7 @@ fn check_not_expired(
             FailedCheck::Authorizer(_) => false,
         }) =>
         {
-            Err(AuthError::Expired)
+            Err(VerifyError::Expired)
         }
         // Anything else (other checks, limits) is for authorization to judge.
         _ => Ok(()),
@@ -531,7 +348,7 @@ fn check_not_expired(
 
 /// Parses a revocation list: one hex id per line, `#` comments, blank lines ignored.
 /// Errors carry the 1-based line.
-pub(crate) fn parse_revocation_list(text: &str) -> Result<HashSet<String>, (usize, String)> {
+pub fn parse_revocation_list(text: &str) -> Result<HashSet<String>, (usize, String)> {
     let mut set = HashSet::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -550,9 +367,9 @@ fn root_key_source(
     index: usize,
     key: &BiscuitKeyConfig,
     base_dir: &Path,
-) -> Result<RootKeySource, AuthConfigError> {
+) -> Result<RootKeySource, ConfigError> {
     let setting = format!("auth.biscuit.keys[{index}]");
-    let fail = |reason: String| AuthConfigError::Setting {
+    let fail = |reason: String| ConfigError::Setting {
         setting: setting.clone(),
         reason,
     };
@@ -579,32 +396,85 @@ fn root_key_source(
     })
 }
 
-fn load_keys(sources: &[RootKeySource], generation: u64) -> Result<RootKeys, AuthConfigError> {
+fn load_keys(sources: &[RootKeySource], generation: u64) -> Result<RootKeys, ConfigError> {
     let mut by_id = HashMap::with_capacity(sources.len());
     for source in sources {
         let (text, origin) = match &source.source {
             KeySource::Inline(text) => (text.clone(), source.setting.clone()),
             KeySource::File(file) => {
-                let bytes = read_bounded(file, MAX_FILE_BYTES)?;
-                let text = String::from_utf8(bytes).map_err(|_| AuthConfigError::File {
+                let bytes = read_bounded(file, MAX_FILE_BYTES).map_err(|e| {
+                    named_by(e, &format!("{}.public_key_file", source.setting), || {
+                        keygen_help(file)
+                    })
+                })?;
+                let text = String::from_utf8(bytes).map_err(|_| ConfigError::File {
                     file: file.clone(),
                     reason: "not a text key file".to_owned(),
                 })?;
                 (text, file.display().to_string())
             }
         };
-        let key = keys::parse_public_key(&text, source.algorithm).map_err(|reason| {
-            AuthConfigError::Key {
+        let key =
+            keys::parse_public_key(&text, source.algorithm).map_err(|reason| ConfigError::Key {
                 origin,
                 key: source
                     .id
                     .map_or("(no id)".to_owned(), |i| format!("id {i}")),
                 reason,
-            }
-        })?;
+            })?;
         by_id.insert(source.id, key);
     }
     Ok(RootKeys { generation, by_id })
+}
+
+/// A file that does not exist, told as the setting that names it and how to make it;
+/// any other error as it is.
+fn named_by(e: ConfigError, setting: &str, help: impl FnOnce() -> String) -> ConfigError {
+    match e {
+        ConfigError::Read { file, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            ConfigError::MissingFile {
+                setting: setting.to_owned(),
+                file,
+                source,
+                help: help(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// How to make a missing root public key file: `keygen` writes `<prefix>.public`.
+fn keygen_help(file: &Path) -> String {
+    let text = file.display().to_string();
+    let prefix = text.strip_suffix(".public").unwrap_or(&text);
+    format!(
+        "make a root key pair with `mcp-warden keygen --out {prefix}` (it writes \
+         `{prefix}.private` and `{prefix}.public`); the demo configurations' keys are made \
+         by `mcp-warden demo`"
+    )
+}
+
+/// Reads at most `max` bytes of `file`; a larger file is an error, so a mistaken path
+/// (a log, a device) cannot exhaust memory.
+fn read_bounded(file: &Path, max: u64) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        file: file.to_owned(),
+        source,
+    };
+    let handle = std::fs::File::open(file).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    handle
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > max {
+        return Err(ConfigError::File {
+            file: file.to_owned(),
+            reason: format!("larger than {max} bytes"),
+        });
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

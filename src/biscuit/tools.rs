@@ -19,6 +19,7 @@ use biscuit_auth::{KeyPair, PrivateKey, PublicKey, UnverifiedBiscuit};
 use serde::Serialize;
 
 use super::keys::public_key_text;
+use super::verify::is_time_only_check;
 
 /// A tooling failure, with a message fit for the command line.
 #[derive(Debug, thiserror::Error)]
@@ -308,7 +309,7 @@ impl std::fmt::Display for Inspection {
 fn earliest_expiry(checks: &[String]) -> Option<u64> {
     checks
         .iter()
-        .filter(|c| super::is_time_only_check(c))
+        .filter(|c| is_time_only_check(c))
         .filter_map(|c| Check::try_from(c.as_str()).ok())
         .flat_map(|c| c.queries)
         .flat_map(|q| q.expressions)
@@ -378,7 +379,7 @@ pub fn inspect(token: &str, root: &PublicKey) -> Result<Inspection, ToolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::biscuit::keys::{parse_private_key, parse_public_key};
+    use crate::biscuit::keys::{parse_private_key, parse_public_key};
 
     fn spec(facts: &[&str], checks: &[&str]) -> BlockSpec {
         BlockSpec {

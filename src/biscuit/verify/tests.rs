@@ -1,8 +1,8 @@
 //! Tests of Biscuit verification: shapes, keys and rotation, revocation, expiry, the
 //! identity read from the authority block, and the verified-token cache.
 
-use super::tools::{attenuate, mint, BlockSpec};
 use super::*;
+use crate::biscuit::tools::{attenuate, mint, BlockSpec};
 use base64::Engine;
 use biscuit_auth::KeyPair;
 
@@ -90,9 +90,9 @@ fn identity_comes_from_the_authority_block() {
     assert_eq!(id.roles, ["nurse", "staff"]);
     assert_eq!(id.scopes, ["mcp:tools"]);
     assert_eq!(id.claims["patient_name"], "Zoë");
-    assert_eq!(id.method, AuthMethod::Biscuit);
-    assert_eq!(id.principal_key(), "biscuit:alice:claude");
-    let b = id.biscuit.as_ref().expect("token kept");
+    // (The identity's auth method and principal key are asserted where the authenticator
+    // builds it: `auth::tests::biscuit_identity_keeps_the_token_and_names_the_principal`.)
+    let b = &id.token;
     assert_eq!(b.root_key_id(), Some(1));
     assert_eq!(b.revocation_ids().len(), 1);
 
@@ -112,7 +112,7 @@ fn identity_comes_from_the_authority_block() {
 fn subject_rules() {
     let s = setup();
     let two = token(&s.roots[0], Some(1), &["user(\"a\")", "user(\"b\")"]);
-    assert_eq!(s.verifier.verify(&two), Err(AuthError::AmbiguousSubject));
+    assert_eq!(s.verifier.verify(&two), Err(VerifyError::AmbiguousSubject));
     let none = token(&s.roots[0], Some(1), &["right(\"tool\", \"echo\")"]);
     let id = s.verifier.verify(&none).unwrap();
     assert!(id.subject.starts_with("biscuit:"), "{}", id.subject);
@@ -132,19 +132,19 @@ fn two_roots_during_rotation_and_unknown_ids() {
         .is_ok());
     assert_eq!(
         s.verifier.verify(&token(&s.roots[0], Some(3), &[])),
-        Err(AuthError::UnknownKey)
+        Err(VerifyError::UnknownKey)
     );
     assert_eq!(
         s.verifier.verify(&token(&s.roots[0], None, &[])),
-        Err(AuthError::UnknownKey)
+        Err(VerifyError::UnknownKey)
     );
     // Signed by root 1 but claiming root 2: the signature does not verify.
     let err = s.verifier.verify(&token(&s.roots[0], Some(2), &[]));
-    assert_eq!(err, Err(AuthError::BadSignature));
+    assert_eq!(err, Err(VerifyError::BadSignature));
     let stranger = KeyPair::new();
     assert_eq!(
         s.verifier.verify(&token(&stranger, Some(1), &[])),
-        Err(AuthError::BadSignature)
+        Err(VerifyError::BadSignature)
     );
 }
 
@@ -154,11 +154,11 @@ fn tampered_and_truncated_tokens_are_refused() {
     let t = token(&s.roots[0], Some(1), &["user(\"alice\")"]);
     assert_eq!(
         s.verifier.verify(&t[..t.len() / 2]),
-        Err(AuthError::Malformed)
+        Err(VerifyError::Malformed)
     );
     assert_eq!(
         s.verifier.verify("not base64 at all!"),
-        Err(AuthError::Malformed)
+        Err(VerifyError::Malformed)
     );
     // Flip a character inside the authority block's payload: `alice` becomes `alicf`.
     let mut bytes = base64::engine::general_purpose::URL_SAFE
@@ -170,7 +170,7 @@ fn tampered_and_truncated_tokens_are_refused() {
         .expect("fact text in the token");
     bytes[at + 4] = b'f';
     let tampered = base64::engine::general_purpose::URL_SAFE.encode(&bytes);
-    assert_eq!(s.verifier.verify(&tampered), Err(AuthError::BadSignature));
+    assert_eq!(s.verifier.verify(&tampered), Err(VerifyError::BadSignature));
 }
 
 #[test]
@@ -180,7 +180,7 @@ fn revocation_list_is_reloaded() {
     let narrower = attenuate(&t, &spec(&[], &["tool(\"echo\")"]), SystemTime::now()).unwrap();
     assert!(s.verifier.verify(&narrower).is_ok());
     let id = s.verifier.verify(&narrower).unwrap();
-    let ids = id.biscuit.unwrap().revocation_ids().to_vec();
+    let ids = id.token.revocation_ids().to_vec();
     // Revoking the attenuation block kills that token only.
     std::fs::write(
         s.dir.path().join("revoked.txt"),
@@ -188,13 +188,13 @@ fn revocation_list_is_reloaded() {
     )
     .unwrap();
     s.verifier.reload().unwrap();
-    assert_eq!(s.verifier.verify(&narrower), Err(AuthError::Revoked));
+    assert_eq!(s.verifier.verify(&narrower), Err(VerifyError::Revoked));
     assert!(s.verifier.verify(&t).is_ok());
     // Revoking the authority block kills every token derived from it.
     std::fs::write(s.dir.path().join("revoked.txt"), format!("{}\n", ids[0])).unwrap();
     s.verifier.reload().unwrap();
-    assert_eq!(s.verifier.verify(&t), Err(AuthError::Revoked));
-    assert_eq!(s.verifier.verify(&narrower), Err(AuthError::Revoked));
+    assert_eq!(s.verifier.verify(&t), Err(VerifyError::Revoked));
+    assert_eq!(s.verifier.verify(&narrower), Err(VerifyError::Revoked));
     // A broken list keeps the previous one.
     std::fs::write(s.dir.path().join("revoked.txt"), "xyz\n").unwrap();
     let err = s.verifier.reload().unwrap_err().to_string();
@@ -202,7 +202,7 @@ fn revocation_list_is_reloaded() {
         err.contains("revoked.txt") && err.contains("line 1"),
         "{err}"
     );
-    assert_eq!(s.verifier.verify(&t), Err(AuthError::Revoked));
+    assert_eq!(s.verifier.verify(&t), Err(VerifyError::Revoked));
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn expired_blocks_are_refused() {
     assert!(s.verifier.verify_at(&t, now).is_ok());
     assert_eq!(
         s.verifier.verify_at(&t, now + Duration::from_secs(7200)),
-        Err(AuthError::Expired)
+        Err(VerifyError::Expired)
     );
     let short = attenuate(
         &t,
@@ -237,7 +237,7 @@ fn expired_blocks_are_refused() {
     assert!(s.verifier.verify_at(&short, now).is_ok());
     assert_eq!(
         s.verifier.verify_at(&short, now + Duration::from_secs(120)),
-        Err(AuthError::Expired)
+        Err(VerifyError::Expired)
     );
 }
 
@@ -277,7 +277,7 @@ fn cached_token_expiry_is_checked_each_second() {
     for _ in 0..2 {
         assert_eq!(
             s.verifier.verify_at(&t, now + Duration::from_secs(3)),
-            Err(AuthError::Expired)
+            Err(VerifyError::Expired)
         );
     }
     // A request stamped earlier (it arrived before the token expired) still passes.
@@ -287,7 +287,7 @@ fn cached_token_expiry_is_checked_each_second() {
         .is_ok());
     assert_eq!(
         s.verifier.verify_at(&t, now + Duration::from_secs(3)),
-        Err(AuthError::Expired)
+        Err(VerifyError::Expired)
     );
 }
 
@@ -316,7 +316,7 @@ fn run_limits_bound_token_evaluation() {
         SystemTime::now(),
     )
     .unwrap();
-    assert_eq!(s.verifier.verify(&t), Err(AuthError::RunLimit));
+    assert_eq!(s.verifier.verify(&t), Err(VerifyError::RunLimit));
     s.verifier.set_limits(AuthorizerLimits {
         max_facts: 10_000,
         max_iterations: 100,
@@ -341,7 +341,7 @@ fn cache_is_keyed_by_token_and_invalidated_by_key_reload() {
     )
     .unwrap();
     s.verifier.reload().unwrap();
-    assert_eq!(s.verifier.verify(&t), Err(AuthError::BadSignature));
+    assert_eq!(s.verifier.verify(&t), Err(VerifyError::BadSignature));
     // Failures are not cached.
     assert_eq!(s.verifier.cache.as_ref().unwrap().lock().len(), 0);
 }
@@ -408,4 +408,52 @@ fn revocation_list_syntax() {
     let set = parse_revocation_list("# c\n\nABCD\n  0011 # x\n").unwrap();
     assert!(set.contains("abcd") && set.contains("0011"));
     assert_eq!(parse_revocation_list("ab\nabc\n").unwrap_err().0, 2);
+}
+
+/// A fresh clone has no key files: the error names the setting that points at the file
+/// and the command that makes it.
+#[test]
+fn a_missing_key_file_names_its_setting_and_how_to_make_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = BiscuitConfig {
+        keys: vec![BiscuitKeyConfig {
+            id: Some(1),
+            public_key_file: Some("keys/biscuit-root-1.public".into()),
+            ..BiscuitKeyConfig::default()
+        }],
+        ..BiscuitConfig::default()
+    };
+    let e = BiscuitVerifier::from_config(&cfg, dir.path())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("biscuit-root-1.public`: cannot read"), "{e}");
+    assert!(
+        e.contains("named by `auth.biscuit.keys[0].public_key_file`"),
+        "{e}"
+    );
+    let prefix = dir.path().join("keys/biscuit-root-1");
+    assert!(
+        e.contains(&format!(
+            "help: make a root key pair with `mcp-warden keygen --out {}`",
+            prefix.display()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("`mcp-warden demo`"), "{e}");
+
+    let cfg = BiscuitConfig {
+        keys: vec![BiscuitKeyConfig {
+            public_key: Some(keys::public_key_text(&KeyPair::new().public())),
+            ..BiscuitKeyConfig::default()
+        }],
+        revocation_file: Some("revoked.txt".into()),
+        ..BiscuitConfig::default()
+    };
+    let e = BiscuitVerifier::from_config(&cfg, dir.path())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("named by `auth.biscuit.revocation_file`"), "{e}");
+    assert!(e.contains("it may be empty"), "{e}");
 }

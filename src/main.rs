@@ -690,7 +690,7 @@ fn print_demo_banner(
     }
     let _ = writeln!(
         out,
-        "\nThen, in that shell (see \"The demo walkthrough\" in the README):\n\n  \
+        "\nThen, in that shell (see docs/src/demo.md, \"The demo walkthrough\"):\n\n  \
          export MCP_URL={proxy_url}\n  \
          scripts/mcp-call.sh \"$PATIENT\" tools/list\n  \
          scripts/mcp-call.sh \"$PATIENT\" tools/call '{{\"name\":\"get_medical_records\",\"arguments\":{{\"patient_name\":\"Erin oRTEga\"}}}}'\n  \

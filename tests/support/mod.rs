@@ -10,6 +10,7 @@
 //! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
 //! - [`demo`]: the demo backend on such a database, alone or behind the proxy.
+//! - [`walkthrough`]: a book page's shell walkthrough, run as written.
 
 // Each test binary uses a different subset.
 #![allow(dead_code)]
@@ -23,4 +24,5 @@ pub mod interop;
 pub mod postgres;
 pub mod tokens;
 pub mod upstream;
+pub mod walkthrough;
 pub mod warden;

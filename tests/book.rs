@@ -58,13 +58,17 @@ struct Server {
 
 impl Server {
     fn start(command: &mut Command) -> Server {
+        Server::start_into(command, Arc::new(Mutex::new(Vec::new())))
+    }
+
+    /// [`Server::start`], collecting into `lines`.
+    fn start_into(command: &mut Command, lines: Lines) -> Server {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn mcp-warden");
-        let lines: Lines = Arc::new(Mutex::new(Vec::new()));
         collect_lines(child.stdout.take().unwrap(), lines.clone());
         collect_lines(child.stderr.take().unwrap(), lines.clone());
         Server { child, lines }
@@ -172,6 +176,7 @@ fn getting_started_runs_as_written() {
         &page("getting-started.md"),
         &mut shell,
         &warden.lines,
+        &mut |_| {},
     );
 }
 
@@ -218,7 +223,7 @@ async fn run_against_the_demo(name: &str, page: &str) {
         ("127.0.0.1:9090".into(), admin.clone()),
         ("127.0.0.1:3001".into(), upstream.clone()),
     ];
-    tokio::task::block_in_place(|| run_page(name, page, &mut shell, &demo.lines));
+    tokio::task::block_in_place(|| run_page(name, page, &mut shell, &demo.lines, &mut |_| {}));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -241,4 +246,49 @@ fn expected_output_wildcards() {
     assert!(!matches("…y…x…", "0x1y2"));
     assert!(!matches("abc", "abcd"));
     assert!(!matches("ab…ba", "aba"));
+}
+
+#[test]
+fn the_biscuit_walkthrough_runs_as_written() {
+    let tree = checkout();
+    let (listen, admin) = addresses();
+    let logs: Lines = Arc::new(Mutex::new(Vec::new()));
+    let mut servers = Vec::new();
+    let mut everything = None;
+    let mut shell = Shell::start(tree.path(), &[("MCP_URL", format!("http://{listen}/mcp"))]);
+    shell.replace = vec![
+        ("127.0.0.1:8080".into(), listen.clone()),
+        ("127.0.0.1:9090".into(), admin.clone()),
+    ];
+    let dir = tree.path().to_owned();
+    run_page(
+        "docs/src/biscuit.md",
+        &page("biscuit.md"),
+        &mut shell,
+        &logs,
+        &mut |code| {
+            if !code.contains("mcp-warden run --config config/biscuit.toml") {
+                return;
+            }
+            // Step 2, on free ports: server-everything, then the proxy (whose key the
+            // walkthrough's step 1 just made).
+            let upstream = start_server_everything();
+            let mut warden = Server::start_into(
+                Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+                    .current_dir(&dir)
+                    .args(["run", "--config", "config/biscuit.toml"])
+                    .env("MCP_WARDEN__LISTEN", &listen)
+                    .env("MCP_WARDEN__UPSTREAM", &upstream.url)
+                    .env("MCP_WARDEN__ADMIN__LISTEN", &admin)
+                    .env("NO_COLOR", "1")
+                    .env_remove("RUST_LOG"),
+                logs.clone(),
+            );
+            warden.wait_ready(&listen, &[]);
+            servers.push(warden);
+            everything = Some(upstream);
+        },
+    );
+    assert!(everything.is_some(), "the page never started the servers");
+    drop(servers);
 }

@@ -40,6 +40,11 @@ pub enum Step {
         /// Line of the block in the page, for messages.
         line: usize,
     },
+    /// A block the test does itself (`<!-- walkthrough: skip -->`); handed to the test's hook.
+    Skip {
+        /// The block's text.
+        code: String,
+    },
     /// Each line must match a line of the servers' logs.
     Log {
         /// The block's text.
@@ -125,6 +130,9 @@ pub fn steps(page: &str) -> Vec<Step> {
                 index += 1;
             }
         } else if fence.info == "sh" {
+            steps.push(Step::Skip {
+                code: fence.body.clone(),
+            });
             // A skipped block's output is not checked either.
             if fences
                 .get(index + 1)
@@ -257,8 +265,15 @@ impl Drop for Shell {
     }
 }
 
-/// Run every step of `page` (named `name` in messages) in `shell`; log steps look in `logs`.
-pub fn run_page(name: &str, page: &str, shell: &mut Shell, logs: &Lines) {
+/// Run every step of `page` (named `name` in messages) in `shell`; log steps look in `logs`;
+/// `skipped` is called with each skipped block, to do what it does.
+pub fn run_page(
+    name: &str,
+    page: &str,
+    shell: &mut Shell,
+    logs: &Lines,
+    skipped: &mut dyn FnMut(&str),
+) {
     let steps = steps(page);
     assert!(
         steps.iter().any(|s| matches!(s, Step::Run { .. })),
@@ -278,6 +293,7 @@ pub fn run_page(name: &str, page: &str, shell: &mut Shell, logs: &Lines) {
                     );
                 }
             }
+            Step::Skip { code } => skipped(&code),
             Step::Log { expect, line } => {
                 for wanted in expect.lines().map(str::trim).filter(|l| !l.is_empty()) {
                     wait_for_line(logs, wanted).unwrap_or_else(|seen| {

@@ -11,6 +11,9 @@
 //! - `<!-- walkthrough: log -->` above a `text` block: each of its lines must match a line the
 //!   servers logged (stdout or stderr); the test waits for it to appear.
 //!
+//! `WALKTHROUGH_SHOW=1 cargo test --test book` prints what each block printed, to update a
+//! page after a change.
+//!
 //! Commands run in a copy of the repository's runnable files, with the servers on free ports:
 //! the defaults a page shows (`127.0.0.1:8080`, `:3001`, `:9090`) are replaced by the test's
 //! before a command runs.
@@ -279,10 +282,14 @@ pub fn run_page(
         steps.iter().any(|s| matches!(s, Step::Run { .. })),
         "{name}: nothing to run"
     );
+    let show = std::env::var_os("WALKTHROUGH_SHOW").is_some();
     for step in steps {
         match step {
             Step::Run { code, expect, line } => {
                 let printed = shell.run(&code);
+                if show {
+                    eprintln!("==== {name}:{line}\n{code}---- printed:\n{printed}\n");
+                }
                 if let Some(expect) = expect {
                     let (want, got) = (normalize(&expect), normalize(&printed));
                     assert!(
@@ -304,6 +311,9 @@ pub fn run_page(
                 }
             }
         }
+    }
+    if show {
+        eprintln!("==== logs\n{}", logs.lock().expect("logs").join("\n"));
     }
 }
 

@@ -173,7 +173,7 @@ enum TokenCommand {
 enum PolicyCommand {
     /// Run policy test cases (TOML files of principal/action/resource → decision).
     Test {
-        /// Test files.
+        /// Test files; a directory means its `tests.toml`.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -375,7 +375,13 @@ fn policy_test(files: &[PathBuf]) -> ExitCode {
     let mut failed = 0usize;
     let mut passed = 0usize;
     for file in files {
-        match policy::testcases::run_test_file(file) {
+        // A policy directory stands for the test table it holds.
+        let file = if file.is_dir() {
+            file.join("tests.toml")
+        } else {
+            file.clone()
+        };
+        match policy::testcases::run_test_file(&file) {
             Ok(report) => {
                 println!("{report}");
                 passed += report.cases.len() - report.failed();

@@ -292,3 +292,20 @@ fn the_biscuit_walkthrough_runs_as_written() {
     assert!(everything.is_some(), "the page never started the servers");
     drop(servers);
 }
+
+/// `docs/src/commands.md`: `policy test` takes a policy directory for its `tests.toml`.
+#[test]
+fn policy_test_takes_a_directory() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/example");
+    let out = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+        .args(["policy", "test", dir])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.trim_end().ends_with(" passed, 0 failed"), "{stdout}");
+}

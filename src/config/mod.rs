@@ -423,8 +423,10 @@ pub fn load_with_env(
         path: path.to_owned(),
         source,
     })?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?;
-    apply_env_overrides(&mut table, env)?;
+    let original: toml::Table = toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?;
+    let vars = env_overrides(env);
+    let mut table = original.clone();
+    apply_env_overrides(&mut table, &vars)?;
     let raw: RawConfig = if table_is_unchanged(&text, &table) {
         // Deserialize from the text so that errors point at the right line.
         toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?
@@ -434,20 +436,12 @@ pub fn load_with_env(
             key: "(environment overrides)".to_owned(),
             message: e.to_string(),
         })?;
-        toml::from_str(&merged).map_err(|e| {
-            let mut err = invalid(path, &merged, &e);
-            if let ConfigError::Invalid {
-                message,
-                line,
-                column,
-                ..
-            } = &mut err
-            {
-                *message = format!("{message} (after applying {ENV_PREFIX}* overrides)");
-                *line = 0;
-                *column = 0;
-            }
-            err
+        toml::from_str(&merged).map_err(|e| ConfigError::Env {
+            var: env_to_blame(&original, &vars),
+            message: format!(
+                "{} (checked after applying the {ENV_PREFIX}* overrides)",
+                with_help(e.message().trim())
+            ),
         })?
     };
     let upstream = parse_upstream(&raw.upstream).map_err(|message| ConfigError::Value {
@@ -518,8 +512,53 @@ fn invalid(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
         path: path.to_owned(),
         line,
         column,
-        message: e.message().trim().to_owned(),
+        message: with_help(e.message().trim()),
     }
+}
+
+/// A deserialization message, with an example where the expected form is not obvious.
+fn with_help(message: &str) -> String {
+    if message.contains("duration") || message.contains("time unit") {
+        format!(
+            "{message}\nhelp: a duration is text with a unit, e.g. `\"500ms\"`, `\"30s\"`, \
+             `\"5m\"`, `\"1h 30m\"`"
+        )
+    } else {
+        message.to_owned()
+    }
+}
+
+/// The `MCP_WARDEN__…` variables of `env`, in a fixed order.
+fn env_overrides(env: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    vars.sort();
+    vars
+}
+
+/// The override whose removal makes the configuration deserialize (the one to name in the
+/// error); all of them when no single one does.
+fn env_to_blame(original: &toml::Table, vars: &[(String, String)]) -> String {
+    for (index, (var, _)) in vars.iter().enumerate() {
+        let others: Vec<(String, String)> = vars
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != index)
+            .map(|(_, pair)| pair.clone())
+            .collect();
+        let mut table = original.clone();
+        let fits = apply_env_overrides(&mut table, &others).is_ok()
+            && toml::to_string(&table).is_ok_and(|text| toml::from_str::<RawConfig>(&text).is_ok());
+        if fits {
+            return var.clone();
+        }
+    }
+    vars.iter()
+        .map(|(var, _)| var.as_str())
+        .collect::<Vec<_>>()
+        .join("`, `")
 }
 
 /// 1-based line and column of a byte offset.
@@ -543,14 +582,9 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// `["a", "b"]`), otherwise as a string.
 fn apply_env_overrides(
     table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
+    vars: &[(String, String)],
 ) -> Result<(), ConfigError> {
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
-    vars.sort();
-    for (var, value) in vars {
+    for (var, value) in vars.iter().cloned() {
         let path: Vec<String> = var[ENV_PREFIX.len()..]
             .split("__")
             .map(|s| s.to_ascii_lowercase())
@@ -747,6 +781,38 @@ dir = "policies"
         )];
         let err = load_with_env(&path, env).unwrap_err().to_string();
         assert!(err.contains("overrides"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_env_override_names_its_variable_not_a_line() {
+        let (_d, path) = write(MINIMAL);
+        let env = vec![
+            ("MCP_WARDEN__LISTEN".to_owned(), "127.0.0.1:7777".to_owned()),
+            (
+                "MCP_WARDEN__LIMITS__BODY_READ_TIMEOUT".to_owned(),
+                "soon".to_owned(),
+            ),
+        ];
+        let err = load_with_env(&path, env).unwrap_err().to_string();
+        assert!(
+            err.starts_with("environment variable `MCP_WARDEN__LIMITS__BODY_READ_TIMEOUT`: "),
+            "{err}"
+        );
+        assert!(!err.contains(":0:0"), "{err}");
+        assert!(
+            err.contains("help: a duration is text with a unit"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bad_duration_in_the_file_shows_an_example() {
+        let (_d, path) = write(&format!("{MINIMAL}\n[sessions]\nidle_timeout = 30\n"));
+        let err = load_with_env(&path, []).unwrap_err().to_string();
+        assert!(
+            err.contains("help: a duration is text with a unit, e.g."),
+            "{err}"
+        );
     }
 
     #[test]

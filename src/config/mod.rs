@@ -438,10 +438,10 @@ pub fn load_with_env(
         })?;
         toml::from_str(&merged).map_err(|e| ConfigError::Env {
             var: env_to_blame(&original, &vars),
-            message: format!(
+            message: with_help(&format!(
                 "{} (checked after applying the {ENV_PREFIX}* overrides)",
-                with_help(e.message().trim())
-            ),
+                e.message().trim()
+            )),
         })?
     };
     let upstream = parse_upstream(&raw.upstream).map_err(|message| ConfigError::Value {

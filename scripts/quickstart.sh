@@ -36,7 +36,7 @@ cat <<MSG
     export STAFF=$staff
     export ADMIN=$admin
 
-  Then follow "A worked example" in the README.
+  Then follow "A worked example" in docs/src/getting-started.md.
 
 MSG
 "$bin" run --config config/example.toml

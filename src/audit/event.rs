@@ -75,7 +75,7 @@ impl From<&Identity> for Principal {
 }
 
 /// One audit line. Every field is always present (`null` or `[]` when it does not apply),
-/// so a SIEM can map the schema once; the README documents each.
+/// so a SIEM can map the schema once; `docs/src/operations.md` documents each.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {
     /// When the line was made, RFC 3339, UTC, milliseconds.

@@ -160,7 +160,12 @@ pub enum AuthConfigError {
         reason: String,
     },
     /// A file named by the configuration cannot be read.
-    #[error("`{}`: cannot read: {source}", file.display())]
+    #[error(
+        "`{}`: cannot read: {source}\nhelp: a file setting of the configuration names it \
+         (relative to the configuration file's directory); `mcp-warden demo` creates the \
+         demo's keys, `mcp-warden keygen --out PREFIX` makes a Biscuit root key pair",
+        file.display()
+    )]
     Read {
         /// The file, resolved against the configuration's directory.
         file: PathBuf,

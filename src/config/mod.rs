@@ -675,6 +675,9 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
 }
 
 #[cfg(test)]
+mod doc_keys;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,5 @@
 //! What `mcp-warden demo` needs besides the backend: demo keys, and the personas it
-//! prints tokens for (the README's walkthrough uses the same ones).
+//! prints tokens for (`docs/src/demo.md` uses the same ones).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

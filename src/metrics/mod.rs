@@ -9,7 +9,7 @@
 //! or goes through a [`BoundedLabels`] set: a tool name is a label only if the upstream
 //! declared it in its own `tools/list`, and only the first [`MAX_TOOL_LABELS`] of those;
 //! everything else is `"other"`. A user id, a session id or an argument is never a label.
-//! The README's "Operations" section documents every series.
+//! The book's operations page (`docs/src/operations.md`) documents every series.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};

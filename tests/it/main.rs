@@ -7,11 +7,14 @@ mod support;
 
 mod biscuit;
 mod biscuit_interop;
+mod book;
 mod bypass;
 mod connections;
+mod decision_labels;
 mod demo;
 mod demo_rls;
 mod interop;
+mod new_user;
 mod operations;
 mod proxy;
 mod taint;

@@ -12,6 +12,7 @@
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
 //! - [`demo`]: the demo backend on such a database, alone or behind the proxy.
 //! - [`wait`]: waiting for an event (never for a time) with a deadline that only bounds a hang.
+//! - [`walkthrough`]: a book page's shell walkthrough, run as written.
 
 // A test file outside `tests/it/` may still include this module (`mod support;`) and
 // use a subset of it.
@@ -28,4 +29,5 @@ pub mod postgres;
 pub mod tokens;
 pub mod upstream;
 pub mod wait;
+pub mod walkthrough;
 pub mod warden;

@@ -3,7 +3,7 @@
 //! **The engine** (`[policy] engine = "biscuit"`). The operator's authorizer is the
 //! Datalog in the policy directory ([`load_datalog_dir`]). For each message the proxy
 //! builds an authorizer from it, adds the request's facts (the fact reference is in
-//! [`facts`] and the README) and the caller's verified token, and runs
+//! [`facts`] and `docs/src/biscuit.md`) and the caller's verified token, and runs
 //! Biscuit's authorization under the configured run limits:
 //! - every check must pass: the authorizer's, and every block's of the token (expiry,
 //!   `check if tool("…")`, … — so a token narrowed by attenuation is narrower here);

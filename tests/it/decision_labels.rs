@@ -2,17 +2,16 @@
 //! a Biscuit attenuation check is a `deny` (a policy outcome), a call refused because
 //! evaluation exceeded the run limits is an `error` (evaluation failed, fail closed).
 
-mod support;
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use support::audit::wait_audit;
-use support::biscuit::{attenuate, example_policies, Keys, ENGINE_TOML};
-use support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
-use support::upstream::{ResponseMode, UpstreamBuilder};
-use support::warden::Warden;
+use crate::support::audit::wait_audit;
+use crate::support::biscuit::{attenuate, example_policies, Keys, ENGINE_TOML};
+use crate::support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
+use crate::support::upstream::{ResponseMode, UpstreamBuilder};
+use crate::support::warden::Warden;
 
 const AUDIT_FILE_TOML: &str = "[audit]\nsink = \"file\"\npath = \"audit.log\"\n";
 

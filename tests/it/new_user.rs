@@ -2,12 +2,11 @@
 //! checked in a fresh clone (no keys yet), an environment override that does not fit, a
 //! duration without a unit, `policy test` given a directory, and `--help`.
 
-mod support;
 
 use std::path::Path;
 use std::process::Command;
 
-use support::warden::{copy_dir, run_cli};
+use crate::support::warden::{copy_dir, run_cli};
 
 /// A fresh clone's `config/` and `policies/`: no key has been made yet.
 fn fresh_clone() -> tempfile::TempDir {

@@ -28,4 +28,5 @@ pub mod taint;
 
 #[cfg(test)]
 mod testing;
+#[cfg(test)]
 mod module_graph;

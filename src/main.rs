@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mcp_warden::{config, demo, policy, proxy};
+use mcp_warden::{config, demo, k8s, policy, proxy};
 
 /// A policy-enforcing reverse proxy for the Model Context Protocol.
 #[derive(Parser)]
@@ -113,6 +113,11 @@ enum Command {
         #[arg(long, default_value = "8h")]
         ttl: humantime::Duration,
     },
+    /// Add the mcp-warden sidecar to Kubernetes YAML (Pods, Deployments, StatefulSets,
+    /// DaemonSets, Jobs, CronJobs); writes the injected YAML to standard output.
+    Inject(k8s::InjectArgs),
+    /// Serve the mutating admission webhook that injects the sidecar (HTTPS).
+    Webhook(k8s::WebhookArgs),
 }
 
 /// What goes into a new block (shared by `mint` and `attenuate`).
@@ -276,6 +281,17 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Command::Inject(args) => match k8s::cli::run_inject(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Webhook(args) => {
+            init_logging(&cli.log_format, "info");
+            match k8s::cli::run_webhook(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
     }
 }
 

@@ -248,8 +248,7 @@ fn decide(request: &AdmissionRequest<DynamicObject>, settings: &WebhookSettings)
     let Some(object) = request.object.as_ref() else {
         return invalid(&request.uid, "CREATE without an `object`".to_owned());
     };
-    let pod: Result<Pod, _> =
-        serde_json::to_value(object).and_then(|value| serde_json::from_value(value));
+    let pod: Result<Pod, _> = serde_json::to_value(object).and_then(serde_json::from_value);
     let pod = match pod {
         Ok(pod) => pod,
         Err(e) => {

@@ -155,12 +155,11 @@ fn inject_object(
         })
     })?;
     let (meta, spec) = read_template(target).map_err(fail)?;
-    match should_inject(&meta, namespace.as_deref(), excluded_namespaces, false).map_err(fail)? {
-        Err(reason) => {
-            reports.push(Report::Skipped { object, reason });
-            return Ok(());
-        }
-        Ok(()) => {}
+    if let Err(reason) =
+        should_inject(&meta, namespace.as_deref(), excluded_namespaces, false).map_err(fail)?
+    {
+        reports.push(Report::Skipped { object, reason });
+        return Ok(());
     }
     let (patch, injected) = template_patch(&meta, &spec, template).map_err(fail)?;
     if target.get("metadata").is_none() {

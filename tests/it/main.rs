@@ -14,6 +14,7 @@ mod decision_labels;
 mod demo;
 mod demo_rls;
 mod interop;
+mod k8s;
 mod new_user;
 mod operations;
 mod proxy;

@@ -402,7 +402,7 @@ fn the_policy_configmap_loads_as_the_kubelet_mounts_it() {
         std::os::unix::fs::symlink(format!("..data/{name}"), mount.path().join(name)).unwrap();
     }
     std::os::unix::fs::symlink(data.file_name().unwrap(), mount.path().join("..data")).unwrap();
-    let (ok, stdout, stderr) = support::warden::run_cli(&[
+    let (ok, stdout, stderr) = crate::support::warden::run_cli(&[
         "check",
         "--config",
         mount.path().join("warden.toml").to_str().unwrap(),
@@ -819,7 +819,7 @@ fn the_webhook_refuses_to_start_with_a_bad_certificate() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tls.crt"), "not a certificate").unwrap();
     std::fs::write(dir.path().join("tls.key"), "not a key").unwrap();
-    let (ok, _, stderr) = support::warden::run_cli(&[
+    let (ok, _, stderr) = crate::support::warden::run_cli(&[
         "webhook",
         "--listen",
         "127.0.0.1:0",

@@ -41,6 +41,7 @@ pub struct Lifecycle {
     exchanges: AtomicUsize,
     streams: AtomicUsize,
     draining: AtomicBool,
+    listening: AtomicBool,
     exchange_gauge: IntGauge,
     stream_gauge: IntGauge,
 }
@@ -52,6 +53,7 @@ impl Lifecycle {
             exchanges: AtomicUsize::new(0),
             streams: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
             exchange_gauge: metrics.requests_in_flight.with_label_values(&["exchange"]),
             stream_gauge: metrics.requests_in_flight.with_label_values(&["stream"]),
         }
@@ -89,6 +91,16 @@ impl Lifecycle {
     /// Has shutdown begun?
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Is the proxy's listener bound and handed to Pingora?
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// The listener is bound and Pingora has it: `/readyz` may turn true.
+    pub fn set_listening(&self) {
+        self.listening.store(true, Ordering::Release);
     }
 
     /// Shutdown begins: `/readyz` turns false.

@@ -139,6 +139,11 @@ impl Warden {
         panic!("mcp-warden did not start listening:\n{}", self.logs());
     }
 
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the proxy logged so far.
     pub fn logs(&self) -> String {
         let mut s = String::new();

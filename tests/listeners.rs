@@ -144,7 +144,8 @@ fn wait_metric(warden: &Warden, series: &str, value: f64) {
 }
 
 fn initialize_request(addr: SocketAddr, keep_alive: bool) -> Vec<u8> {
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+    // A call, not a list: its answer passes unchanged, with the upstream's length.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
     format!(
         "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Accept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-11-25\r\n\
@@ -184,8 +185,15 @@ fn read_response(stream: &mut TcpStream) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_reports_the_listener() {
     let (_up, warden) = setup("").await;
-    let ready = get(warden.admin, "/readyz").json();
+    // The kernel queues connections from the bind on; readiness waits for Pingora.
+    let bound = Instant::now() + Duration::from_secs(30);
+    let mut ready = get(warden.admin, "/readyz").json();
+    while ready["checks"]["listening"] != true && Instant::now() < bound {
+        std::thread::sleep(Duration::from_millis(20));
+        ready = get(warden.admin, "/readyz").json();
+    }
     assert_eq!(ready["checks"]["listening"], true, "{ready}");
+    assert_eq!(ready["ready"], true, "{ready}");
 }
 
 /// Write `bytes` one at a time until the peer closes; return everything it sent back.

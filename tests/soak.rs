@@ -37,7 +37,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::tokens::{token, AUTH_TOML};
-use support::upstream::{ResponseMode, Upstream, UpstreamBuilder};
+use support::upstream::{ResponseMode, UpstreamBuilder};
 use support::warden::{example_policies, Warden};
 
 /// Load clients.

@@ -12,9 +12,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
+use mcp_warden::exchange::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use mcp_warden::exchange::sessions::id_key;
 use mcp_warden::mcp::{ListKind, SseFramer};
-use mcp_warden::proxy::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
-use mcp_warden::proxy::sessions::id_key;
 
 /// What a hidden item is called: the listing rule hides every name starting with it.
 const HIDDEN: &str = "secret";

@@ -6,7 +6,7 @@
 //!    any problem is a [`ConfigError`] naming `file:line:col` and the reason.
 //! 2. [`Config`] is the checked form: a parsed upstream address, the directory relative
 //!    paths resolve against. Building the authenticator and compiling policies (the I/O
-//!    heavy part) happens in [`crate::proxy::Warden::build`].
+//!    heavy part) happens in [`crate::exchange::Warden::build`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

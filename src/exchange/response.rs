@@ -18,18 +18,14 @@
 use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
-use crate::mcp::errors::{error_response, UPSTREAM_UNFILTERABLE};
-use crate::mcp::filter::filter_list_response;
+use crate::mcp::filter::{filter_list_response, is_response};
 use crate::mcp::sse::{SseEvent, SseFramer};
-use crate::mcp::{parse_strict, ListKind};
+use crate::mcp::{id_key, parse_strict, ListKind};
 
-use super::sessions::id_key;
+use super::refusal::Withheld;
 
 /// Deepest JSON nesting accepted in an upstream list response.
 pub const MAX_RESPONSE_DEPTH: usize = 128;
-
-/// The message clients get when a list result was withheld.
-pub const UNFILTERABLE_MESSAGE: &str = "upstream response could not be filtered";
 
 /// What the filter needs from the request it serves.
 pub trait ListScope {
@@ -91,9 +87,7 @@ pub fn filter_document(
             }
             tracing::warn!(error = %e, "withholding unparseable upstream message");
             stats.withheld += 1;
-            return Some(Bytes::from(
-                error_response(None, UPSTREAM_UNFILTERABLE, UNFILTERABLE_MESSAGE, None).to_string(),
-            ));
+            return Some(Withheld::Unfilterable.body());
         }
     };
     let changed = match &mut doc {
@@ -111,10 +105,13 @@ pub fn filter_document(
 
 /// Filter one message if it answers an outstanding list request. Returns whether it did.
 fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut FilterStats) -> bool {
-    let is_response = message
-        .as_object()
-        .is_some_and(|o| !o.contains_key("method") && o.contains_key("id"));
-    if !is_response {
+    // Only answers are matched: a response ([`is_response`]), or a malformed answer (an
+    // `id` with neither `method`, `result` nor `error`), which the list filter withholds
+    // rather than lets pass.
+    let malformed_answer = ["method", "result", "error"]
+        .iter()
+        .all(|key| message.get(key).is_none());
+    if !is_response(message) && !malformed_answer {
         return false;
     }
     let Some(key) = message.get("id").map(id_key) else {
@@ -147,12 +144,7 @@ fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut Fi
             tracing::warn!(error = %e, list = kind.method(), "withholding list result");
             stats.withheld += 1;
             let id = message.get("id").cloned();
-            *message = error_response(
-                id.as_ref(),
-                UPSTREAM_UNFILTERABLE,
-                UNFILTERABLE_MESSAGE,
-                None,
-            );
+            *message = Withheld::Unfilterable.error(id.as_ref());
         }
     }
     true
@@ -267,15 +259,7 @@ impl JsonBuffer {
         }
         if self.overflow {
             stats.withheld += 1;
-            return Bytes::from(
-                error_response(
-                    None,
-                    UPSTREAM_UNFILTERABLE,
-                    "upstream response too large to filter",
-                    None,
-                )
-                .to_string(),
-            );
+            return Withheld::TooLarge.body();
         }
         let body = std::mem::take(&mut self.buf).freeze();
         filter_document(&body, scope, stats).unwrap_or(body)
@@ -359,6 +343,7 @@ fn filter_event(event: &SseEvent, scope: &mut dyn ListScope, stats: &mut FilterS
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::errors::UPSTREAM_UNFILTERABLE;
     use serde_json::json;
     use std::collections::HashMap;
 

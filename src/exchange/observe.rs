@@ -14,7 +14,7 @@ use crate::mcp::{Classified, McpAction};
 use crate::policy::RequestEnv;
 use crate::taint::{SourceCall, TaintReason};
 
-use super::respond::Refusal;
+use super::refusal::Refusal;
 use super::verdict::MessageDecision;
 use super::Warden;
 
@@ -173,22 +173,6 @@ pub fn record_decisions(
     result
 }
 
-/// The key taint is recorded and looked up under for this caller's credential
-/// (`taint.credential_key`).
-pub fn taint_credential(warden: &Warden, identity: &Identity) -> String {
-    warden.config.raw.taint.credential_key.key(identity)
-}
-
-/// The taint labels a request of this caller in this session carries.
-pub fn taints_of(warden: &Warden, identity: &Identity, session_id: Option<&str>) -> Vec<String> {
-    if warden.taints.is_empty() {
-        return Vec::new();
-    }
-    warden
-        .taints
-        .labels(session_id, &taint_credential(warden, identity))
-}
-
 /// Record, count, log and audit one taint event: `call`'s labels for the request's
 /// session (if any) and the caller's credential.
 pub fn record_taint(
@@ -198,7 +182,7 @@ pub fn record_taint(
     call: &SourceCall,
     reason: TaintReason,
 ) {
-    let credential = taint_credential(warden, identity);
+    let credential = warden.config.raw.taint.credential_key.key(identity);
     let evicted = warden
         .taints
         .record(facts.session_id.as_deref(), &credential, &call.labels);
@@ -300,33 +284,6 @@ pub fn record_refusal(
     let _ = warden.audit.record(event);
 }
 
-/// The `kind` of `mcp_warden_upstream_errors_total` for a failed upstream exchange.
-/// `stream` says the request was a GET event stream, whose silence timeout is routine.
-pub fn upstream_error_kind(error: &pingora::ErrorType, stream: bool) -> &'static str {
-    use pingora::ErrorType as E;
-    match error {
-        E::ConnectTimedout => "connect_timeout",
-        E::ConnectRefused => "connect_refused",
-        E::ConnectNoRoute
-        | E::ConnectError
-        | E::BindError
-        | E::SocketError
-        | E::ConnectProxyFailure
-        | E::TLSWantX509Lookup
-        | E::TLSHandshakeFailure
-        | E::TLSHandshakeTimedout
-        | E::InvalidCert
-        | E::HandshakeError => "connect_error",
-        E::ReadTimedout if stream => "stream_idle_timeout",
-        E::ReadTimedout | E::WriteTimedout => "timeout",
-        E::ConnectionClosed | E::ReadError | E::WriteError => "connection_lost",
-        E::InvalidHTTPHeader | E::H1Error | E::H2Error | E::InvalidH2 | E::H2Downgrade => {
-            "protocol_error"
-        }
-        _ => "other",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,21 +321,6 @@ mod tests {
             assert!(is_uuid_v4(&id), "{case:?} → {id}");
         }
         assert_ne!(new_request_id(), new_request_id());
-    }
-
-    #[test]
-    fn upstream_errors_are_classified() {
-        use pingora::ErrorType as E;
-        assert_eq!(
-            upstream_error_kind(&E::ConnectRefused, false),
-            "connect_refused"
-        );
-        assert_eq!(upstream_error_kind(&E::ReadTimedout, false), "timeout");
-        assert_eq!(
-            upstream_error_kind(&E::ReadTimedout, true),
-            "stream_idle_timeout"
-        );
-        assert_eq!(upstream_error_kind(&E::Custom("x"), false), "other");
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl SessionTable {
         self.entries.lock().remove(session_id);
     }
 
-    /// Remember an outstanding list request `id_key` (see [`id_key`]) in a session.
+    /// Remember an outstanding list request `id_key` (see [`crate::mcp::id_key`]) in a session.
     pub fn add_pending(
         &self,
         session_id: &str,
@@ -212,14 +212,10 @@ impl SessionTable {
     }
 }
 
-/// The key a JSON-RPC id is remembered by: its JSON text, so `1` and `"1"` differ.
-pub fn id_key(id: &serde_json::Value) -> String {
-    id.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::id_key;
 
     #[test]
     fn answered_lists_are_bounded() {

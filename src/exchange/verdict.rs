@@ -3,20 +3,17 @@
 //!
 //! A batch is all or nothing: if any element is denied, nothing is forwarded and each
 //! element that expects an answer gets its own JSON-RPC error (the denied ones
-//! `FORBIDDEN` with the deciding policy ids, the others `BATCH_REFUSED`).
+//! `FORBIDDEN` with the deciding policy ids, the others `BATCH_REFUSED`; see
+//! [`MessageRefusal`]).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::Identity;
-use crate::mcp::errors::{error_response, BATCH_REFUSED, FORBIDDEN};
-use crate::mcp::{Classified, ListKind, McpAction, ParsedBody};
+use crate::mcp::{id_key, Classified, ListKind, McpAction, ParsedBody};
 use crate::policy::{AuthzRequest, Decision, PolicyEngine, RequestEnv};
 
 use super::annotations::AnnotationCache;
-use super::sessions::id_key;
-
-/// The message clients get for a policy denial (stable; documented in the README).
-pub const DENIED_MESSAGE: &str = "forbidden by policy";
+use super::refusal::{MessageRefusal, Refusal};
 
 /// One message's decision, for the audit log.
 #[derive(Debug, Clone)]
@@ -86,16 +83,12 @@ pub fn authorize_body(
         .filter_map(|(m, d)| {
             let id = m.id.as_ref()?;
             m.method.as_ref()?; // a response to the server expects no answer
-            Some(if d.decision.allow {
-                error_response(
-                    Some(id),
-                    BATCH_REFUSED,
-                    "not forwarded: another message in the batch was denied",
-                    None,
-                )
+            let refusal = if d.decision.allow {
+                MessageRefusal::BatchRefused
             } else {
-                denial(Some(id), &d.decision)
-            })
+                MessageRefusal::Denied
+            };
+            Some(refusal.error(Some(id), &d.decision))
         })
         .collect();
 
@@ -106,7 +99,10 @@ pub fn authorize_body(
                 .find(|d| !d.decision.allow)
                 .map(|d| d.decision.clone())
                 .unwrap_or_default();
-            (403, denial(None, &denied))
+            match Refusal::denied_without_answer(&denied) {
+                Refusal::Denied { status, body } => (status, body),
+                other => (other.status(), other.body()),
+            }
         }
         (true, _) => (200, Value::Array(errors)),
         (false, _) => (200, errors.into_iter().next().unwrap_or(Value::Null)),
@@ -116,16 +112,6 @@ pub fn authorize_body(
         body: body_json,
         decisions,
     }
-}
-
-/// The JSON-RPC error for a denial: the deciding policy ids, never the policy text.
-pub fn denial(id: Option<&Value>, decision: &Decision) -> Value {
-    error_response(
-        id,
-        FORBIDDEN,
-        DENIED_MESSAGE,
-        Some(json!({ "policy_ids": decision.policy_ids })),
-    )
 }
 
 fn decide_message(
@@ -176,7 +162,9 @@ pub fn target_of(action: &McpAction) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::errors::{BATCH_REFUSED, FORBIDDEN};
     use crate::policy::ListedItem;
+    use serde_json::json;
     use std::time::SystemTime;
 
     /// An engine that allows exactly the tools named `ok*` and everything that is not a

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 use mcp_warden::exchange::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
-use mcp_warden::exchange::sessions::id_key;
+use mcp_warden::mcp::jsonrpc::id_key;
 use mcp_warden::mcp::{ListKind, SseFramer};
 
 /// What a hidden item is called: the listing rule hides every name starting with it.

@@ -3,7 +3,7 @@
 //! plain `cargo test`. Run it with
 //!
 //! ```text
-//! SOAK_SECONDS=90 cargo test --test soak -- --ignored --nocapture
+//! SOAK_SECONDS=90 cargo test --test it soak:: -- --ignored --nocapture
 //! ```
 //!
 //! Phases (each a share of `SOAK_SECONDS`, default 90):
@@ -427,7 +427,7 @@ fn write_policies(warden: &Warden, text: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "the soak run: SOAK_SECONDS=90 cargo test --test soak -- --ignored --nocapture"]
+#[ignore = "the soak run: SOAK_SECONDS=90 cargo test --test it soak:: -- --ignored --nocapture"]
 async fn soak() {
     let budget: u64 = std::env::var("SOAK_SECONDS")
         .ok()

@@ -122,9 +122,11 @@ mod tests {
 
     use super::*;
 
+    type Object = Map<String, Value>;
+
     fn keep_all_but<'a>(
         hidden: &'a [&'a str],
-    ) -> impl FnMut(&str, Option<&Map<String, Value>>, &Map<String, Value>) -> bool + 'a {
+    ) -> impl FnMut(&str, Option<&Object>, &Object) -> bool + 'a {
         move |name, _, _| !hidden.contains(&name)
     }
 

@@ -1,175 +1,30 @@
-//! The proxy: Pingora glue around plain functions.
+//! The proxy: Pingora glue around [`crate::exchange`], and nothing else.
 //!
-//! Pingora is used only in this module ([`service`] implements `ProxyHttp`, [`body`]
-//! reads request bodies). The decisions themselves live in plain, unit-tested code:
-//! [`verdict::authorize_body`] decides a body, [`response`] filters answers,
-//! [`forward`] rewrites identity headers, [`sessions`] binds sessions to principals and
-//! [`respond::Refusal`] says what a refused client gets, [`observe`] logs, counts and
-//! audits each request, [`lifecycle`] counts requests in flight and drains on SIGTERM, and
-//! [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin address.
+//! Pingora is used only in this module: `service` ([`WardenProxy`]) implements `ProxyHttp`
+//! (each callback a call or two into [`crate::exchange`]), `body` reads request bodies
+//! whole, `upstream` names the upstream peer and its failures, [`lifecycle`] drains on
+//! SIGTERM, `listener` binds the listener and caps and times connections, and [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin
+//! address. [`run`] starts it all.
 //!
-//! Where is a `tools/call` decided? [`service`]'s `request_filter` reads the body,
-//! parses it with [`crate::mcp::parse_request_body`] and calls
-//! [`verdict::authorize_body`], which asks [`crate::policy::PolicyEngine::decide`].
+//! Where is a `tools/call` decided? In [`crate::exchange::verdict::authorize_body`], which
+//! asks [`crate::policy::PolicyEngine::decide`]; `service`'s `request_filter` reads the
+//! body and hands it over.
 
 pub mod admin;
-pub mod annotations;
 mod body;
-pub mod forward;
 pub mod lifecycle;
-pub mod observe;
-pub mod respond;
-pub mod response;
+pub mod listener;
 mod service;
-pub mod sessions;
-pub mod verdict;
+mod upstream;
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::audit::AuditLog;
-use crate::auth::{AuthConfigError, Authenticator};
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::policy::{watch, PolicyLoadError, PolicyStore};
+use crate::policy::watch;
 
+pub use crate::exchange::Warden;
 pub use service::WardenProxy;
-
-/// Everything a request needs, shared by all requests: the authenticator, the policy
-/// store, the session table, what the proxy learned of the upstream's tools, the taint
-/// store, and the operations side (metrics, audit log, requests in flight).
-pub struct Warden {
-    /// The checked configuration.
-    pub config: Config,
-    /// Verifies credentials.
-    pub auth: Authenticator,
-    /// The current policy generation.
-    pub policies: PolicyStore,
-    /// Session ownership and outstanding list requests.
-    pub sessions: sessions::SessionTable,
-    /// Tool annotations learned from `tools/list`, and the operator's overrides.
-    pub annotations: annotations::AnnotationCache,
-    /// Definitions seen and pinned, and each tool's compiled `inputSchema`.
-    pub catalogue: crate::pins::Catalogue,
-    /// Taint sources (`[taint] sources`), by tool.
-    pub sources: crate::taint::Sources,
-    /// Taint labels by session and credential.
-    pub taints: crate::taint::TaintStore,
-    /// Prometheus metrics (the process-wide set).
-    pub metrics: Arc<Metrics>,
-    /// The audit log (its writer starts with [`run`]).
-    pub audit: AuditLog,
-    /// Requests in flight; draining.
-    pub lifecycle: Arc<lifecycle::Lifecycle>,
-}
-
-/// Why the proxy could not be built from its configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The `[auth]` section or a key file.
-    #[error(transparent)]
-    Auth(#[from] AuthConfigError),
-    /// A policy, schema or entity file.
-    #[error(transparent)]
-    Policy(#[from] PolicyLoadError),
-    /// The `[pinning]` section or the pin file.
-    #[error(transparent)]
-    Pinning(#[from] crate::pins::PinningConfigError),
-}
-
-impl Warden {
-    /// Build from a checked configuration: set up authentication and compile policies.
-    /// Fails on any error, so a bad configuration never starts.
-    pub fn build(config: Config) -> Result<Self, BuildError> {
-        let mut auth = Authenticator::from_config(&config.raw.auth, &config.base_dir)?;
-        auth.set_datalog_limits(config.raw.policy.biscuit.limits.to_limits());
-        let policies = PolicyStore::load(&config.raw.policy, &config.base_dir)?;
-        let sessions = sessions::SessionTable::new(
-            config.raw.sessions.max_sessions,
-            config.raw.sessions.idle_timeout,
-        );
-        let metrics = Metrics::global();
-        let audit = AuditLog::new(&config.raw.audit, &config.base_dir, &metrics);
-        let lifecycle = Arc::new(lifecycle::Lifecycle::new(&metrics));
-        let annotations =
-            annotations::AnnotationCache::with_overrides(config.raw.annotation_overrides());
-        let pinning = &config.raw.pinning;
-        pinning.check()?;
-        let catalogue = crate::pins::Catalogue::new(
-            pinning,
-            pinning.file.as_ref().map(|f| config.base_dir.join(f)),
-            config.raw.arguments.validation,
-            config.raw.arguments.limits(),
-        )
-        .map_err(crate::pins::PinningConfigError::from)?;
-        let sources = config.raw.taint.sources();
-        let taints =
-            crate::taint::TaintStore::new(config.raw.taint.max_entries, config.raw.taint.ttl);
-        let warden = Warden {
-            config,
-            auth,
-            policies,
-            sessions,
-            annotations,
-            catalogue,
-            sources,
-            taints,
-            metrics,
-            audit,
-            lifecycle,
-        };
-        warden.refresh_gauges();
-        Ok(warden)
-    }
-
-    /// Reload everything reloadable (policies, key files). Each part keeps its last
-    /// good state on error; errors are logged with file and line, and counted.
-    pub fn reload(&self) {
-        match self.policies.reload() {
-            Ok(generation) => {
-                self.metrics.reload(true, true);
-                tracing::info!(generation, "policies reloaded")
-            }
-            Err(e) => {
-                self.metrics.reload(true, false);
-                tracing::error!("policy reload rejected, keeping the last good generation:\n{e}")
-            }
-        }
-        match self.catalogue.reload() {
-            Ok(true) => tracing::info!("pin file reloaded"),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!("pin file reload rejected, keeping the previous pins: {e}")
-            }
-        }
-        let has_key_files = !self.auth.watched_files().is_empty();
-        match self.auth.reload() {
-            Ok(()) => {
-                if has_key_files {
-                    self.metrics.reload(false, true);
-                    tracing::info!("keys and revocation list reloaded");
-                }
-            }
-            Err(e) => {
-                self.metrics.reload(false, false);
-                tracing::error!("key reload rejected, keeping the previous keys: {e}");
-            }
-        }
-        self.refresh_gauges();
-    }
-
-    /// Bring the gauges that mirror state (policy generation, sessions) up to date; the
-    /// admin listener calls this before each scrape.
-    pub fn refresh_gauges(&self) {
-        let generation = self.policies.current();
-        self.metrics
-            .set_generation(generation.number, generation.loaded_at);
-        self.metrics
-            .sessions_active
-            .set(i64::try_from(self.sessions.active()).unwrap_or(i64::MAX));
-    }
-}
 
 /// Start watching policy and key files, and listening for SIGHUP; both reload, and
 /// SIGHUP also reopens the audit log file.
@@ -232,16 +87,20 @@ where
 }
 
 /// Run the proxy until the process is told to stop: SIGTERM (or SIGQUIT) drains
-/// gracefully (see [`lifecycle`]), SIGINT stops at once.
+/// gracefully (see [`lifecycle`]), SIGINT stops at once. Fails before serving anything
+/// if the listener or the admin address cannot be bound.
 pub fn run(warden: Warden) -> anyhow::Result<()> {
     use pingora::server::configuration::ServerConf;
     use pingora::server::{RunArgs, Server};
 
     let listen = warden.config.raw.listen;
+    // Bind first: a taken port stops the start before anything else happens.
+    let socket = listener::bind(listen, "listen")?;
+    let bound = socket.local_addr()?;
     warden.audit.start().context("audit log")?;
     let warden = Arc::new(warden);
-    let _watchers = spawn_reloaders(&warden)?;
     let admin = admin::spawn(&warden)?;
+    let _watchers = spawn_reloaders(&warden)?;
 
     let lc = &warden.config.raw.lifecycle;
     let conf = ServerConf {
@@ -252,14 +111,26 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service(
-        &server.configuration,
-        WardenProxy::new(Arc::clone(&warden)),
+    let proxy =
+        pingora::proxy::http_proxy(&server.configuration, WardenProxy::new(Arc::clone(&warden)));
+    let gate = listener::Gate::new(
+        proxy,
+        listener::Limits::from(&warden.config.raw.connections),
+        &warden.metrics,
     );
-    proxy.add_tcp(&listen.to_string());
-    server.add_service(proxy);
+    let mut service =
+        pingora::services::listening::Service::new("mcp-warden proxy".to_owned(), gate);
+    // Pingora finds the socket bound above under this address and does not bind.
+    service.add_tcp(&listen.to_string());
+    let lifecycle = Arc::clone(&warden.lifecycle);
+    server.add_service(listener::PreBound::new(
+        service,
+        listen.to_string(),
+        socket,
+        move || lifecycle.set_listening(),
+    ));
     tracing::info!(
-        %listen,
+        listen = %bound,
         %admin,
         upstream = %warden.config.raw.upstream,
         generation = warden.policies.current().number,

@@ -31,6 +31,6 @@ pub mod taint;
 pub mod tls;
 
 #[cfg(test)]
-mod testing;
-#[cfg(test)]
 mod module_graph;
+#[cfg(test)]
+mod testing;

@@ -10,7 +10,6 @@
 //! `$MCP_WARDEN_K8S_VENV`); without it these checks are skipped locally and fail
 //! under `CI=true`.
 
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

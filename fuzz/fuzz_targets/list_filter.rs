@@ -13,9 +13,9 @@ fn main() {
         let Ok(mut message) = parse_strict(data, 128) else {
             return;
         };
-        let mut keep = |name: &str, _: Option<&serde_json::Map<String, serde_json::Value>>| {
-            !name.starts_with("secret")
-        };
+        type Object = serde_json::Map<String, serde_json::Value>;
+        let mut keep =
+            |name: &str, _: Option<&Object>, _: &Object| !name.starts_with("secret");
         if filter_list_response(&mut message, ListKind::Tools, &mut keep).is_err() {
             return; // withheld by the caller
         }

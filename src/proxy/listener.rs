@@ -534,6 +534,7 @@ mod tests {
                 if client.write_all(&[*b]).await.is_err() {
                     break;
                 }
+                #[allow(clippy::disallowed_methods, reason = "a slow client: a byte a second")]
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });

@@ -33,7 +33,13 @@ impl ListScope for Scope {
         self.outstanding.remove(at);
         Some(ListKind::Tools)
     }
-    fn keep(&mut self, _: ListKind, name: &str, _: Option<&Map<String, Value>>) -> bool {
+    fn keep(
+        &mut self,
+        _: ListKind,
+        name: &str,
+        _: Option<&Map<String, Value>>,
+        _: &Map<String, Value>,
+    ) -> bool {
         !name.starts_with(HIDDEN)
     }
 }

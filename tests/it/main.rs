@@ -19,6 +19,7 @@ mod k8s;
 mod listeners;
 mod new_user;
 mod operations;
+mod pinning;
 mod proxy;
 mod soak;
 mod taint;

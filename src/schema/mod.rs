@@ -604,3 +604,38 @@ pub(crate) mod tests {
         assert!(s.check(&json!({ "a": hostile })).is_err());
     }
 }
+#[cfg(test)]
+mod doc_messages {
+    use super::*;
+    use serde_json::json;
+
+    /// The table of type-confused calls in `docs/src/pinning.md` shows these messages.
+    #[test]
+    fn the_documented_messages_are_the_ones_sent() {
+        let schema = compile(
+            &json!({"type": "object", "properties": {"city": {"type": "string"}},
+                    "required": ["city"], "additionalProperties": false}),
+            &tests::limits(),
+        )
+        .unwrap();
+        let page = include_str!("../../docs/src/pinning.md");
+        for (arguments, message) in [
+            (
+                json!({"city": ["Paris", "Lyon"]}),
+                "`/city`: want string, but got array (type)",
+            ),
+            (
+                json!({"city": "Paris", "notes": "x"}),
+                "`/`: additionalProperties 'notes' not allowed (additionalProperties)",
+            ),
+            (json!({}), "`/`: missing properties 'city' (required)"),
+        ] {
+            let errors = schema.check(&arguments).unwrap_err();
+            assert_eq!(errors[0].to_string(), message, "{arguments}");
+            assert!(
+                page.contains(&format!("invalid arguments: {message}")),
+                "docs/src/pinning.md shows `{message}`"
+            );
+        }
+    }
+}

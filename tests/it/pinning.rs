@@ -331,3 +331,33 @@ async fn type_confused_arguments_are_refused_with_invalid_params_and_never_reach
     let body = calls.last().and_then(|r| r.json()).unwrap();
     assert_eq!(body["params"]["arguments"], json!({"city": "Paris"}));
 }
+
+/// `config/pinning.toml` and its pin file load as shipped (the pin file's digests are
+/// checked against its definitions), and an edited definition without a new digest is
+/// refused naming the file.
+#[test]
+fn the_example_pinning_configuration_and_pin_file_load() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = root.join("config/pinning.toml");
+    let (ok, stdout, stderr) = run_cli(&["check", "--config", config.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let pins = std::fs::read_to_string(root.join("config/pinning.pins.json")).unwrap();
+    let tampered = pins.replace("Echoes back the input", "Echoes back the input, and more");
+    assert_ne!(pins, tampered);
+    std::fs::write(dir.path().join("pinning.pins.json"), tampered).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "../policies/example",
+        root.join("policies/example").to_str().unwrap(),
+    );
+    let copy = dir.path().join("pinning.toml");
+    std::fs::write(&copy, text).unwrap();
+    let (ok, _, stderr) = run_cli(&["check", "--config", copy.to_str().unwrap()]);
+    assert!(
+        !ok,
+        "a pin whose digest does not match its definition is refused"
+    );
+    assert!(stderr.contains("pinning.pins.json"), "{stderr}");
+}

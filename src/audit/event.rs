@@ -48,8 +48,9 @@ pub struct DefinitionRecord {
     pub new_digest: String,
     /// The covered fields that differ from the pin.
     pub fields: Vec<&'static str>,
-    /// Flagged characters: where (`at`), which (`code_point`), what (`class`).
-    pub findings: Vec<crate::pins::invisible::Finding>,
+    /// Flagged characters, each an object: where (`at`), which (`code_point`), what
+    /// (`class`). Plain JSON here, so the audit log does not depend on the pinning module.
+    pub findings: Vec<serde_json::Value>,
     /// Whether it stays listed.
     pub listed: bool,
 }

@@ -168,7 +168,10 @@ pub fn record_decisions(
         event.taints = decided.env.taints.clone();
         if let McpAction::CallTool { name, .. } = &message.action {
             if warden.catalogue.active() {
-                metrics.call_check(d.problem.as_ref(), d.warning.as_ref());
+                metrics.call_check(
+                    d.problem.as_ref().map(crate::pins::CallProblem::label),
+                    d.warning.as_ref().map(crate::pins::CallProblem::label),
+                );
                 event.pin_status = Some(warden.catalogue.status(name).label());
             }
         }
@@ -228,7 +231,11 @@ pub fn record_definitions(warden: &Warden, request_id: &str, events: &[crate::pi
             old_digest: e.old_digest.clone(),
             new_digest: e.new_digest.clone(),
             fields: e.fields.clone(),
-            findings: e.findings.clone(),
+            findings: e
+                .findings
+                .iter()
+                .filter_map(|f| serde_json::to_value(f).ok())
+                .collect(),
             listed: e.listed,
         });
         // Best effort, like refusals: the change is enforced either way.

@@ -460,15 +460,12 @@ impl Metrics {
             .inc();
     }
 
-    /// Count one `tools/call` check: refused for `refused`, warned for `warned`, else passed.
-    pub fn call_check(
-        &self,
-        refused: Option<&crate::pins::CallProblem>,
-        warned: Option<&crate::pins::CallProblem>,
-    ) {
+    /// Count one `tools/call` check: `refused` and `warned` are the labels of the problem
+    /// refused or warned about (`CallProblem::label`); neither: passed.
+    pub fn call_check(&self, refused: Option<&'static str>, warned: Option<&'static str>) {
         let (result, outcome) = match (refused, warned) {
-            (Some(p), _) => (p.label(), "refused"),
-            (None, Some(p)) => (p.label(), "warned"),
+            (Some(label), _) => (label, "refused"),
+            (None, Some(label)) => (label, "warned"),
             (None, None) => ("ok", "passed"),
         };
         self.tool_call_checks

@@ -231,3 +231,20 @@ async fn an_unfilterable_list_shaped_result_under_any_id_is_withheld() {
     assert_no_hidden_tool(&body);
     assert_each_filtered_or_withheld(&events(&body));
 }
+
+/// Clients see the operator's hints: `[tools."echo"] annotations = {…}` is written into
+/// the listed tool, over the server's own `openWorldHint: false`.
+#[tokio::test(flavor = "multi_thread")]
+async fn listed_tools_show_the_annotations_the_proxy_enforces() {
+    let (_up, w) = start(
+        "[tools.\"echo\"]\nannotations = { openWorldHint = true }\n",
+        |_| json_reply(&tools_result(json!(1))),
+    );
+    let (status, body) = post(&w.url, None, tools_list(1)).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed["result"]["tools"],
+        json!([{"name":"echo","annotations":{"openWorldHint":true,"readOnlyHint":true}}])
+    );
+}

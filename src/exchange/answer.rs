@@ -103,7 +103,9 @@ pub fn plan(head: &AnswerHead<'_>, expecting: Expecting) -> AnswerPlan {
     let is_sse = content_type.starts_with("text/event-stream");
     let is_json = content_type.starts_with("application/json");
     let must_filter = expecting.own_lists || expecting.session_lists;
-    let may_carry_lists = must_filter || (is_sse && expecting.in_session);
+    // Any event stream may carry a list answer (a repeat, a replay, a list-shaped result
+    // under another id): every one is read.
+    let may_carry_lists = must_filter || is_sse;
     if !may_carry_lists && !expecting.watching {
         return AnswerPlan::Pass;
     }
@@ -437,14 +439,20 @@ impl ListScope for Scope<'_> {
     }
 
     fn take(&mut self, id_key: &str) -> Option<ListKind> {
-        if let Some(kind) = self.own_lists.remove(id_key) {
+        // An own list request stays one after its first answer: a repeat on this stream
+        // is filtered too.
+        if let Some(kind) = self.own_lists.get(id_key).copied() {
             if let Some(sid) = self.session_id {
                 self.warden.sessions.mark_answered(sid, id_key, kind);
             }
             return Some(kind);
         }
         self.session_id
-            .and_then(|sid| self.warden.sessions.take_pending(sid, id_key, self.replays))
+            .and_then(|sid| self.warden.sessions.take_pending(sid, id_key))
+    }
+
+    fn overrides(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.warden.annotations.overrides_of(name)
     }
 
     fn keep(
@@ -543,7 +551,7 @@ mod tests {
 
     #[test]
     fn nothing_expected_passes_whatever_the_form() {
-        for ct in ["application/json", "text/event-stream", "text/plain", ""] {
+        for ct in ["application/json", "text/plain", ""] {
             for enc in [None, Some("gzip")] {
                 assert_eq!(
                     plan(&head(200, ct, enc), Expecting::default()),
@@ -596,15 +604,17 @@ mod tests {
     }
 
     #[test]
-    fn a_session_stream_is_read_for_lists_it_may_carry() {
-        assert_eq!(
-            plan(&head(200, "text/event-stream", None), IN_SESSION),
-            AnswerPlan::FilterSse
-        );
-        assert_eq!(
-            plan(&head(200, "text/event-stream", Some("gzip")), IN_SESSION),
-            AnswerPlan::Withhold
-        );
+    fn every_event_stream_is_read_for_lists_it_may_carry() {
+        for expecting in [IN_SESSION, Expecting::default()] {
+            assert_eq!(
+                plan(&head(200, "text/event-stream", None), expecting),
+                AnswerPlan::FilterSse
+            );
+            assert_eq!(
+                plan(&head(200, "text/event-stream", Some("gzip")), expecting),
+                AnswerPlan::Withhold
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod biscuit;
 pub mod config;
 pub mod demo;
 pub mod exchange;
@@ -24,3 +25,7 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod taint;
+
+#[cfg(test)]
+mod testing;
+mod module_graph;

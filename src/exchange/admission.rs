@@ -119,6 +119,10 @@ impl From<Refusal> for Refused {
 }
 
 /// Admit a request by its head, or refuse it.
+#[allow(
+    clippy::result_large_err,
+    reason = "one refusal per refused request, moved once into the response; not a hot path"
+)]
 pub fn admit(warden: &Warden, head: &RequestHead<'_>) -> Result<Admitted, Refused> {
     if warden.audit.refusing() {
         return Err(Refusal::AuditUnavailable.into());
@@ -239,6 +243,10 @@ mod tests {
         h
     }
 
+    #[allow(
+        clippy::result_large_err,
+        reason = "a test helper returning `admit`'s result"
+    )]
     fn run(
         warden: &Warden,
         method: Method,

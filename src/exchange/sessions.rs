@@ -256,7 +256,7 @@ mod tests {
     fn idle_session_expires() {
         let t = SessionTable::new(10, Duration::ZERO);
         t.bind("s1", "a").unwrap();
-        std::thread::sleep(Duration::from_millis(2));
+        crate::testing::let_the_clock_tick();
         assert_eq!((t.len(), t.active()), (1, 0));
         assert_eq!(t.check("s1", "a"), Err(SessionError::Unknown));
     }

@@ -75,6 +75,10 @@ impl ShutdownSignalWatch for Signals {
 
 /// Exit as soon as no exchange is in flight (Pingora would otherwise sleep out the whole
 /// grace period); after `drain` Pingora's own teardown takes over.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "polls the in-flight count every DRAIN_POLL, bounded by `drain`"
+)]
 fn spawn_drain_watch(warden: Arc<Warden>, drain: Duration) {
     let spawned = std::thread::Builder::new()
         .name("drain".into())

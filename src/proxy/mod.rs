@@ -1,8 +1,8 @@
 //! The proxy: Pingora glue around [`crate::exchange`], and nothing else.
 //!
-//! Pingora is used only in this module: [`service`] implements `ProxyHttp` (each callback
-//! a call or two into [`crate::exchange`]), [`body`] reads request bodies whole,
-//! [`upstream`] names the upstream peer and its failures, [`lifecycle`] drains on
+//! Pingora is used only in this module: `service` ([`WardenProxy`]) implements `ProxyHttp`
+//! (each callback a call or two into [`crate::exchange`]), `body` reads request bodies
+//! whole, `upstream` names the upstream peer and its failures, [`lifecycle`] drains on
 //! SIGTERM, and [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin
 //! address. [`run`] starts it all.
 //!

@@ -1,8 +1,9 @@
-//! Test support shared by the integration-test binaries (`mod support;` in each).
+//! Test support shared by the integration tests (`tests/it/`; see `tests/README.md`).
 //!
 //! - [`audit`]: reading the proxy's audit log.
 //! - [`upstream`]: a real rmcp MCP server that records what reaches it.
 //! - [`client`]: the rmcp Streamable HTTP client, for either protocol lifecycle.
+//! - [`http`]: plain HTTP requests, for what the rmcp client would never send.
 //! - [`interop`]: the official Python SDK client and the TypeScript server-everything.
 //! - [`warden`]: the real `mcp-warden` binary with a generated configuration.
 //! - [`fake`]: a scriptable hostile upstream for shapes real servers won't produce.
@@ -10,8 +11,11 @@
 //! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
 //! - [`demo`]: the demo backend on such a database, alone or behind the proxy.
+//! - [`wait`]: waiting for an event (never for a time) with a deadline that only bounds a hang.
+//! - [`walkthrough`]: a book page's shell walkthrough, run as written.
 
-// Each test binary uses a different subset.
+// A test file outside `tests/it/` may still include this module (`mod support;`) and
+// use a subset of it.
 #![allow(dead_code)]
 
 pub mod audit;
@@ -19,8 +23,11 @@ pub mod biscuit;
 pub mod client;
 pub mod demo;
 pub mod fake;
+pub mod http;
 pub mod interop;
 pub mod postgres;
 pub mod tokens;
 pub mod upstream;
+pub mod wait;
+pub mod walkthrough;
 pub mod warden;

@@ -26,6 +26,6 @@ pub mod policy;
 pub mod proxy;
 pub mod taint;
 
+mod module_graph;
 #[cfg(test)]
 mod testing;
-mod module_graph;

@@ -4,7 +4,6 @@
 //! against `mcp-warden demo` on a real PostgreSQL. Each page's `sh` blocks are the commands;
 //! the `text` blocks below them are what they must print (see `support::walkthrough`).
 
-
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

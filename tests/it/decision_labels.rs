@@ -2,7 +2,6 @@
 //! a Biscuit attenuation check is a `deny` (a policy outcome), a call refused because
 //! evaluation exceeded the run limits is an `error` (evaluation failed, fail closed).
 
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};

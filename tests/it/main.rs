@@ -13,6 +13,7 @@ mod connections;
 mod decision_labels;
 mod demo;
 mod demo_rls;
+mod filter_repeats;
 mod interop;
 mod new_user;
 mod operations;

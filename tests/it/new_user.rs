@@ -2,7 +2,6 @@
 //! checked in a fresh clone (no keys yet), an environment override that does not fit, a
 //! duration without a unit, `policy test` given a directory, and `--help`.
 
-
 use std::path::Path;
 use std::process::Command;
 

@@ -4,15 +4,13 @@
 //! servers won't produce (the same list id answered twice, a list-shaped result under an
 //! id that was never a list request, an operator's annotation overriding the server's).
 
-mod support;
-
 use serde_json::{json, Value};
 
-use support::fake::{
+use crate::support::fake::{
     json_reply, json_reply_with, ok_reply, sse_reply, FakeUpstream, RawRequest, Reply,
 };
-use support::tokens::{claims, sign_with, AUTH_TOML, SECRET};
-use support::warden::Warden;
+use crate::support::tokens::{claims, sign_with, AUTH_TOML, SECRET};
+use crate::support::warden::Warden;
 
 const UPSTREAM_UNFILTERABLE: i64 = -32005;
 

@@ -283,21 +283,24 @@ impl Exchange {
         {
             let replays = self.admitted.kind == RequestKind::StreamGet;
             let session_id = self.admitted.session_id.as_deref();
-            let (lists, sources, generation, env) = match &mut self.forward {
+            let (lists, sources, failed, generation, env) = match &mut self.forward {
                 Some(f) => (
                     Some(&mut f.awaited.lists),
                     Some(&mut f.awaited.sources),
+                    Some(&mut f.awaited.failed_sources),
                     Some(&f.generation),
                     Some(&f.env),
                 ),
-                None => (None, None, None, None),
+                None => (None, None, None, None, None),
             };
             let mut own_lists = HashMap::new();
             let mut own_sources = HashMap::new();
+            let mut own_failed = HashMap::new();
             let mut scope = Scope {
                 warden,
                 own_lists: lists.unwrap_or(&mut own_lists),
                 sources: sources.unwrap_or(&mut own_sources),
+                failed: failed.unwrap_or(&mut own_failed),
                 tainting: &mut tainting,
                 session_id,
                 replays,
@@ -394,6 +397,8 @@ struct Scope<'a> {
     own_lists: &'a mut HashMap<String, ListKind>,
     /// Watched source calls, by id key.
     sources: &'a mut HashMap<String, SourceCall>,
+    /// Source calls answered as failed, still watched for a second answer.
+    failed: &'a mut HashMap<String, SourceCall>,
     /// Source calls to taint for, once the filter is done with this chunk.
     tainting: &'a mut Vec<(SourceCall, TaintReason)>,
     session_id: Option<&'a str>,
@@ -414,27 +419,41 @@ impl ListScope for Scope<'_> {
     }
 
     fn watching(&self) -> bool {
-        !self.sources.is_empty()
+        !self.sources.is_empty() || !self.failed.is_empty()
     }
 
+    /// Judge an answer to a watched call. A call answered as failed stays watched: a
+    /// second answer to its id is judged too (a success then taints), so the first
+    /// answer cannot switch watching off.
     fn answered(&mut self, id_key: &str, message: &Value) {
-        let Some(call) = self.sources.remove(id_key) else {
+        let Some(call) = self
+            .sources
+            .remove(id_key)
+            .or_else(|| self.failed.remove(id_key))
+        else {
             return;
         };
         match call_outcome(message) {
             CallOutcome::Succeeded => self.tainting.push((call, TaintReason::SourceSucceeded)),
             CallOutcome::Unreadable => self.tainting.push((call, TaintReason::AnswerUnreadable)),
             CallOutcome::Failed => {
-                tracing::debug!(tool = %call.tool, "taint source call failed; nothing recorded")
+                tracing::debug!(tool = %call.tool, "taint source call failed; nothing recorded");
+                self.failed.insert(id_key.to_owned(), call);
             }
         }
     }
 
     fn unreadable(&mut self) {
+        let unread: Vec<SourceCall> = self
+            .sources
+            .drain()
+            .chain(self.failed.drain())
+            .map(|(_, call)| call)
+            .collect();
         self.tainting.extend(
-            self.sources
-                .drain()
-                .map(|(_, call)| (call, TaintReason::AnswerUnreadable)),
+            unread
+                .into_iter()
+                .map(|call| (call, TaintReason::AnswerUnreadable)),
         );
     }
 

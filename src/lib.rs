@@ -10,4 +10,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod state;
 pub mod taint;

@@ -167,6 +167,9 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a token id (Biscuit revocation id or JWT `jti`) in the shared state
+    /// (Redis): every replica refuses it from its next request on.
+    Revoke(mcp_warden::state::cli::RevokeArgs),
 }
 
 #[derive(Subcommand)]
@@ -361,6 +364,7 @@ fn token(command: TokenCommand) -> Result<String, String> {
                 Ok(report.to_string().trim_end().to_owned())
             }
         }
+        TokenCommand::Revoke(args) => mcp_warden::state::cli::revoke(&args),
     }
 }
 

@@ -179,29 +179,39 @@ pub fn taint_credential(warden: &Warden, identity: &Identity) -> String {
     warden.config.raw.taint.credential_key.key(identity)
 }
 
-/// The taint labels a request of this caller in this session carries.
-pub fn taints_of(warden: &Warden, identity: &Identity, session_id: Option<&str>) -> Vec<String> {
-    if warden.taints.is_empty() {
-        return Vec::new();
-    }
-    warden
-        .taints
-        .labels(session_id, &taint_credential(warden, identity))
+/// The session and credential a request's taint is read under, `None` when no taint
+/// source is configured (nothing can have been recorded).
+pub fn taint_keys<'a>(
+    warden: &Warden,
+    credential: &'a str,
+    session_id: Option<&'a str>,
+) -> Option<(Option<&'a str>, &'a str)> {
+    (!warden.sources.is_empty()).then_some((session_id, credential))
 }
 
 /// Record, count, log and audit one taint event: `call`'s labels for the request's
-/// session (if any) and the caller's credential.
+/// session (if any) and the caller's credential. Returns `false` when the shared state
+/// could not be written and `[state.on_unavailable] taint` fails closed: the caller must
+/// then withhold the answer (this replica still remembers the taint).
 pub fn record_taint(
     warden: &Warden,
     facts: &RequestFacts,
     identity: &Identity,
     call: &SourceCall,
     reason: TaintReason,
-) {
+) -> bool {
     let credential = taint_credential(warden, identity);
-    let evicted = warden
-        .taints
-        .record(facts.session_id.as_deref(), &credential, &call.labels);
+    let (evicted, written) = match warden.state.record_taint_blocking(
+        facts.session_id.as_deref(),
+        &credential,
+        &call.labels,
+    ) {
+        Ok(evicted) => (evicted, true),
+        Err(e) => {
+            warden.state.taint_write_failed(&e);
+            (0, !warden.state.taint_fails_closed())
+        }
+    };
     let metrics = &warden.metrics;
     if evicted > 0 {
         metrics.taint_evictions.inc_by(evicted as u64);
@@ -229,8 +239,14 @@ pub fn record_taint(
     event.decision = AuditOutcome::Allow;
     event.reason = Some(reason.as_str().to_owned());
     event.taints = call.labels.clone();
+    if !written {
+        event.errors = vec![
+            "shared state unavailable: taint kept on this replica only; answer withheld".to_owned(),
+        ];
+    }
     // Best effort, like refusals: the taint itself is recorded either way.
     let _ = warden.audit.record(event);
+    written
 }
 
 /// The `reason` of `mcp_warden_bodies_refused_total` if the refusal is about the body.
@@ -292,6 +308,18 @@ pub fn record_refusal(
             }
             let mut event = facts.event(EventKind::Refusal, identity);
             event.reason = Some(other.label().to_owned());
+            match other {
+                Refusal::RateLimited { rule, retry_after } => {
+                    event.errors = vec![format!(
+                        "rate limit `{rule}`: retry after {}",
+                        humantime::format_duration(*retry_after)
+                    )];
+                }
+                Refusal::StateUnavailable { feature, reason } => {
+                    event.errors = vec![format!("shared state for {feature}: {reason}")];
+                }
+                _ => {}
+            }
             event
         }
     };

@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::auth::AuthError;
 use crate::mcp::errors::{
-    error_response, FORBIDDEN, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_REQUEST, UNAUTHENTICATED,
+    error_response, FORBIDDEN, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_REQUEST, RATE_LIMITED,
+    STATE_UNAVAILABLE, UNAUTHENTICATED,
 };
 use crate::mcp::headers::HeaderMismatch;
 use crate::mcp::BodyError;
@@ -70,6 +71,21 @@ pub enum Refusal {
     },
     /// The audit log is down and configured to fail closed.
     AuditUnavailable,
+    /// A `[[rate_limits]]` rule's bucket is empty.
+    RateLimited {
+        /// The rule.
+        rule: String,
+        /// When the same request would pass.
+        retry_after: std::time::Duration,
+    },
+    /// Shared state (Redis) the decision needs is unavailable, and the feature fails
+    /// closed.
+    StateUnavailable {
+        /// `taint`, `revocation` or `rate_limits`.
+        feature: &'static str,
+        /// Why (for the log).
+        reason: String,
+    },
     /// Something in the proxy itself failed; deny.
     Internal {
         /// Why (for the log).
@@ -104,6 +120,8 @@ impl Refusal {
             Refusal::HeaderMismatch(_) => 400,
             Refusal::Denied { status, .. } => *status,
             Refusal::AuditUnavailable => 503,
+            Refusal::RateLimited { .. } => 429,
+            Refusal::StateUnavailable { .. } => 503,
             Refusal::Internal { .. } => 500,
         }
     }
@@ -131,6 +149,8 @@ impl Refusal {
             Refusal::HeaderMismatch(_) => "header_mismatch",
             Refusal::Denied { .. } => "denied",
             Refusal::AuditUnavailable => "audit_unavailable",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::StateUnavailable { .. } => "state_unavailable",
             Refusal::Internal { .. } => "internal",
         }
     }
@@ -139,6 +159,25 @@ impl Refusal {
     pub fn body(&self) -> Value {
         let (code, message): (i64, String) = match self {
             Refusal::Denied { body, .. } => return body.clone(),
+            Refusal::RateLimited { rule, retry_after } => {
+                return error_response(
+                    None,
+                    RATE_LIMITED,
+                    "rate limit exceeded",
+                    Some(serde_json::json!({
+                        "rule": rule,
+                        "retry_after_seconds": retry_after_seconds(*retry_after),
+                    })),
+                )
+            }
+            Refusal::StateUnavailable { feature, .. } => {
+                return error_response(
+                    None,
+                    STATE_UNAVAILABLE,
+                    "shared state unavailable; request refused",
+                    Some(serde_json::json!({ "feature": feature })),
+                )
+            }
             Refusal::NotFound => (INVALID_REQUEST, "not found: not the MCP endpoint".into()),
             Refusal::MethodNotAllowed => (
                 INVALID_REQUEST,
@@ -195,14 +234,50 @@ impl Refusal {
                 error.www_authenticate(resource_metadata.as_deref()),
             )],
             Refusal::MethodNotAllowed => vec![("Allow", "GET, POST, DELETE".into())],
+            Refusal::RateLimited { retry_after, .. } => {
+                vec![("Retry-After", retry_after_seconds(*retry_after).to_string())]
+            }
+            Refusal::StateUnavailable { .. } => vec![("Retry-After", "1".into())],
             _ => Vec::new(),
         }
     }
 }
 
+/// Whole seconds a client should wait: rounded up, at least 1 (RFC 9110 §10.2.3).
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limits_answer_429_with_retry_after() {
+        let r = Refusal::RateLimited {
+            rule: "calls".into(),
+            retry_after: std::time::Duration::from_millis(1_200),
+        };
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers(), vec![("Retry-After", "2".to_owned())]);
+        let body = r.body();
+        assert_eq!(body["error"]["code"], RATE_LIMITED);
+        assert_eq!(body["error"]["data"]["rule"], "calls");
+        assert_eq!(body["error"]["data"]["retry_after_seconds"], 2);
+        assert_eq!(retry_after_seconds(std::time::Duration::ZERO), 1);
+        let s = Refusal::StateUnavailable {
+            feature: "taint",
+            reason: "down".into(),
+        };
+        assert_eq!(s.status(), 503);
+        assert_eq!(s.body()["error"]["code"], STATE_UNAVAILABLE);
+        assert_eq!(s.body()["error"]["data"]["feature"], "taint");
+        assert!(
+            !s.body().to_string().contains("down"),
+            "the reason stays in the log"
+        );
+    }
 
     #[test]
     fn statuses_follow_the_spec() {

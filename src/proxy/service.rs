@@ -27,7 +27,7 @@ use crate::taint::{call_outcome, CallOutcome, SourceCall, TaintReason};
 use super::body::{has_body, read_whole_body};
 use super::forward::{headers_to_strip, identity_headers};
 use super::lifecycle::{InFlight, Kind};
-use super::observe::{self, request_id, taints_of, RequestFacts, REQUEST_ID_HEADER};
+use super::observe::{self, request_id, taint_credential, RequestFacts, REQUEST_ID_HEADER};
 use super::respond::Refusal;
 use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
 use super::sessions::id_key;
@@ -70,6 +70,9 @@ pub struct RequestCtx {
     deleting: bool,
     /// A GET (SSE stream, possibly resumed).
     stream_get: bool,
+    /// The caller's taint labels read when the request was admitted (for filtering the
+    /// lists a GET stream carries, which have no decided body).
+    admitted_taints: Vec<String>,
     response: ResponseMode,
     stats: FilterStats,
     /// See [`observe::request_id`].
@@ -109,6 +112,7 @@ impl ProxyHttp for WardenProxy {
             upstream_status: None,
             deleting: false,
             stream_get: false,
+            admitted_taints: Vec::new(),
             response: ResponseMode::Pass,
             stats: FilterStats::default(),
             request_id: String::new(),
@@ -231,7 +235,7 @@ impl ProxyHttp for WardenProxy {
         if ctx.deleting && (200..300).contains(&status) {
             if let Some(sid) = &ctx.session_id {
                 self.warden.sessions.remove(sid);
-                self.warden.taints.forget_session(sid);
+                self.warden.state.forget_session(sid);
             }
         }
 
@@ -279,12 +283,19 @@ impl ProxyHttp for WardenProxy {
             // and a successful status taints before a byte of it does. (An HTTP error
             // with a body of another type is no tool result.)
             let unread: Vec<SourceCall> = ctx.sources.drain().map(|(_, call)| call).collect();
+            let mut written = true;
             if (200..300).contains(&status) {
                 for call in unread {
-                    self.taint(session, ctx, &call, TaintReason::AnswerUnreadable);
+                    written &= self.taint(session, ctx, &call, TaintReason::AnswerUnreadable);
                 }
             }
-            ResponseMode::Pass
+            if written {
+                ResponseMode::Pass
+            } else {
+                // The taint could not be shared: the data must not go out.
+                rewrite_as_error(upstream_response)?;
+                ResponseMode::Withhold
+            }
         };
         if matches!(ctx.response, ResponseMode::Json(_) | ResponseMode::Sse(_)) {
             reframe(upstream_response)?;
@@ -313,6 +324,7 @@ impl ProxyHttp for WardenProxy {
                 identity: ctx.identity.as_ref(),
                 generation: ctx.generation.as_ref(),
                 env: ctx.env.as_ref(),
+                admitted_taints: &ctx.admitted_taints,
             };
             match &mut mode {
                 ResponseMode::Pass => {}
@@ -355,8 +367,27 @@ impl ProxyHttp for WardenProxy {
         }
         ctx.response = mode;
         // Before the answer goes out: the client must not hold the data untainted.
+        let mut written = true;
         for (call, reason) in tainting {
-            self.taint(session, ctx, &call, reason);
+            written &= self.taint(session, ctx, &call, reason);
+        }
+        if !written {
+            // The taint could not be shared with the other replicas (and fails closed):
+            // this chunk and the rest of the answer are withheld.
+            ctx.response = ResponseMode::Withhold;
+            *body = Some(if end_of_stream {
+                Bytes::from(
+                    error_response(
+                        None,
+                        crate::mcp::errors::STATE_UNAVAILABLE,
+                        "shared state unavailable; answer withheld",
+                        None,
+                    )
+                    .to_string(),
+                )
+            } else {
+                Bytes::new()
+            });
         }
         if end_of_stream {
             self.taint_unseen(session, ctx);
@@ -472,11 +503,15 @@ impl WardenProxy {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         ctx.session_id = session_id.clone();
+        let credential = taint_credential(warden, &identity);
 
         if method != "POST" {
             if has_body(session) {
                 return Err(Refusal::UnexpectedBody);
             }
+            let caller =
+                check_caller(warden, &identity, &credential, session_id.as_deref()).await?;
+            ctx.admitted_taints = caller.taints;
             ctx.upstream_label = if method == "GET" {
                 "http_get"
             } else {
@@ -509,11 +544,12 @@ impl WardenProxy {
         check_mirrored_headers(&session.req_header().headers, &parsed)
             .map_err(Refusal::HeaderMismatch)?;
 
+        let caller = check_caller(warden, &identity, &credential, session_id.as_deref()).await?;
         let env = RequestEnv {
             time: SystemTime::now(),
             source_ip: client_ip(session),
             session_id: session_id.clone(),
-            taints: taints_of(warden, &identity, session_id.as_deref()),
+            taints: caller.taints,
             protocol_version: protocol_version.or_else(|| {
                 parsed
                     .messages
@@ -556,6 +592,13 @@ impl WardenProxy {
                     ctx.identity = Some(identity);
                     return Err(Refusal::AuditUnavailable);
                 }
+                // Only bodies the policy allows spend rate-limit budget.
+                if warden.state.has_rate_limits() {
+                    if let Err(refusal) = warden.state.spend(&identity, &parsed.messages).await {
+                        ctx.identity = Some(identity);
+                        return Err(state_refusal(refusal, cfg));
+                    }
+                }
                 if let Some(sid) = &session_id {
                     for (key, kind) in &lists {
                         warden.sessions.add_pending(sid, key.clone(), *kind)?;
@@ -579,12 +622,19 @@ impl WardenProxy {
         }
     }
 
-    /// Record a taint event for this request's caller and session.
-    fn taint(&self, session: &Session, ctx: &RequestCtx, call: &SourceCall, reason: TaintReason) {
+    /// Record a taint event for this request's caller and session; `false` if the
+    /// answer must be withheld (see [`observe::record_taint`]).
+    fn taint(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        call: &SourceCall,
+        reason: TaintReason,
+    ) -> bool {
         let Some(identity) = &ctx.identity else {
-            return;
+            return true;
         };
-        observe::record_taint(&self.warden, &facts(session, ctx), identity, call, reason);
+        observe::record_taint(&self.warden, &facts(session, ctx), identity, call, reason)
     }
 
     /// At the end of an exchange: source calls whose answer the proxy never saw, though
@@ -598,7 +648,8 @@ impl WardenProxy {
         let mut unseen: Vec<SourceCall> = ctx.sources.drain().map(|(_, call)| call).collect();
         unseen.append(&mut ctx.silent_sources);
         for call in unseen {
-            self.taint(session, ctx, &call, TaintReason::AnswerUnseen);
+            // The exchange is over: nothing is left to withhold.
+            let _ = self.taint(session, ctx, &call, TaintReason::AnswerUnseen);
         }
     }
 
@@ -629,6 +680,8 @@ struct Scope<'a> {
     identity: Option<&'a Identity>,
     generation: Option<&'a Arc<Generation>>,
     env: Option<&'a RequestEnv>,
+    /// The taint labels read when a GET stream was admitted.
+    admitted_taints: &'a [String],
 }
 
 impl ListScope for Scope<'_> {
@@ -710,7 +763,7 @@ impl ListScope for Scope<'_> {
                     time: SystemTime::now(),
                     source_ip: None,
                     session_id: self.session_id.map(str::to_owned),
-                    taints: taints_of(self.warden, identity, self.session_id),
+                    taints: self.admitted_taints.to_vec(),
                     protocol_version: None,
                 };
                 &fallback
@@ -726,6 +779,39 @@ impl ListScope for Scope<'_> {
             self.warden.metrics.hidden(kind, 1);
         }
         listed
+    }
+}
+
+/// Revocation and taint of the caller from the shared state, in one round trip.
+async fn check_caller(
+    warden: &Warden,
+    identity: &Identity,
+    credential: &str,
+    session_id: Option<&str>,
+) -> Result<crate::state::CallerState, Refusal> {
+    let taint = observe::taint_keys(warden, credential, session_id);
+    warden
+        .state
+        .check_caller(identity, taint)
+        .await
+        .map_err(|r| state_refusal(r, &warden.config.raw))
+}
+
+/// The client's answer to a refusal of the shared state.
+fn state_refusal(refusal: crate::state::StateRefusal, cfg: &crate::config::RawConfig) -> Refusal {
+    use crate::state::StateRefusal;
+    match refusal {
+        StateRefusal::Revoked => Refusal::Unauthenticated {
+            error: crate::auth::AuthError::Revoked,
+            resource_metadata: cfg.http.resource_metadata.clone(),
+        },
+        StateRefusal::RateLimited { rule, retry_after } => {
+            Refusal::RateLimited { rule, retry_after }
+        }
+        StateRefusal::Unavailable { feature, reason } => Refusal::StateUnavailable {
+            feature: feature.as_str(),
+            reason,
+        },
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
 //! - [`demo`]: the demo backend on such a database, alone or behind the proxy.
+//! - [`redis`]: the shared Redis with a key prefix per test, or a `redis-server` of the test's own.
 
 // Each test binary uses a different subset.
 #![allow(dead_code)]
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod fake;
 pub mod interop;
 pub mod postgres;
+pub mod redis;
 pub mod tokens;
 pub mod upstream;
 pub mod warden;

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use rmcp::service::ServiceError;
 use serde_json::{json, Value};
 
-use support::client::{args, call_tool, result_text, ClientBuilder, McpClient, Revision};
+use support::client::{
+    args, call_tool, list_tool_names, result_text, ClientBuilder, McpClient, Revision,
+};
 use support::fake::{json_reply, ok_reply, FakeUpstream};
 use support::redis::{
     redis_server_available, redis_url, shared_redis_available, unique_prefix, RedisServer, TlsFiles,
@@ -59,6 +61,19 @@ async fn connect(warden: &Warden, revision: &Revision, token: &str) -> McpClient
         .bearer(token)
         .connect()
         .await
+}
+
+/// Let `warden` learn the upstream's tool annotations (a `tools/list` through it), as a
+/// client's first listing does: until then every tool counts as destructive.
+async fn learn_tools(warden: &Warden, token: &str) {
+    let client = connect(warden, &Revision::Modern, token).await;
+    assert!(!list_tool_names(&client).await.is_empty());
+}
+
+/// A call POSTed by [`post_call`] that reached the tool: HTTP 200 with a `result`.
+async fn call_passes(warden: &Warden, token: &str) -> bool {
+    let (status, _, body) = post_call(warden, token, "get_weather").await;
+    status == 200 && body.get("result").is_some()
 }
 
 async fn weather(client: &McpClient) -> Result<String, ServiceError> {
@@ -151,6 +166,8 @@ async fn taint_recorded_through_replica_a_refuses_the_sink_call_on_replica_b() {
         let token = staff("sam", "token-1");
         let on_a = connect(&a, &revision, &token).await;
         let on_b = connect(&b, &revision, &token).await;
+        list_tool_names(&on_a).await;
+        list_tool_names(&on_b).await;
         assert_eq!(
             weather(&on_b).await.unwrap(),
             "sunny in Paris",
@@ -168,7 +185,7 @@ async fn taint_recorded_through_replica_a_refuses_the_sink_call_on_replica_b() {
             "{mode:?}"
         );
         // Another user is clean on both.
-        let sue = connect(&b, &revision, &staff("sue", "token-2")).await;
+        let sue = connect(&a, &revision, &staff("sue", "token-2")).await;
         assert_eq!(weather(&sue).await.unwrap(), "sunny in Paris", "{mode:?}");
         assert_eq!(
             up.seen.tool_calls(),
@@ -190,7 +207,8 @@ async fn a_revoked_token_id_is_refused_by_every_replica_from_the_next_request_on
     let doomed = staff("sam", "jti-doomed");
     let other = staff("sam", "jti-other");
     for w in [&a, &b] {
-        assert_eq!(post_call(w, &doomed, "get_weather").await.0, 200);
+        learn_tools(w, &other).await;
+        assert!(call_passes(w, &doomed).await);
     }
 
     let config = a.dir.path().join("warden.toml");
@@ -211,7 +229,7 @@ async fn a_revoked_token_id_is_refused_by_every_replica_from_the_next_request_on
         assert_eq!(status, 401, "{body}");
         let challenge = headers["www-authenticate"].to_str().unwrap();
         assert!(challenge.contains("token revoked"), "{challenge}");
-        assert_eq!(post_call(w, &other, "get_weather").await.0, 200);
+        assert!(call_passes(w, &other).await);
     }
     assert_eq!(
         up.seen.tool_calls().len(),
@@ -245,6 +263,9 @@ async fn a_rate_limit_of_n_across_two_replicas_lets_exactly_n_through() {
     let a = replica(&up, &state, &rule);
     let b = replica(&up, &state, &rule);
     let token = staff("sam", "t-rate");
+    // Listing is not a `tools/call`: it spends nothing.
+    learn_tools(&a, &token).await;
+    learn_tools(&b, &token).await;
     let mut passed = 0;
     let mut refused = Vec::new();
     for i in 0..(2 * N + 2) {
@@ -313,7 +334,9 @@ async fn redis_killed_mid_test_fails_closed_then_recovers_by_itself() {
     );
     let token = staff("sam", "t-kill");
     wait_ready(&closed, 200).await;
-    assert_eq!(post_call(&closed, &token, "get_weather").await.0, 200);
+    learn_tools(&closed, &token).await;
+    learn_tools(&open, &token).await;
+    assert!(call_passes(&closed, &token).await);
 
     redis.kill();
     let (status, headers, body) = post_call(&closed, &token, "get_weather").await;
@@ -323,7 +346,7 @@ async fn redis_killed_mid_test_fails_closed_then_recovers_by_itself() {
     let report = wait_ready(&closed, 503).await;
     assert_eq!(report["checks"]["state_ok"], false, "{report}");
     // The replica configured to fail open keeps serving, and stays ready.
-    assert_eq!(post_call(&open, &token, "get_weather").await.0, 200);
+    assert!(call_passes(&open, &token).await);
     let (status, report) = readyz(&open).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["checks"]["state_ok"], false, "{report}");
@@ -345,7 +368,7 @@ async fn redis_killed_mid_test_fails_closed_then_recovers_by_itself() {
 
     redis.restart();
     wait_ready(&closed, 200).await;
-    assert_eq!(post_call(&closed, &token, "get_weather").await.0, 200);
+    assert!(call_passes(&closed, &token).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -411,6 +434,8 @@ async fn replicas_share_state_over_tls_to_redis() {
     let token = staff("sam", "t-tls");
     let on_a = connect(&a, &Revision::Modern, &token).await;
     let on_b = connect(&b, &Revision::Modern, &token).await;
+    list_tool_names(&on_a).await;
+    list_tool_names(&on_b).await;
     call_tool(&on_a, RECORDS_TOOL, args([("id", json!("7"))]))
         .await
         .expect("get_record allowed");

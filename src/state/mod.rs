@@ -438,7 +438,10 @@ trait LowercaseHex {
 
 impl LowercaseHex for str {
     fn to_ascii_lowercase_if_hex(&self) -> String {
-        if !self.is_empty() && self.len() % 2 == 0 && self.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !self.is_empty()
+            && self.len().is_multiple_of(2)
+            && self.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             self.to_ascii_lowercase()
         } else {
             self.to_owned()

@@ -10,8 +10,8 @@ token=$1 method=$2 params=${3:-"{}"}
 url=${MCP_URL:-http://127.0.0.1:8080/mcp}
 H=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream'
    -H "authorization: Bearer $token")
-# The answer's JSON: the body, or the `data:` of its SSE event.
-answer() { sed -n -e '/^data: /{s/^data: //;p;b' -e '}' -e '/^{/p'; }
+# The answer's JSON: the body, or the `data:` of its SSE event (not the empty priming event).
+answer() { sed -n -e '/^data: /{s/^data: //;/./p;b' -e '}' -e '/^{/p'; }
 
 init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"mcp-call.sh","version":"1"}}}'
 headers=$(curl -s -D - -o /tmp/mcp-call.$$ "$url" "${H[@]}" -d "$init")

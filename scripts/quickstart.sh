@@ -12,7 +12,12 @@ command -v npm >/dev/null || { echo "Node.js and npm are required for the exampl
 cargo build --release --quiet
 bin=target/release/mcp-warden
 
-PORT=3001 node tests/interop/node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp \
+# server-everything has a `get-env` tool that prints the server's whole environment, and the
+# example policy lets staff call it (it is the taint demo's sensitive source). So the server
+# gets a minimal environment (`env -i`: PATH and HOME only), never this shell's, which may
+# hold credentials anyone with the example's dev secret could then read.
+env -i PATH="$PATH" HOME="$HOME" PORT=3001 \
+  node tests/interop/node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp \
   >/tmp/mcp-warden-upstream.log 2>&1 &
 upstream=$!
 trap 'kill $upstream 2>/dev/null || true' EXIT
@@ -31,7 +36,7 @@ cat <<MSG
     export STAFF=$staff
     export ADMIN=$admin
 
-  Then follow "A worked example" in the README.
+  Then follow "A worked example" in docs/src/getting-started.md.
 
 MSG
 "$bin" run --config config/example.toml

@@ -162,6 +162,10 @@ pub fn nginx(binary: &Path, conf: &Path, prefix: &Path, listen: SocketAddr) -> P
     proc
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the poll interval of a wait for a process to listen, bounded by the deadline"
+)]
 fn wait_until(mut ready: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready() {

@@ -518,6 +518,10 @@ async fn open_stream(
     Ok((connection, response))
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a measurement: memory is read after the process has settled"
+)]
 fn session_scaling(rt: &tokio::runtime::Runtime, plan: &Plan, work: &Path) -> Vec<SessionScale> {
     let settle = || std::thread::sleep(Duration::from_millis(1_500));
     let mut out = Vec::new();

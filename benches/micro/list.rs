@@ -18,9 +18,9 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mcp_warden::auth::Identity;
+use mcp_warden::exchange::response::{filter_document, FilterStats, ListScope, SseFilter};
 use mcp_warden::mcp::ListKind;
 use mcp_warden::policy::{CedarEngine, ListedItem, PolicyEngine, RequestEnv};
-use mcp_warden::proxy::response::{filter_document, FilterStats, ListScope, SseFilter};
 use serde_json::{json, Map, Value};
 
 use crate::cedar::{engine, env, staff};

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Identity;
 use crate::mcp::{CompletionRef, McpAction};
-use crate::policy::Decision;
+use crate::policy::{Decision, Outcome};
 
 /// Longest JSON-RPC string id copied into a line, in characters.
 const MAX_ID_CHARS: usize = 128;
@@ -37,19 +37,18 @@ pub enum AuditOutcome {
     Allow,
     /// Refused: a policy denied, or the request was refused before a decision.
     Deny,
-    /// Refused because evaluating the policies failed (fail closed).
+    /// Refused because evaluating the policies failed (fail closed); a failed check
+    /// (a Biscuit attenuation's, say) is a [`AuditOutcome::Deny`].
     Error,
 }
 
 impl AuditOutcome {
     /// The outcome of a policy decision.
     pub fn of(decision: &Decision) -> Self {
-        if decision.allow {
-            AuditOutcome::Allow
-        } else if decision.errors.is_empty() {
-            AuditOutcome::Deny
-        } else {
-            AuditOutcome::Error
+        match decision.outcome() {
+            Outcome::Allow => AuditOutcome::Allow,
+            Outcome::Deny => AuditOutcome::Deny,
+            Outcome::Error => AuditOutcome::Error,
         }
     }
 }
@@ -76,7 +75,7 @@ impl From<&Identity> for Principal {
 }
 
 /// One audit line. Every field is always present (`null` or `[]` when it does not apply),
-/// so a SIEM can map the schema once; the README documents each.
+/// so a SIEM can map the schema once; `docs/src/operations.md` documents each.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {
     /// When the line was made, RFC 3339, UTC, milliseconds.

@@ -160,13 +160,33 @@ pub enum AuthConfigError {
         reason: String,
     },
     /// A file named by the configuration cannot be read.
-    #[error("`{}`: cannot read: {source}", file.display())]
+    #[error(
+        "`{}`: cannot read: {source}\nhelp: a file setting of the configuration names it \
+         (relative to the configuration file's directory); `mcp-warden demo` creates the \
+         demo's keys, `mcp-warden keygen --out PREFIX` makes a Biscuit root key pair",
+        file.display()
+    )]
     Read {
         /// The file, resolved against the configuration's directory.
         file: PathBuf,
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A file a setting names does not exist. Keys are made, never committed, so this
+    /// is what a fresh clone meets: the message names the setting and how to make the
+    /// file.
+    #[error("`{}`: cannot read: {source}\n  named by `{setting}`\nhelp: {help}", file.display())]
+    MissingFile {
+        /// Dotted path of the setting, e.g. `auth.biscuit.keys[0].public_key_file`.
+        setting: String,
+        /// The file, resolved against the configuration's directory.
+        file: PathBuf,
+        /// The I/O error (not found).
+        #[source]
+        source: std::io::Error,
+        /// How to make the file.
+        help: String,
     },
     /// A file was read but its content is unusable as a whole (not JSON, no keys, …).
     #[error("`{}`: {reason}", file.display())]

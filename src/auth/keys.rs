@@ -269,6 +269,22 @@ fn inline_key(
     })
 }
 
+/// A file that does not exist, told as the setting that names it and how to make it;
+/// any other error as it is.
+fn named_by(e: AuthConfigError, setting: &str, help: impl FnOnce() -> String) -> AuthConfigError {
+    match e {
+        AuthConfigError::Read { file, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            AuthConfigError::MissingFile {
+                setting: setting.to_owned(),
+                file,
+                source,
+                help: help(),
+            }
+        }
+        other => other,
+    }
+}
+
 /// Reads a file of bounded size.
 pub(crate) fn read_bounded(file: &Path, max: u64) -> Result<Vec<u8>, AuthConfigError> {
     use std::io::Read;
@@ -304,7 +320,16 @@ fn load_inline(inline: &InlineKey) -> Result<VerifyKey, AuthConfigError> {
                     .ok_or_else(|| fail(format!("environment variable `{var}` is not set")))?
                     .into_encoded_bytes(),
                 SecretSource::File(file) => {
-                    let mut bytes = read_bounded(file, MAX_KEY_FILE_BYTES)?;
+                    let mut bytes = read_bounded(file, MAX_KEY_FILE_BYTES).map_err(|e| {
+                        named_by(e, &format!("{}.secret_file", inline.origin), || {
+                            format!(
+                                "write the shared secret to it, e.g. `head -c 32 /dev/urandom \
+                                 | base64 > {}`; the demo configurations' keys are made by \
+                                 `mcp-warden demo`",
+                                file.display()
+                            )
+                        })
+                    })?;
                     if bytes.ends_with(b"\n") {
                         bytes.pop();
                         if bytes.ends_with(b"\r") {
@@ -318,7 +343,11 @@ fn load_inline(inline: &InlineKey) -> Result<VerifyKey, AuthConfigError> {
             DecodingKey::from_secret(&secret)
         }
         Material::PublicKeyFile(file) => {
-            let pem = read_bounded(file, MAX_KEY_FILE_BYTES)?;
+            let pem = read_bounded(file, MAX_KEY_FILE_BYTES).map_err(|e| {
+                named_by(e, &format!("{}.public_key_file", inline.origin), || {
+                    "save your identity provider's signing key there (PEM `PUBLIC KEY`)".to_owned()
+                })
+            })?;
             let parsed = match inline.alg.family() {
                 AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(&pem),
                 AlgorithmFamily::Ec => DecodingKey::from_ec_pem(&pem),

@@ -4,7 +4,8 @@
 //! - `Authorization: Bearer <JWT>`: signature, `exp`/`nbf`, `iss`/`aud` verified against
 //!   keys from the configuration or a hot-reloadable JWKS file (see `jwt`);
 //! - `Authorization: Bearer <Biscuit>`: signature chain verified against a root key
-//!   chosen by the token's root key id, revocation and expiry checked (see [`biscuit`]).
+//!   chosen by the token's root key id, revocation and expiry checked (see
+//!   [`crate::biscuit`]).
 //!   A JWT has three dot-separated parts; a Biscuit is one base64url string without
 //!   dots, so the two are told apart by shape, never by trying keys;
 //! - `X-API-Key: <key>`: matched against SHA-256 hashes from the configuration;
@@ -18,9 +19,10 @@
 //! immutable generation behind an `ArcSwap`, replaced whole by [`Authenticator::reload`].
 
 mod api_key;
-pub mod biscuit;
 mod config;
+pub mod dev_jwt;
 mod error;
+mod from_biscuit;
 mod identity;
 mod jwt;
 mod keys;
@@ -29,15 +31,14 @@ use std::path::{Path, PathBuf};
 
 use http::header::{HeaderMap, HeaderValue};
 
+pub use crate::biscuit::{BiscuitConfig, BiscuitKeyConfig};
 pub use api_key::hash_api_key;
-pub use config::{
-    ApiKeyConfig, AuthConfig, BiscuitConfig, BiscuitKeyConfig, JwtConfig, JwtKeyConfig,
-};
+pub use config::{ApiKeyConfig, AuthConfig, JwtConfig, JwtKeyConfig};
 pub use error::{AuthConfigError, AuthError};
 pub use identity::{AuthMethod, Identity};
 
+use crate::biscuit::BiscuitVerifier;
 use api_key::ApiKeys;
-use biscuit::BiscuitVerifier;
 use jwt::JwtVerifier;
 
 /// The bearer token header.
@@ -78,7 +79,8 @@ impl Authenticator {
             .biscuit
             .as_ref()
             .map(|b| BiscuitVerifier::from_config(b, base_dir))
-            .transpose()?;
+            .transpose()
+            .map_err(AuthConfigError::from)?;
         let api_keys = ApiKeys::from_config(&cfg.api_keys)?;
         if jwt.is_none() && biscuit.is_none() && cfg.api_keys.is_empty() && !cfg.allow_anonymous {
             tracing::warn!("no authentication method configured: every request will be refused");
@@ -93,7 +95,8 @@ impl Authenticator {
 
     /// Sets the run limits (facts, iterations, time) of every Datalog evaluation done
     /// while authenticating a Biscuit (reading its identity facts, its expiry). The
-    /// proxy passes `[policy.biscuit.limits]`; default [`biscuit::default_limits`].
+    /// proxy passes `[policy.biscuit.limits]`, the value the policy engine also runs
+    /// under; default [`crate::biscuit::default_limits`].
     pub fn set_datalog_limits(&mut self, limits: biscuit_auth::AuthorizerLimits) {
         if let Some(biscuit) = &mut self.biscuit {
             biscuit.set_limits(limits);
@@ -104,7 +107,10 @@ impl Authenticator {
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
         match credential(headers)? {
             Credential::Bearer(token) => match (&self.jwt, &self.biscuit) {
-                (_, Some(biscuit)) if is_biscuit_shape(token) => biscuit.verify(token),
+                (_, Some(biscuit)) if is_biscuit_shape(token) => biscuit
+                    .verify(token)
+                    .map(Identity::from)
+                    .map_err(AuthError::from),
                 (Some(jwt), _) => jwt.verify(token),
                 (None, _) => Err(AuthError::UnknownKey),
             },
@@ -139,7 +145,7 @@ impl Authenticator {
             None => Ok(()),
         };
         let biscuit = match &self.biscuit {
-            Some(biscuit) => biscuit.reload(),
+            Some(biscuit) => biscuit.reload().map_err(AuthConfigError::from),
             None => Ok(()),
         };
         jwt.and(biscuit)
@@ -425,7 +431,7 @@ mod tests {
         let mut cfg = config(false);
         cfg.biscuit = Some(BiscuitConfig {
             keys: vec![BiscuitKeyConfig {
-                public_key: Some(biscuit::keys::public_key_text(&root.public())),
+                public_key: Some(crate::biscuit::keys::public_key_text(&root.public())),
                 ..BiscuitKeyConfig::default()
             }],
             ..BiscuitConfig::default()
@@ -458,6 +464,58 @@ mod tests {
         assert_eq!(
             a.authenticate(&headers(&[("authorization", &bearer(&token()))])),
             Err(AuthError::UnknownKey)
+        );
+    }
+
+    /// The identity of a verified Biscuit, as the proxy sees it (the Biscuit module's
+    /// own tests check which facts are read).
+    #[test]
+    fn biscuit_identity_keeps_the_token_and_names_the_principal() {
+        let root = biscuit_auth::KeyPair::new();
+        let mut cfg = config(false);
+        cfg.biscuit = Some(BiscuitConfig {
+            keys: vec![BiscuitKeyConfig {
+                id: Some(1),
+                public_key: Some(crate::biscuit::keys::public_key_text(&root.public())),
+                ..BiscuitKeyConfig::default()
+            }],
+            ..BiscuitConfig::default()
+        });
+        let a = Authenticator::from_config(&cfg, Path::new(".")).expect("valid");
+        let token = biscuit_auth::Biscuit::builder()
+            .fact("user(\"alice\")")
+            .and_then(|b| b.fact("agent(\"claude\")"))
+            .and_then(|b| b.root_key_id(1).build(&root))
+            .and_then(|t| t.to_base64())
+            .expect("token");
+        let id = a
+            .authenticate(&headers(&[("authorization", &bearer(&token))]))
+            .expect("biscuit");
+        assert_eq!(id.method, AuthMethod::Biscuit);
+        assert_eq!(id.principal_key(), "biscuit:alice:claude");
+        let b = id.biscuit.as_ref().expect("token kept");
+        assert_eq!(b.root_key_id(), Some(1));
+        assert_eq!(b.revocation_ids().len(), 1);
+    }
+
+    /// The demo's HS256 secret file does not exist in a fresh clone: the error names the
+    /// setting and says `mcp-warden demo` makes it.
+    #[test]
+    fn a_missing_secret_file_names_its_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg: AuthConfig = toml::from_str(
+            "[jwt]\nalgorithms = [\"HS256\"]\n[[jwt.keys]]\nkid = \"demo\"\nalg = \"HS256\"\nsecret_file = \"demo-keys/jwt-hs256.key\"\n",
+        )
+        .unwrap();
+        let e = Authenticator::from_config(&cfg, dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("jwt-hs256.key`: cannot read"), "{e}");
+        assert!(e.contains("named by `auth.jwt.keys[0].secret_file`"), "{e}");
+        assert!(
+            e.contains("help: ") && e.contains("`mcp-warden demo`"),
+            "{e}"
         );
     }
 

@@ -6,7 +6,7 @@
 //!    any problem is a [`ConfigError`] naming `file:line:col` and the reason.
 //! 2. [`Config`] is the checked form: a parsed upstream address, the directory relative
 //!    paths resolve against. Building the authenticator and compiling policies (the I/O
-//!    heavy part) happens in [`crate::proxy::Warden::build`].
+//!    heavy part) happens in [`crate::exchange::Warden::build`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -433,7 +433,8 @@ pub fn load_with_env(
         source,
     })?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?;
-    apply_env_overrides(&mut table, env)?;
+    let vars = override_vars(env);
+    apply_env_overrides(&mut table, &vars)?;
     let raw: RawConfig = if table_is_unchanged(&text, &table) {
         // Deserialize from the text so that errors point at the right line.
         toml::from_str(&text).map_err(|e| invalid(path, &text, &e))?
@@ -443,21 +444,7 @@ pub fn load_with_env(
             key: "(environment overrides)".to_owned(),
             message: e.to_string(),
         })?;
-        toml::from_str(&merged).map_err(|e| {
-            let mut err = invalid(path, &merged, &e);
-            if let ConfigError::Invalid {
-                message,
-                line,
-                column,
-                ..
-            } = &mut err
-            {
-                *message = format!("{message} (after applying {ENV_PREFIX}* overrides)");
-                *line = 0;
-                *column = 0;
-            }
-            err
-        })?
+        toml::from_str(&merged).map_err(|e| env_error(path, &text, &vars, &e))?
     };
     let upstream = parse_upstream(&raw.upstream).map_err(|message| ConfigError::Value {
         path: path.to_owned(),
@@ -529,7 +516,7 @@ fn invalid(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
         path: path.to_owned(),
         line,
         column,
-        message: e.message().trim().to_owned(),
+        message: with_help(e.message().trim()),
     }
 }
 
@@ -549,19 +536,82 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// Apply `MCP_WARDEN__A__B=value` overrides: the key path is lowercased and split on
-/// `__`; the value is read as a TOML value when it parses as one (`true`, `42`,
-/// `["a", "b"]`), otherwise as a string.
-fn apply_env_overrides(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
+/// The `MCP_WARDEN__*` variables of `env`, sorted.
+fn override_vars(env: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
         .collect();
     vars.sort();
+    vars
+}
+
+/// The error of a configuration that is valid as written but not with the environment
+/// overrides: it names the variable to blame, found by applying each alone (a line and
+/// column in the file would point at text the operator did not write).
+fn env_error(
+    path: &Path,
+    text: &str,
+    vars: &[(String, String)],
+    merged_error: &toml::de::Error,
+) -> ConfigError {
+    let fails_alone = |one: &(String, String)| -> Option<String> {
+        let mut table: toml::Table = toml::from_str(text).ok()?;
+        apply_env_overrides(&mut table, std::slice::from_ref(one)).ok()?;
+        let merged = toml::to_string(&table).ok()?;
+        toml::from_str::<RawConfig>(&merged)
+            .err()
+            .map(|e| e.message().trim().to_owned())
+    };
+    let note = |message: &str, whom: &str| {
+        with_help(&format!(
+            "{message}\n  note: {} is valid as written; {whom}",
+            path.display()
+        ))
+    };
+    if let Some((var, message)) = vars
+        .iter()
+        .find_map(|one| fails_alone(one).map(|m| (one.0.clone(), m)))
+    {
+        return ConfigError::Env {
+            var,
+            message: note(
+                &message,
+                "this comes from applying the environment overrides",
+            ),
+        };
+    }
+    let names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    ConfigError::Env {
+        var: names.join("`, `"),
+        message: note(
+            merged_error.message().trim(),
+            "these environment overrides together make it invalid",
+        ),
+    }
+}
+
+/// A serde message with advice where a common mistake has an obvious fix.
+fn with_help(message: &str) -> String {
+    if message.contains("expected a duration") {
+        format!(
+            "{message}\nhelp: a duration is a string with a unit, e.g. \"30s\", \"5m\", \"1h\" \
+             or \"250ms\""
+        )
+    } else {
+        message.to_owned()
+    }
+}
+
+/// Apply `MCP_WARDEN__A__B=value` overrides: the key path is lowercased and split on
+/// `__`; the value is read as a TOML value when it parses as one (`true`, `42`,
+/// `["a", "b"]`), otherwise as a string.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    vars: &[(String, String)],
+) -> Result<(), ConfigError> {
     for (var, value) in vars {
+        let (var, value) = (var.clone(), value.clone());
         let path: Vec<String> = var[ENV_PREFIX.len()..]
             .split("__")
             .map(|s| s.to_ascii_lowercase())
@@ -634,6 +684,9 @@ pub fn parse_upstream(url: &str) -> Result<Upstream, String> {
         path,
     })
 }
+
+#[cfg(test)]
+mod doc_keys;
 
 #[cfg(test)]
 mod tests {
@@ -755,6 +808,50 @@ dir = "policies"
         )];
         let err = load_with_env(&path, env).unwrap_err().to_string();
         assert!(err.contains("overrides"), "{err}");
+    }
+
+    /// The error names the variable, not a line and column of text the operator never
+    /// wrote.
+    #[test]
+    fn bad_env_override_names_the_variable() {
+        let (_d, path) = write(MINIMAL);
+        let env = vec![
+            ("MCP_WARDEN__LISTEN".to_owned(), "0.0.0.0:9999".to_owned()),
+            (
+                "MCP_WARDEN__LIMITS__MAX_BODY_BYTES".to_owned(),
+                "lots".to_owned(),
+            ),
+        ];
+        let err = load_with_env(&path, env).unwrap_err().to_string();
+        assert!(
+            err.starts_with("environment variable `MCP_WARDEN__LIMITS__MAX_BODY_BYTES`: "),
+            "{err}"
+        );
+        assert!(!err.contains(":0:0"), "{err}");
+        assert!(err.contains("is valid as written"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_shows_examples() {
+        let (_d, path) = write(&format!("{MINIMAL}\n[sessions]\nidle_timeout = 30\n"));
+        let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+        assert!(err.contains("expected a duration"), "{err}");
+        assert!(
+            err.contains("help: ") && err.contains("\"30s\", \"5m\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("warden.toml:"),
+            "still names the file and line: {err}"
+        );
+        let (_d, path) = write(MINIMAL);
+        let env = vec![(
+            "MCP_WARDEN__SESSIONS__IDLE_TIMEOUT".to_owned(),
+            "soon".to_owned(),
+        )];
+        let err = load_with_env(&path, env).unwrap_err().to_string();
+        assert!(err.contains("MCP_WARDEN__SESSIONS__IDLE_TIMEOUT"), "{err}");
+        assert!(err.contains("\"30s\", \"5m\""), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! The backend trusts these headers because only the proxy can reach it (it listens on
 //! loopback, and the proxy strips every client-sent `x-mcp-*` header before adding its
 //! own). Values arrive percent-encoded where they are not visible ASCII
-//! ([`crate::proxy::forward::header_value`]); they are decoded here.
+//! ([`crate::exchange::forward::header_value`]); they are decoded here.
 
 use http::HeaderMap;
 
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn decodes_what_the_proxy_encodes() {
-        let encoded = crate::proxy::forward::header_value("José 100% O'Neil");
+        let encoded = crate::exchange::forward::header_value("José 100% O'Neil");
         let caller =
             Caller::from_headers(&headers(&[("x-mcp-patient", encoded.to_str().unwrap())]))
                 .unwrap();

@@ -77,6 +77,7 @@
 pub mod compliance;
 pub mod db;
 pub mod identity;
+pub mod run;
 mod server;
 pub mod walkthrough;
 

@@ -1,11 +1,11 @@
 //! What `mcp-warden demo` needs besides the backend: demo keys, and the personas it
-//! prints tokens for (the README's walkthrough uses the same ones).
+//! prints tokens for (`docs/src/demo.md` uses the same ones).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::auth::biscuit::{keys, tools};
+use crate::biscuit::{keys, tools};
 use crate::config::Config;
 
 /// Someone to try the demo as.

@@ -87,6 +87,12 @@ impl BodyError {
     }
 }
 
+/// The key a JSON-RPC id is remembered by (to match a response to its request): its
+/// JSON text, so `1` and `"1"` differ.
+pub fn id_key(id: &Value) -> String {
+    id.to_string()
+}
+
 fn not_rpc(reason: impl Into<String>) -> BodyError {
     BodyError::NotJsonRpc {
         reason: reason.into(),

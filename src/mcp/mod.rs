@@ -13,5 +13,5 @@ pub mod sse;
 pub use action::{methods, Classified, CompletionRef, ListKind, McpAction};
 pub use filter::{filter_list_response, is_response, response_id, FilterError};
 pub use headers::{check_mirrored_headers, HeaderMismatch};
-pub use jsonrpc::{parse_request_body, parse_strict, BodyError, ParsedBody};
+pub use jsonrpc::{id_key, parse_request_body, parse_strict, BodyError, ParsedBody};
 pub use sse::{SseError, SseEvent, SseFramer};

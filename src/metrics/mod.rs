@@ -9,7 +9,7 @@
 //! or goes through a [`BoundedLabels`] set: a tool name is a label only if the upstream
 //! declared it in its own `tools/list`, and only the first [`MAX_TOOL_LABELS`] of those;
 //! everything else is `"other"`. A user id, a session id or an argument is never a label.
-//! The README's "Operations" section documents every series.
+//! The book's operations page (`docs/src/operations.md`) documents every series.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
@@ -22,7 +22,7 @@ use prometheus::{
 };
 
 use crate::mcp::{methods, ListKind};
-use crate::policy::Decision;
+use crate::policy::{Decision, Outcome};
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "mcp_warden";
@@ -79,14 +79,13 @@ pub fn method_label(method: Option<&str>) -> &'static str {
     }
 }
 
-/// The `decision` label: `allow`, `deny`, or `error` (denied because evaluation failed).
+/// The `decision` label: `allow`, `deny` (by policy, a failed check included), or
+/// `error` (denied because evaluation failed); see [`crate::policy::Outcome`].
 pub fn decision_label(decision: &Decision) -> &'static str {
-    if decision.allow {
-        "allow"
-    } else if decision.errors.is_empty() {
-        "deny"
-    } else {
-        "error"
+    match decision.outcome() {
+        Outcome::Allow => "allow",
+        Outcome::Deny => "deny",
+        Outcome::Error => "error",
     }
 }
 
@@ -545,6 +544,20 @@ mod tests {
         assert_eq!(decision_label(&allow()), "allow");
         assert_eq!(decision_label(&Decision::default()), "deny");
         assert_eq!(decision_label(&Decision::deny_error("boom", 1)), "error");
+    }
+
+    /// A token check that fails (an attenuation narrowing the token) is a deny, not an
+    /// evaluation failure; a failed check next to a real error is still an error.
+    #[test]
+    fn a_failed_check_is_a_deny() {
+        let failed = Decision::deny_error(
+            "failed_check: token/block1/check0: check if tool(\"echo\")",
+            1,
+        );
+        assert_eq!(decision_label(&failed), "deny");
+        let mut both = failed.clone();
+        both.errors.push("run_limit: timeout".into());
+        assert_eq!(decision_label(&both), "error");
     }
 
     #[test]

@@ -680,11 +680,12 @@ fn datetime_formatting() {
     assert_eq!(rfc3339_utc(951_825_600), "2000-02-29T12:00:00Z");
 }
 
-/// Not a benchmark, a tripwire against per-request parsing or I/O: a decision over 100
-/// policies stays well under 5ms even in a debug build on a busy machine (it measured
-/// ~0.26ms; without the resource index, ~0.8ms).
+/// Each of 100 similar policies is the one that decides its own tool and city, and no
+/// other. (What a decision over such a set costs is measured by the micro-benchmarks,
+/// `cargo bench --bench micro -- cedar`; a timed assertion here would fail on a busy
+/// machine, so none is made.)
 #[test]
-fn decide_is_cheap_with_100_policies() {
+fn each_of_100_policies_decides_its_own_calls() {
     let mut text = String::new();
     for i in 0..100 {
         text.push_str(&format!(
@@ -694,20 +695,13 @@ fn decide_is_cheap_with_100_policies() {
     }
     let e = engine(&text);
     let u = user("c", &["admin"]);
-    let n = 2_000;
-    let start = std::time::Instant::now();
-    for i in 0..n {
-        let d = call(
-            &e,
-            &u,
-            &format!("t{}", i % 100),
-            json!({"city": format!("c{}", i % 100)}),
-        );
-        assert!(d.allow);
+    for i in 0..100 {
+        let d = call(&e, &u, &format!("t{i}"), json!({"city": format!("c{i}")}));
+        assert!(d.allow, "t{i}");
     }
-    let per = start.elapsed() / n;
-    eprintln!("decide: {per:?} per call (debug build)");
-    assert!(per < Duration::from_millis(5), "{per:?}");
+    // Another policy's city is not enough.
+    let d = call(&e, &u, "t1", json!({"city": "c2"}));
+    assert!(!d.allow);
 }
 
 #[test]

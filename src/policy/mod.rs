@@ -75,13 +75,44 @@ pub struct Decision {
     /// The policies that determined the answer (permits for an allow, forbids for a
     /// deny; empty for a default deny).
     pub policy_ids: Vec<String>,
-    /// Evaluation errors. Non-empty errors never turn a deny into an allow.
+    /// Why a deny was not a plain one: failed checks (`failed_check: …`, see
+    /// [`FAILED_CHECK`]) and evaluation errors. Non-empty errors never turn a deny into
+    /// an allow.
     pub errors: Vec<String>,
     /// The policy generation that answered (see [`crate::policy::PolicyStore`]).
     pub generation: u64,
 }
 
+/// How a [`Decision`] ended: the `decision` label of the metrics and the `outcome` of
+/// the audit line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Allowed.
+    Allow,
+    /// Denied by policy: no permit, a forbid or `deny` matched, or a check failed (the
+    /// authorizer's, or a Biscuit block's such as an attenuation's `check if tool(…)`).
+    Deny,
+    /// Denied because evaluation failed (fail closed): an engine error, a run limit
+    /// exceeded, arguments that cannot be turned into facts, …
+    Error,
+}
+
+/// The first word of an [`Decision::errors`] entry that reports a failed check: a
+/// denial by policy, not an evaluation failure (see [`Decision::outcome`]).
+pub const FAILED_CHECK: &str = "failed_check: ";
+
 impl Decision {
+    /// Allow; deny when no error or only failed checks explain it; error otherwise.
+    pub fn outcome(&self) -> Outcome {
+        if self.allow {
+            Outcome::Allow
+        } else if self.errors.iter().all(|e| e.starts_with(FAILED_CHECK)) {
+            Outcome::Deny
+        } else {
+            Outcome::Error
+        }
+    }
+
     /// A deny with a reason and no deciding policy, for failures before evaluation.
     pub fn deny_error(reason: impl Into<String>, generation: u64) -> Self {
         Decision {
@@ -118,7 +149,7 @@ pub mod store;
 pub mod testcases;
 pub mod watch;
 
-pub use biscuit::{BiscuitEngine, BiscuitPolicyConfig, DatalogLimits, TokenChecks};
+pub use biscuit::{BiscuitEngine, BiscuitPolicyConfig, TokenChecks};
 pub use cedar::CedarEngine;
 pub use convert::{ConvertError, MAX_DEPTH};
 pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};

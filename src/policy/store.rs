@@ -173,7 +173,7 @@ impl PolicyStore {
             dir: None,
             settings: Settings {
                 engine: EngineKind::Cedar,
-                limits: crate::auth::biscuit::default_limits(),
+                limits: crate::biscuit::default_limits(),
                 external_keys: Default::default(),
             },
             watch: false,
@@ -385,11 +385,7 @@ mod tests {
             r#"forbid (principal, action, resource);"#,
         )
         .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while store.current().number < 2 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(store.current().number >= 2);
+        crate::testing::wait_until("a reload", || store.current().number >= 2);
         assert!(!echo_allowed(&store.current()).0);
     }
 

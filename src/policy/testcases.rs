@@ -1,5 +1,6 @@
 //! Policy tests: `mcp-warden policy test <file>` runs a TOML file of cases against a
-//! policy directory, so operators can check their rules before deploying them.
+//! policy directory, so operators can check their rules before deploying them
+//! (`mcp-warden policy test <dir>` runs the directory's `tests.toml`).
 //!
 //! ```toml
 //! policy_dir = "."          # optional, relative to this file; default: its directory
@@ -56,9 +57,18 @@ use super::{AuthzRequest, ListedItem, PolicyEngine, RequestEnv};
 use crate::auth::{AuthMethod, Identity};
 use crate::mcp::{methods, CompletionRef, ListKind, McpAction};
 
+/// The test file of a policy directory, run when the directory itself is given.
+pub const TESTS_FILE: &str = "tests.toml";
+
 /// The test file could not be used (as opposed to a case failing).
 #[derive(Debug, thiserror::Error)]
 pub enum TestFileError {
+    /// A directory was given that holds no `tests.toml`.
+    #[error("{}: a directory without a `{TESTS_FILE}`\nhelp: give a test file, or write the directory's cases in `{}`", dir.display(), dir.join(TESTS_FILE).display())]
+    NoTestsFile {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// The file could not be read.
     #[error("{}: {source}", path.display())]
     Read {
@@ -237,7 +247,21 @@ struct Case {
 }
 
 /// Runs the cases of the test file at `path` against its policy directory.
+///
+/// `path` may also be a policy directory: its `tests.toml` ([`TESTS_FILE`]) is run.
 pub fn run_test_file(path: &Path) -> Result<TestReport, TestFileError> {
+    let in_dir;
+    let path = if path.is_dir() {
+        in_dir = path.join(TESTS_FILE);
+        if !in_dir.is_file() {
+            return Err(TestFileError::NoTestsFile {
+                dir: path.to_owned(),
+            });
+        }
+        &in_dir
+    } else {
+        path
+    };
     let text = std::fs::read_to_string(path).map_err(|source| TestFileError::Read {
         path: path.to_owned(),
         source,
@@ -266,7 +290,7 @@ pub fn run_test_file(path: &Path) -> Result<TestReport, TestFileError> {
         })?;
         cases.push((name, line, case));
     }
-    let limits = crate::auth::biscuit::default_limits();
+    let limits = policy_test_limits();
     let engine: Box<dyn PolicyEngine> = match raw.engine.unwrap_or_else(|| detect(&policy_dir)) {
         EngineKind::Cedar => Box::new(TokenChecks::new(
             CedarEngine::new(load_dir(&policy_dir)?, 1)?,
@@ -338,11 +362,12 @@ fn token_identity(blocks: &[String]) -> Result<Identity, String> {
             .map_err(|e| format!("`token` block {}: {e}", i + 1))?;
     }
     let text = token.to_base64().map_err(|e| e.to_string())?;
-    crate::auth::biscuit::identity_from_token(
-        std::sync::Arc::new(crate::auth::biscuit::BiscuitToken::new(token, &text)),
-        &crate::auth::BiscuitConfig::default(),
-        &crate::auth::biscuit::default_limits(),
+    crate::biscuit::identity_from_token(
+        std::sync::Arc::new(crate::biscuit::BiscuitToken::new(token, &text)),
+        &crate::biscuit::BiscuitConfig::default(),
+        &policy_test_limits(),
     )
+    .map(Identity::from)
     .map_err(|e| format!("`token`: {e}"))
 }
 
@@ -544,6 +569,17 @@ fn ids(v: &[String]) -> String {
     format!("[{}]", v.join(", "))
 }
 
+/// The run limits for policy tests: the proxy's limits on facts and iterations, which bound
+/// the work deterministically, and a time limit long enough that a loaded machine cannot
+/// turn an expected decision into a run-limit denial (the proxy's 20 ms is a safety net
+/// for live requests, not part of what a policy decides).
+fn policy_test_limits() -> biscuit_auth::AuthorizerLimits {
+    biscuit_auth::AuthorizerLimits {
+        max_time: std::time::Duration::from_secs(60),
+        ..crate::biscuit::default_limits()
+    }
+}
+
 /// Runs one case: `(passed, detail)`.
 fn run_case(engine: &dyn PolicyEngine, case: &Case) -> (bool, String) {
     let mut passed = true;
@@ -633,6 +669,19 @@ mod tests {
         let report = run_test_file(&file).unwrap_or_else(|e| panic!("{e}"));
         assert!(report.cases.len() >= 20, "{report}");
         assert!(report.all_passed(), "{report}");
+    }
+
+    /// `mcp-warden policy test policies/example` runs the directory's `tests.toml`.
+    #[test]
+    fn a_directory_runs_its_tests_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/example");
+        let report = run_test_file(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.file, dir.join("tests.toml"));
+        assert!(report.all_passed(), "{report}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = run_test_file(empty.path()).unwrap_err().to_string();
+        assert!(err.contains("a directory without a `tests.toml`"), "{err}");
+        assert!(err.contains("help: "), "{err}");
     }
 
     #[test]

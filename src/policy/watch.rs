@@ -13,6 +13,12 @@
 //! passed without a new event, then calls `on_change` once. The callback runs on a plain
 //! thread owned by the watcher (no async runtime needed). Dropping the [`WatchHandle`]
 //! stops watching; a debounce in progress is abandoned.
+//!
+//! The debounce loop reads its messages through the `Inbox` trait: the real channel and
+//! clock in production, a scripted one in the unit tests, where "the quiet period passed"
+//! is a message of its own. So the debounce is tested without depending on how fast the
+//! machine is (a wall-clock test once saw a burst of five writes become three reloads on a
+//! busy machine, which is correct behaviour for a burst slower than the window).
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -53,6 +59,7 @@ pub enum WatchError {
 }
 
 /// What the debounce thread receives.
+#[derive(Debug, PartialEq, Eq)]
 enum Message {
     /// Something changed in a watched directory.
     Changed,
@@ -128,7 +135,7 @@ pub fn spawn_watcher(
         }
     }
 
-    let (tx, rx) = mpsc::channel::<Message>();
+    let (tx, mut rx) = mpsc::channel::<Message>();
     let events = tx.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
         let changed = match res {
@@ -155,7 +162,7 @@ pub fn spawn_watcher(
 
     std::thread::Builder::new()
         .name("mcp-warden-watch".into())
-        .spawn(move || debounce_loop(&rx, debounce, on_change.as_ref()))
+        .spawn(move || debounce_loop(&mut rx, debounce, on_change.as_ref()))
         .map_err(|source| WatchError::Thread { source })?;
 
     Ok(WatchHandle {
@@ -165,19 +172,56 @@ pub fn spawn_watcher(
     })
 }
 
-fn debounce_loop(rx: &mpsc::Receiver<Message>, debounce: Duration, on_change: &dyn Fn()) {
+/// What the debounce loop is told while it waits for a quiet period.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// A message arrived.
+    Message(Message),
+    /// The quiet period passed with no message.
+    Quiet,
+    /// Every sender is gone.
+    Closed,
+}
+
+/// Where the debounce loop gets its messages, and learns that a quiet period passed.
+trait Inbox {
+    /// The next message, however long it takes (`None`: every sender is gone).
+    fn next(&mut self) -> Option<Message>;
+    /// The next message if one comes within `quiet`.
+    fn next_within(&mut self, quiet: Duration) -> Next;
+}
+
+/// Production: the channel, with the real clock for the quiet period.
+impl Inbox for mpsc::Receiver<Message> {
+    fn next(&mut self) -> Option<Message> {
+        self.recv().ok()
+    }
+
+    fn next_within(&mut self, quiet: Duration) -> Next {
+        match self.recv_timeout(quiet) {
+            Ok(message) => Next::Message(message),
+            Err(RecvTimeoutError::Timeout) => Next::Quiet,
+            Err(RecvTimeoutError::Disconnected) => Next::Closed,
+        }
+    }
+}
+
+/// Calls `on_change` once per burst of `Changed` messages, once the burst has been quiet
+/// for `debounce`; returns on `Stop` or when every sender is gone (a debounce in progress
+/// is abandoned).
+fn debounce_loop(inbox: &mut impl Inbox, debounce: Duration, on_change: &dyn Fn()) {
     loop {
         // Wait for the first change of a burst.
-        match rx.recv() {
-            Ok(Message::Changed) => {}
-            Ok(Message::Stop) | Err(_) => return,
+        match inbox.next() {
+            Some(Message::Changed) => {}
+            Some(Message::Stop) | None => return,
         }
         // Wait until the burst has been quiet for `debounce`.
         loop {
-            match rx.recv_timeout(debounce) {
-                Ok(Message::Changed) => continue,
-                Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Err(RecvTimeoutError::Timeout) => break,
+            match inbox.next_within(debounce) {
+                Next::Message(Message::Changed) => continue,
+                Next::Message(Message::Stop) | Next::Closed => return,
+                Next::Quiet => break,
             }
         }
         on_change();
@@ -187,60 +231,231 @@ fn debounce_loop(rx: &mpsc::Receiver<Message>, debounce: Duration, on_change: &d
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
-    use std::time::Instant;
 
+    use crate::testing::HANG;
+
+    /// For the tests with real file events; their outcome does not depend on it.
     const DEBOUNCE: Duration = Duration::from_millis(50);
 
-    fn counter() -> (Arc<AtomicUsize>, Box<dyn Fn() + Send + Sync>) {
-        let n = Arc::new(AtomicUsize::new(0));
-        let m = Arc::clone(&n);
-        (
-            n,
-            Box::new(move || {
-                m.fetch_add(1, Ordering::SeqCst);
-            }),
-        )
+    // -----------------------------------------------------------------------------------
+    // The debounce itself, on a script: no clock, no file system.
+
+    /// One step of a scripted inbox.
+    #[derive(Clone, Copy)]
+    enum Step {
+        Changed,
+        /// The quiet period passes (the production inbox's timeout).
+        QuietPeriod,
+        Stop,
     }
 
-    /// Waits until `n` exceeds `before`, up to a few seconds.
-    fn fired(n: &AtomicUsize, before: usize) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if n.load(Ordering::SeqCst) > before {
-                return true;
+    /// An inbox that replays `steps`, then reports every sender gone.
+    struct Script(VecDeque<Step>);
+
+    impl Inbox for Script {
+        fn next(&mut self) -> Option<Message> {
+            loop {
+                match self.0.pop_front()? {
+                    Step::Changed => return Some(Message::Changed),
+                    Step::Stop => return Some(Message::Stop),
+                    // No debounce is running: nothing to wait out.
+                    Step::QuietPeriod => continue,
+                }
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        false
+
+        fn next_within(&mut self, _quiet: Duration) -> Next {
+            match self.0.pop_front() {
+                Some(Step::Changed) => Next::Message(Message::Changed),
+                Some(Step::Stop) => Next::Message(Message::Stop),
+                Some(Step::QuietPeriod) => Next::Quiet,
+                None => Next::Closed,
+            }
+        }
     }
 
-    /// Lets pending events and the debounce settle, then reads the count.
-    fn settle(n: &AtomicUsize) -> usize {
-        std::thread::sleep(DEBOUNCE * 6);
+    /// How many times `on_change` runs for `steps`.
+    fn reloads(steps: &[Step]) -> usize {
+        let n = AtomicUsize::new(0);
+        let mut inbox = Script(steps.iter().copied().collect());
+        debounce_loop(&mut inbox, DEBOUNCE, &|| {
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(
+            inbox.0.is_empty(),
+            "the loop stopped before the script ended"
+        );
         n.load(Ordering::SeqCst)
     }
 
+    use Step::{Changed, QuietPeriod, Stop};
+
     #[test]
-    fn write_rename_and_symlink_swap_fire() {
+    fn a_burst_reloads_once_after_the_quiet_period() {
+        assert_eq!(
+            reloads(&[
+                Changed,
+                Changed,
+                Changed,
+                Changed,
+                Changed,
+                QuietPeriod,
+                Stop
+            ]),
+            1
+        );
+    }
+
+    #[test]
+    fn nothing_reloads_before_the_quiet_period() {
+        // The burst never goes quiet before the stop: no reload.
+        assert_eq!(reloads(&[Changed, Changed, Changed, Stop]), 0);
+        // Likewise when every sender is gone.
+        assert_eq!(reloads(&[Changed, Changed]), 0);
+    }
+
+    #[test]
+    fn each_quiet_burst_reloads_once() {
+        assert_eq!(
+            reloads(&[
+                Changed,
+                QuietPeriod,
+                Changed,
+                Changed,
+                QuietPeriod,
+                QuietPeriod,
+                Changed,
+                QuietPeriod,
+                Stop
+            ]),
+            3
+        );
+    }
+
+    #[test]
+    fn quiet_periods_without_changes_do_nothing() {
+        assert_eq!(reloads(&[QuietPeriod, QuietPeriod, Stop]), 0);
+    }
+
+    #[test]
+    fn the_channel_inbox_reports_messages_quiet_and_closed() {
+        let (tx, mut rx) = mpsc::channel();
+        tx.send(Message::Changed).unwrap();
+        assert_eq!(rx.next_within(HANG), Next::Message(Message::Changed));
+        assert_eq!(rx.next_within(Duration::ZERO), Next::Quiet);
+        drop(tx);
+        assert_eq!(rx.next_within(HANG), Next::Closed);
+        assert_eq!(rx.next(), None);
+    }
+
+    // -----------------------------------------------------------------------------------
+    // What counts as a change.
+
+    #[test]
+    fn reads_are_not_changes_and_writes_are() {
+        use notify::event::{CreateKind, ModifyKind, RemoveKind, RenameMode};
+        for read in [
+            AccessKind::Read,
+            AccessKind::Open(AccessMode::Any),
+            AccessKind::Open(AccessMode::Read),
+            AccessKind::Close(AccessMode::Read),
+            AccessKind::Close(AccessMode::Any),
+            AccessKind::Any,
+        ] {
+            assert!(!is_change(&EventKind::Access(read)), "{read:?}");
+        }
+        for change in [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+            EventKind::Other,
+        ] {
+            assert!(is_change(&change), "{change:?}");
+        }
+    }
+
+    /// What the platform reports for reading a file, in order, up to the creation of a
+    /// marker file written afterwards (events of one watch arrive in order).
+    #[test]
+    fn reading_a_file_produces_no_change_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.cedar");
+        let marker = dir.path().join("marker");
+        std::fs::write(&file, "x").unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| {
+            let _ = tx.send(res);
+        })
+        .unwrap();
+        watcher
+            .watch(dir.path(), RecursiveMode::NonRecursive)
+            .unwrap();
+
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+        std::fs::write(&marker, "").unwrap();
+        loop {
+            let event = rx
+                .recv_timeout(HANG)
+                .expect("the marker's event")
+                .expect("no watcher error");
+            if event.paths.contains(&marker) {
+                break;
+            }
+            assert!(!is_change(&event.kind), "reading the file: {event:?}");
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The real watcher: a change leads to a reload that sees it. Each reload sends what
+    // it read; the test waits for the content it wrote (a slow machine only makes it wait).
+
+    /// A watcher on `paths` whose reload reads `file` and sends the text.
+    fn watch_reading(paths: Vec<PathBuf>, file: PathBuf) -> (WatchHandle, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel();
+        let handle = spawn_watcher(
+            paths,
+            DEBOUNCE,
+            Box::new(move || {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                let _ = tx.send(text);
+            }),
+        )
+        .unwrap();
+        (handle, rx)
+    }
+
+    /// Waits for a reload that read `text`.
+    fn reload_seeing(rx: &mpsc::Receiver<String>, text: &str) {
+        loop {
+            let seen = rx.recv_timeout(HANG).expect("a reload");
+            if seen == text {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn write_and_rename_fire() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("jwks.json");
         std::fs::write(&file, "a").unwrap();
-        let (n, cb) = counter();
-        let _h = spawn_watcher(vec![file.clone()], DEBOUNCE, cb).unwrap();
+        let (_h, rx) = watch_reading(vec![file.clone()], file.clone());
 
         // In-place write.
-        let before = settle(&n);
         std::fs::write(&file, "b").unwrap();
-        assert!(fired(&n, before), "write");
+        reload_seeing(&rx, "b");
 
         // Editor style: write elsewhere, rename over.
-        let before = settle(&n);
         let tmp = dir.path().join("jwks.json.tmp");
         std::fs::write(&tmp, "c").unwrap();
         std::fs::rename(&tmp, &file).unwrap();
-        assert!(fired(&n, before), "rename");
+        reload_seeing(&rx, "c");
     }
 
     #[test]
@@ -252,46 +467,13 @@ mod tests {
         std::fs::write(root.join("..v1/policies.cedar"), "v1").unwrap();
         std::os::unix::fs::symlink("..v1", root.join("..data")).unwrap();
         std::os::unix::fs::symlink("..data/policies.cedar", root.join("policies.cedar")).unwrap();
-
-        let (n, cb) = counter();
-        let _h = spawn_watcher(vec![root.to_owned()], DEBOUNCE, cb).unwrap();
-        let before = settle(&n);
+        let (_h, rx) = watch_reading(vec![root.to_owned()], root.join("policies.cedar"));
 
         std::fs::create_dir(root.join("..v2")).unwrap();
         std::fs::write(root.join("..v2/policies.cedar"), "v2").unwrap();
         std::os::unix::fs::symlink("..v2", root.join("..data_tmp")).unwrap();
         std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
-        assert!(fired(&n, before), "symlink swap");
-        assert_eq!(
-            std::fs::read_to_string(root.join("policies.cedar")).unwrap(),
-            "v2"
-        );
-    }
-
-    #[test]
-    fn bursts_are_debounced_and_reads_do_not_fire() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("p.cedar");
-        std::fs::write(&file, "x").unwrap();
-        let path = file.clone();
-        let n = Arc::new(AtomicUsize::new(0));
-        let m = Arc::clone(&n);
-        // The callback reads the file, as a reload does: that must not re-trigger it.
-        let _h = spawn_watcher(
-            vec![file.clone()],
-            DEBOUNCE,
-            Box::new(move || {
-                let _ = std::fs::read_to_string(&path);
-                m.fetch_add(1, Ordering::SeqCst);
-            }),
-        )
-        .unwrap();
-        let before = settle(&n);
-        for i in 0..5 {
-            std::fs::write(&file, format!("{i}")).unwrap();
-        }
-        assert!(fired(&n, before));
-        assert_eq!(settle(&n), before + 1);
+        reload_seeing(&rx, "v2");
     }
 
     #[test]
@@ -299,22 +481,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, "x").unwrap();
-        let (n, cb) = counter();
-        let h = spawn_watcher(vec![file.clone()], DEBOUNCE, cb).unwrap();
+        let (h, rx) = watch_reading(vec![file.clone()], file.clone());
         assert_eq!(h.directories(), [dir.path().to_owned()]);
-        let before = settle(&n);
         drop(h);
         std::fs::write(&file, "y").unwrap();
-        assert_eq!(settle(&n), before);
+        // The thread ends (and drops the callback, closing the channel) without reloading.
+        assert_eq!(
+            rx.recv_timeout(HANG),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        );
     }
 
     #[test]
     fn missing_directory_is_an_error() {
-        let (_, cb) = counter();
+        let n = Arc::new(AtomicUsize::new(0));
         let err = spawn_watcher(
             vec![PathBuf::from("/definitely/not/here/file")],
             DEBOUNCE,
-            cb,
+            Box::new(move || {
+                n.fetch_add(1, Ordering::SeqCst);
+            }),
         )
         .unwrap_err();
         assert!(matches!(err, WatchError::Watch { .. }), "{err}");

@@ -138,6 +138,10 @@ pub async fn respond(warden: &Warden, method: &str, target: &str) -> AdminRespon
 
 /// Bind the admin address now (so a taken port stops the start) and serve it on its own
 /// thread.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a failed accept is retried after a pause"
+)]
 pub fn spawn(warden: &Arc<Warden>) -> anyhow::Result<std::net::SocketAddr> {
     let addr = warden.config.raw.admin.listen;
     let listener = std::net::TcpListener::bind(addr)

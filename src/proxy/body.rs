@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 
-use super::respond::Refusal;
+use crate::exchange::refusal::Refusal;
 
 /// Pingora's retry-buffer capacity (`pingora_core::protocols::http::body_buffer`,
 /// `BODY_BUF_LIMIT`).
@@ -93,13 +93,4 @@ fn declared_length(session: &Session) -> Result<Option<usize>, Refusal> {
                 reason: "invalid Content-Length".into(),
             }),
     }
-}
-
-/// Does the request declare a body (for GET/DELETE, which must not carry one)?
-pub(super) fn has_body(session: &Session) -> bool {
-    let headers = &session.req_header().headers;
-    headers.contains_key(http::header::TRANSFER_ENCODING)
-        || headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
 }

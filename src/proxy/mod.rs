@@ -1,162 +1,29 @@
-//! The proxy: Pingora glue around plain functions.
+//! The proxy: Pingora glue around [`crate::exchange`], and nothing else.
 //!
-//! Pingora is used only in this module ([`service`] implements `ProxyHttp`, [`body`]
-//! reads request bodies). The decisions themselves live in plain, unit-tested code:
-//! [`verdict::authorize_body`] decides a body, [`response`] filters answers,
-//! [`forward`] rewrites identity headers, [`sessions`] binds sessions to principals and
-//! [`respond::Refusal`] says what a refused client gets, [`observe`] logs, counts and
-//! audits each request, [`lifecycle`] counts requests in flight and drains on SIGTERM, and
-//! [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin address.
+//! Pingora is used only in this module: `service` ([`WardenProxy`]) implements `ProxyHttp`
+//! (each callback a call or two into [`crate::exchange`]), `body` reads request bodies
+//! whole, `upstream` names the upstream peer and its failures, [`lifecycle`] drains on
+//! SIGTERM, and [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin
+//! address. [`run`] starts it all.
 //!
-//! Where is a `tools/call` decided? [`service`]'s `request_filter` reads the body,
-//! parses it with [`crate::mcp::parse_request_body`] and calls
-//! [`verdict::authorize_body`], which asks [`crate::policy::PolicyEngine::decide`].
+//! Where is a `tools/call` decided? In [`crate::exchange::verdict::authorize_body`], which
+//! asks [`crate::policy::PolicyEngine::decide`]; `service`'s `request_filter` reads the
+//! body and hands it over.
 
 pub mod admin;
-pub mod annotations;
 mod body;
-pub mod forward;
 pub mod lifecycle;
-pub mod observe;
-pub mod respond;
-pub mod response;
 mod service;
-pub mod sessions;
-pub mod verdict;
+mod upstream;
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::audit::AuditLog;
-use crate::auth::{AuthConfigError, Authenticator};
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::policy::{watch, PolicyLoadError, PolicyStore};
+use crate::policy::watch;
 
+pub use crate::exchange::Warden;
 pub use service::WardenProxy;
-
-/// Everything a request needs, shared by all requests: the authenticator, the policy
-/// store, the session table, what the proxy learned of the upstream's tools, the taint
-/// store, and the operations side (metrics, audit log, requests in flight).
-pub struct Warden {
-    /// The checked configuration.
-    pub config: Config,
-    /// Verifies credentials.
-    pub auth: Authenticator,
-    /// The current policy generation.
-    pub policies: PolicyStore,
-    /// Session ownership and outstanding list requests.
-    pub sessions: sessions::SessionTable,
-    /// Tool annotations learned from `tools/list`, and the operator's overrides.
-    pub annotations: annotations::AnnotationCache,
-    /// Taint sources (`[taint] sources`), by tool.
-    pub sources: crate::taint::Sources,
-    /// Shared state: taint labels by session and credential, revoked token ids,
-    /// rate-limit buckets (in memory, or in Redis for several replicas).
-    pub state: crate::state::SharedState,
-    /// Prometheus metrics (the process-wide set).
-    pub metrics: Arc<Metrics>,
-    /// The audit log (its writer starts with [`run`]).
-    pub audit: AuditLog,
-    /// Requests in flight; draining.
-    pub lifecycle: Arc<lifecycle::Lifecycle>,
-}
-
-/// Why the proxy could not be built from its configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The `[auth]` section or a key file.
-    #[error(transparent)]
-    Auth(#[from] AuthConfigError),
-    /// A policy, schema or entity file.
-    #[error(transparent)]
-    Policy(#[from] PolicyLoadError),
-    /// The `[state]` section (Redis URL, TLS files, password).
-    #[error(transparent)]
-    State(#[from] crate::state::StateError),
-}
-
-impl Warden {
-    /// Build from a checked configuration: set up authentication and compile policies.
-    /// Fails on any error, so a bad configuration never starts.
-    pub fn build(config: Config) -> Result<Self, BuildError> {
-        let mut auth = Authenticator::from_config(&config.raw.auth, &config.base_dir)?;
-        auth.set_datalog_limits(config.raw.policy.biscuit.limits.to_limits());
-        let policies = PolicyStore::load(&config.raw.policy, &config.base_dir)?;
-        let sessions = sessions::SessionTable::new(
-            config.raw.sessions.max_sessions,
-            config.raw.sessions.idle_timeout,
-        );
-        let metrics = Metrics::global();
-        let audit = AuditLog::new(&config.raw.audit, &config.base_dir, &metrics);
-        let lifecycle = Arc::new(lifecycle::Lifecycle::new(&metrics));
-        let annotations =
-            annotations::AnnotationCache::with_overrides(config.raw.annotation_overrides());
-        let sources = config.raw.taint.sources();
-        let state = crate::state::SharedState::from_config(
-            &config.raw.state,
-            &config.raw.rate_limits,
-            config.raw.taint.max_entries,
-            config.raw.taint.ttl,
-            &config.base_dir,
-        )?;
-        let warden = Warden {
-            config,
-            auth,
-            policies,
-            sessions,
-            annotations,
-            sources,
-            state,
-            metrics,
-            audit,
-            lifecycle,
-        };
-        warden.refresh_gauges();
-        Ok(warden)
-    }
-
-    /// Reload everything reloadable (policies, key files). Each part keeps its last
-    /// good state on error; errors are logged with file and line, and counted.
-    pub fn reload(&self) {
-        match self.policies.reload() {
-            Ok(generation) => {
-                self.metrics.reload(true, true);
-                tracing::info!(generation, "policies reloaded")
-            }
-            Err(e) => {
-                self.metrics.reload(true, false);
-                tracing::error!("policy reload rejected, keeping the last good generation:\n{e}")
-            }
-        }
-        let has_key_files = !self.auth.watched_files().is_empty();
-        match self.auth.reload() {
-            Ok(()) => {
-                if has_key_files {
-                    self.metrics.reload(false, true);
-                    tracing::info!("keys and revocation list reloaded");
-                }
-            }
-            Err(e) => {
-                self.metrics.reload(false, false);
-                tracing::error!("key reload rejected, keeping the previous keys: {e}");
-            }
-        }
-        self.refresh_gauges();
-    }
-
-    /// Bring the gauges that mirror state (policy generation, sessions) up to date; the
-    /// admin listener calls this before each scrape.
-    pub fn refresh_gauges(&self) {
-        let generation = self.policies.current();
-        self.metrics
-            .set_generation(generation.number, generation.loaded_at);
-        self.metrics
-            .sessions_active
-            .set(i64::try_from(self.sessions.active()).unwrap_or(i64::MAX));
-    }
-}
 
 /// Start watching policy and key files, and listening for SIGHUP; both reload, and
 /// SIGHUP also reopens the audit log file.

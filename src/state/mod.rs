@@ -303,15 +303,25 @@ impl SharedState {
         identity: &Identity,
         messages: &[Classified],
     ) -> Result<(), StateRefusal> {
-        let spends = self.rules.spends(identity, messages);
+        self.take(&self.spends(identity, messages)).await
+    }
+
+    /// The buckets `messages` of `identity` would spend (no I/O): computed while the
+    /// body is decided, spent with [`SharedState::take`] once it is allowed.
+    pub fn spends(&self, identity: &Identity, messages: &[Classified]) -> Vec<Spend> {
+        self.rules.spends(identity, messages)
+    }
+
+    /// Spend `spends`, all or none (see [`SharedState::spend`]).
+    pub async fn take(&self, spends: &[Spend]) -> Result<(), StateRefusal> {
         if spends.is_empty() {
             return Ok(());
         }
         let outcomes = match &self.store {
-            Store::Memory(m) => m.take(&spends),
+            Store::Memory(m) => m.take(spends),
             Store::Redis(r) => {
                 let started = std::time::Instant::now();
-                let taken = r.take(&spends).await;
+                let taken = r.take(spends).await;
                 self.metrics.observe(started.elapsed(), taken.is_ok());
                 match taken {
                     Ok(outcomes) => outcomes,

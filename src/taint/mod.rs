@@ -22,8 +22,8 @@
 //!   so a new session with the same token starts tainted. The store is bounded and
 //!   expires entries (see [`TaintStore`] for its limits).
 //!
-//! Nothing here does I/O; the proxy watches answers (`crate::proxy::response`) and audits
-//! each taint event (`crate::proxy::observe`).
+//! Nothing here does I/O; the exchange watches answers (`crate::exchange::response`) and
+//! audits each taint event (`crate::exchange::observe`).
 
 mod store;
 
@@ -120,6 +120,20 @@ impl CredentialKeyMode {
             CredentialKeyMode::Principal => format!("principal:{}", identity.principal_key()),
         }
     }
+}
+
+/// The taint labels a request of `identity` in `session_id` carries: the session's and
+/// the credential's (keyed by `mode`, `taint.credential_key`).
+pub fn taints_of(
+    store: &TaintStore,
+    mode: CredentialKeyMode,
+    identity: &Identity,
+    session_id: Option<&str>,
+) -> Vec<String> {
+    if store.is_empty() {
+        return Vec::new();
+    }
+    store.labels(session_id, &mode.key(identity))
 }
 
 impl TaintConfig {

@@ -136,5 +136,15 @@ pub fn example_policies() -> PathBuf {
 }
 
 /// Configuration text that selects the Biscuit engine: it must come right after the
-/// generated `[policy]` table (first in `Warden::start`'s `extra`).
-pub const ENGINE_TOML: &str = "engine = \"biscuit\"\n";
+/// generated `[policy]` table (first in `Warden::start`'s `extra`), and be followed by a
+/// table header. Biscuit's run-time limit is wall-clock time, so it is set far above the
+/// default (20 ms) here: a busy test machine must not turn a decision into a run-limit
+/// denial. The limits on facts and iterations, which bound the work deterministically,
+/// keep their defaults.
+pub const ENGINE_TOML: &str =
+    "engine = \"biscuit\"\n\n[policy.biscuit.limits]\nmax_time = \"2m\"\n";
+
+/// The environment override with the same generous time limit, for processes started on a
+/// shipped configuration (`mcp-warden demo`).
+pub const GENEROUS_TIME_LIMIT_ENV: (&str, &str) =
+    ("MCP_WARDEN__POLICY__BISCUIT__LIMITS__MAX_TIME", "2m");

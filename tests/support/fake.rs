@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// One request as the upstream received it.
@@ -81,6 +81,22 @@ impl FakeUpstream {
         pause: Duration,
         respond: impl Fn(&RawRequest) -> Reply + Send + Sync + 'static,
     ) -> Self {
+        Self::start_writing(pause, move |req, out| {
+            for piece in respond(req) {
+                if !out.write(&piece) {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Start; `respond` writes the answer to each request itself, piece by piece, and may
+    /// wait between pieces (for a [`Gate`] the test opens, or for the proxy to close the
+    /// connection), so a test can hold an answer in flight for as long as it needs.
+    pub fn start_writing(
+        pause: Duration,
+        respond: impl Fn(&RawRequest, &mut ReplyWriter) + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -121,10 +137,10 @@ impl FakeUpstream {
 fn serve(
     stream: TcpStream,
     seen: &Mutex<Vec<RawRequest>>,
-    respond: &dyn Fn(&RawRequest) -> Reply,
+    respond: &dyn Fn(&RawRequest, &mut ReplyWriter),
     pause: Duration,
 ) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_read_timeout(Some(super::wait::HANG));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut head = String::new();
     loop {
@@ -162,14 +178,65 @@ fn serve(
         }
     }
     seen.lock().unwrap().push(req.clone());
-    let mut stream = stream;
-    for piece in respond(&req) {
-        if stream.write_all(&piece).is_err() {
-            return;
+    respond(&req, &mut ReplyWriter { stream, pause });
+}
+
+/// Writes one answer of a [`FakeUpstream::start_writing`] upstream.
+pub struct ReplyWriter {
+    stream: TcpStream,
+    pause: Duration,
+}
+
+impl ReplyWriter {
+    /// Write and flush one piece, then pause; `false` once the proxy has gone away.
+    pub fn write(&mut self, piece: &[u8]) -> bool {
+        if self.stream.write_all(piece).is_err() {
+            return false;
         }
-        let _ = stream.flush();
-        std::thread::sleep(pause);
+        let _ = self.stream.flush();
+        pace(self.pause);
+        true
     }
+
+    /// Wait until the proxy closes the connection (an answer that never ends on its own).
+    pub fn wait_closed(&mut self) {
+        let mut buf = [0u8; 1024];
+        let _ = self.stream.set_read_timeout(None);
+        while matches!(self.stream.read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// A gate a fake upstream's answer waits at until the test opens it.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    /// Let every waiter (present and future) through.
+    pub fn open(&self) {
+        let (open, changed) = &*self.0;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+
+    /// Wait until the gate is open (panics after [`super::wait::HANG`]: a test forgot it).
+    pub fn wait(&self) {
+        let (open, changed) = &*self.0;
+        let (_open, timeout) = changed
+            .wait_timeout_while(open.lock().unwrap(), super::wait::HANG, |open| !*open)
+            .unwrap();
+        assert!(!timeout.timed_out(), "the gate was never opened");
+    }
+}
+
+/// The pause after each piece of a reply, so pieces tend to arrive as separate reads. The
+/// proxy must answer the same however they arrive, so no outcome may depend on it; where a
+/// test needs an answer to be in flight, it waits for that state, not for this pause.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "paces the pieces of a reply; no outcome depends on it"
+)]
+fn pace(pause: Duration) {
+    std::thread::sleep(pause);
 }
 
 /// A complete `application/json` answer.

@@ -18,10 +18,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// How long server-everything may take to start listening.
-const SERVER_START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one run of the Python client may take.
-pub const PYTHON_CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+use super::wait;
+
+/// How long server-everything may take to start listening (only bounds a hang).
+const SERVER_START_TIMEOUT: Duration = wait::HANG;
+/// How long one run of the Python client may take (only bounds a hang).
+pub const PYTHON_CLIENT_TIMEOUT: Duration = wait::HANG;
 
 /// Paths of the installed interop tools.
 #[derive(Debug, Clone)]
@@ -212,9 +214,13 @@ pub fn start_server_everything() -> ChildGuard {
     let mut last_error = String::new();
     for _ in 0..5 {
         let port = free_port();
+        // A minimal environment: server-everything has a `get-env` tool that returns its
+        // whole environment, which must not be the test runner's (it may hold credentials).
         let mut child = Command::new(&env.node)
             .arg(&env.server_everything)
             .arg("streamableHttp")
+            .env_clear()
+            .envs(minimal_env())
             .env("PORT", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -238,6 +244,14 @@ pub fn start_server_everything() -> ChildGuard {
         }
     }
     panic!("server-everything did not start: {last_error}");
+}
+
+/// The only variables an example server started by the tests gets: `PATH` and `HOME`.
+fn minimal_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    ["PATH", "HOME"]
+        .into_iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (name, value)))
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -274,12 +288,12 @@ fn wait_until_listening(stderr: impl Read + Send + 'static, port: u16) -> Result
         Ok(Err(error)) => return Err(error),
         Err(_) => return Err(format!("not listening after {SERVER_START_TIMEOUT:?}")),
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + wait::HANG;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
             return Err(format!("port {port} refuses connections"));
         }
-        thread::sleep(Duration::from_millis(50));
+        wait::pause();
     }
     Ok(())
 }
@@ -375,7 +389,7 @@ fn output_with_timeout(command: &mut Command, timeout: Duration) -> Output {
             let _ = child.wait();
             panic!("{command:?} did not finish within {timeout:?}");
         }
-        thread::sleep(Duration::from_millis(20));
+        wait::pause();
     };
     Output {
         status,

@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::warden::free_port;
 
@@ -185,14 +185,11 @@ impl RedisServer {
             .stderr(Stdio::null());
         self.child = Some(cmd.spawn().expect("spawn redis-server"));
         let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on {addr}");
+        super::wait::until(&format!("redis-server listening on {addr}"), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(100))
+                .ok()
+                .map(drop)
+        });
     }
 
     /// Kill it (SIGKILL, by PID) and wait until it is gone.

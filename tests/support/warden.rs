@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::wait;
+
 /// A running proxy; killed on drop.
 pub struct Warden {
     /// `http://127.0.0.1:PORT/mcp` (path as configured upstream).
@@ -126,17 +128,12 @@ impl Warden {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
+        wait::until("mcp-warden to listen", || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("mcp-warden exited early ({status}):\n{}", self.logs());
             }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("mcp-warden did not start listening:\n{}", self.logs());
+            TcpStream::connect(self.addr).ok().map(drop)
+        });
     }
 
     /// Everything the proxy logged so far.
@@ -168,28 +165,43 @@ impl Warden {
         format!("http://{}{path}", self.admin)
     }
 
-    /// Wait for the process to exit (`None` if it is still running after `timeout`).
+    /// Wait for the process to exit (`None` if it is still running after `timeout`; pass
+    /// [`wait::HANG`] unless the test is about the process *not* exiting).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            wait::pause();
         }
         None
     }
 
-    /// Wait until the log contains `needle` (or panic after `timeout`).
+    /// Wait until the log contains `needle` (or panic after `timeout`, which only bounds a
+    /// hang: pass [`wait::HANG`]).
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if self.logs().contains(needle) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            wait::pause();
         }
         panic!("log never contained {needle:?}:\n{}", self.logs());
+    }
+
+    /// Wait until `needle` appears `count` times in the log (or panic after [`wait::HANG`]).
+    pub fn wait_for_nth_log(&self, needle: &str, count: usize) {
+        let deadline = Instant::now() + wait::HANG;
+        while self.logs().matches(needle).count() < count {
+            assert!(
+                Instant::now() < deadline,
+                "log never had {needle:?} {count} times:\n{}",
+                self.logs()
+            );
+            wait::pause();
+        }
     }
 }
 
@@ -214,6 +226,25 @@ pub fn run_cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Replace the file at `path` with `contents` the way an editor or a Kubernetes ConfigMap
+/// update does: the new text is written in a fresh directory beside the file's own (so
+/// writing it fires no watcher), then renamed over the file in one step. A watcher on the
+/// file's directory sees exactly one change, and a reload reads either the old text or the
+/// new one, never a half-written file (`std::fs::write` truncates first: a reload between
+/// the truncation and the write would load an empty file).
+pub fn replace_file(path: &Path, contents: &str) {
+    let dir = path.parent().expect("a file in a directory");
+    let beside = dir.parent().unwrap_or(dir);
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(beside)
+        .expect("a staging directory");
+    let name = path.file_name().expect("a file name");
+    let staged = staging.path().join(name);
+    std::fs::write(&staged, contents).expect("write the staged file");
+    std::fs::rename(&staged, path).expect("rename the staged file into place");
 }
 
 /// A response read off the wire by [`raw_http`].
@@ -261,15 +292,24 @@ pub fn raw_http(addr: SocketAddr, request: &[u8]) -> RawResponse {
     raw_http_pieces(addr, &[request])
 }
 
+/// The pause between the pieces of [`raw_http_pieces`], so each is likely its own segment.
+/// Nothing may depend on it: the proxy must give the same answer however the pieces
+/// arrive.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "paces a request written in pieces; no outcome depends on it"
+)]
+fn pace() {
+    std::thread::sleep(Duration::from_millis(20));
+}
+
 /// [`raw_http`] with the request written in pieces, 20 ms apart.
 pub fn raw_http_pieces(addr: SocketAddr, pieces: &[&[u8]]) -> RawResponse {
     let mut stream = TcpStream::connect(addr).expect("connect to mcp-warden");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(wait::HANG)).unwrap();
     for (i, piece) in pieces.iter().enumerate() {
         if i > 0 {
-            std::thread::sleep(Duration::from_millis(20));
+            pace();
         }
         // The proxy may answer (and close) before reading everything we send.
         if stream.write_all(piece).is_err() {

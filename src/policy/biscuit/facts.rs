@@ -1,6 +1,6 @@
 //! The facts the proxy adds to the authorizer for one question. These names and arities
 //! are the Biscuit request model; operators write policies and tokens carry checks
-//! against them, so they are stable (the README's fact reference lists them too).
+//! against them, so they are stable (the fact reference in `docs/src/biscuit.md` lists them too).
 //!
 //! | fact | when |
 //! |---|---|

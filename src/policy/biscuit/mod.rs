@@ -3,7 +3,7 @@
 //! **The engine** (`[policy] engine = "biscuit"`). The operator's authorizer is the
 //! Datalog in the policy directory ([`load_datalog_dir`]). For each message the proxy
 //! builds an authorizer from it, adds the request's facts (the fact reference is in
-//! [`facts`] and the README) and the caller's verified token, and runs
+//! [`facts`] and `docs/src/biscuit.md`) and the caller's verified token, and runs
 //! Biscuit's authorization under the configured run limits:
 //! - every check must pass: the authorizer's, and every block's of the token (expiry,
 //!   `check if tool("…")`, … — so a token narrowed by attenuation is narrower here);
@@ -32,7 +32,9 @@
 //! `<file>:<line>`) and every failed check (`<file>:<line>` for the authorizer's,
 //! `token/block<N>/check<M>` for the token's). `errors` explains a deny with a stable
 //! first word: `failed_check: …`, `run_limit: …` (a limit of `[policy.biscuit.limits]`
-//! was exceeded), `datalog_error: …`, `arguments: …`. Any failure is a deny.
+//! was exceeded), `datalog_error: …`, `arguments: …`. Any failure is a deny. A failed
+//! check is a denial by policy ([`super::Outcome::Deny`], `decision="deny"` in metrics
+//! and audit); the others are evaluation failures ([`super::Outcome::Error`]).
 //!
 //! **Cedar with Biscuit callers.** [`TokenChecks`] wraps the Cedar engine: a Biscuit
 //! caller's token checks run first, with the same facts and the same target-free and
@@ -45,17 +47,18 @@ mod load;
 mod relax;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use biscuit_auth::builder::{AuthorizerBuilder, Fact};
 use biscuit_auth::error::{FailedCheck, Logic, MatchedPolicy, Token as TokenError};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey};
 use serde::Deserialize;
 
+use crate::biscuit::DatalogLimits;
+
 pub use load::{compile, load_datalog_dir, AuthorizerProgram};
 
 use super::load::PolicyLoadError;
-use super::{AuthzRequest, Decision, ListedItem, PolicyEngine, RequestEnv};
+use super::{AuthzRequest, Decision, ListedItem, PolicyEngine, RequestEnv, FAILED_CHECK};
 use crate::auth::Identity;
 
 /// The `[policy.biscuit]` section.
@@ -63,7 +66,8 @@ use crate::auth::Identity;
 #[serde(deny_unknown_fields)]
 pub struct BiscuitPolicyConfig {
     /// Run limits of every Datalog evaluation (authorization, listing, and reading a
-    /// token at authentication), under either engine.
+    /// token at authentication), under either engine: the one place both read (see
+    /// [`crate::biscuit::DatalogLimits`]).
     #[serde(default)]
     pub limits: DatalogLimits,
     /// Third-party keys by name, e.g. `{ partner = "ed25519/…" }`: the authorizer can
@@ -79,7 +83,7 @@ impl BiscuitPolicyConfig {
         self.external_keys
             .iter()
             .map(|(name, text)| {
-                crate::auth::biscuit::keys::parse_public_key(text, None)
+                crate::biscuit::keys::parse_public_key(text, None)
                     .map(|key| (name.clone(), key))
                     .map_err(|reason| PolicyLoadError::Setting {
                         setting: format!("policy.biscuit.external_keys.{name}"),
@@ -87,43 +91,6 @@ impl BiscuitPolicyConfig {
                     })
             })
             .collect()
-    }
-}
-
-/// `[policy.biscuit.limits]`: bounds on one Datalog evaluation. Exceeding one is a deny
-/// (`run_limit`), never an allow.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatalogLimits {
-    /// Most facts (given and derived). Default 1000.
-    pub max_facts: u64,
-    /// Most rule-application rounds. Default 100.
-    pub max_iterations: u64,
-    /// Longest evaluation, e.g. `"20ms"` (the default; Biscuit's own 1 ms fails on a
-    /// loaded machine).
-    #[serde(with = "humantime_serde")]
-    pub max_time: Duration,
-}
-
-impl Default for DatalogLimits {
-    fn default() -> Self {
-        let d = crate::auth::biscuit::default_limits();
-        DatalogLimits {
-            max_facts: d.max_facts,
-            max_iterations: d.max_iterations,
-            max_time: d.max_time,
-        }
-    }
-}
-
-impl DatalogLimits {
-    /// As Biscuit's limits.
-    pub fn to_limits(&self) -> AuthorizerLimits {
-        AuthorizerLimits {
-            max_facts: self.max_facts,
-            max_iterations: self.max_iterations,
-            max_time: self.max_time,
-        }
     }
 }
 
@@ -252,7 +219,7 @@ fn judge(
                     &c.rule,
                 ),
             };
-            errors.push(format!("failed_check: {id}: {rule}"));
+            errors.push(format!("{FAILED_CHECK}{id}: {rule}"));
             ids.push(id);
         }
         (ids, errors)

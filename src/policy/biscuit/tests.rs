@@ -9,8 +9,8 @@ use biscuit_auth::KeyPair;
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::auth::biscuit::BiscuitToken;
 use crate::auth::AuthMethod;
+use crate::biscuit::BiscuitToken;
 use crate::mcp::{ListKind, McpAction};
 
 const AUTHORIZER: &str = r#"
@@ -39,7 +39,7 @@ fn program(text: &str) -> AuthorizerProgram {
 }
 
 fn engine(text: &str) -> BiscuitEngine {
-    BiscuitEngine::new(program(text), 3, crate::auth::biscuit::default_limits())
+    BiscuitEngine::new(program(text), 3, crate::testing::biscuit_limits())
 }
 
 fn identity(authority: &str, blocks: &[&str]) -> Identity {
@@ -267,7 +267,7 @@ fn third_party_blocks_are_trusted_where_the_policy_says() {
     let policy = "allow if user($u), certified($u) trusting authority, {partner};";
     let keys = HashMap::from([("partner".to_owned(), partner.public())]);
     let p = compile(&[(PathBuf::from("a.datalog"), policy.to_owned())], &keys).unwrap();
-    let e = BiscuitEngine::new(p, 1, crate::auth::biscuit::default_limits());
+    let e = BiscuitEngine::new(p, 1, crate::testing::biscuit_limits());
     assert!(decide(&e, &alice, &call("echo", json!({}))).allow);
     // Without the trust annotation the third-party fact is invisible.
     let e = engine("allow if user($u), certified($u);");
@@ -276,7 +276,7 @@ fn third_party_blocks_are_trusted_where_the_policy_says() {
     let stranger = KeyPair::new();
     let keys = HashMap::from([("partner".to_owned(), stranger.public())]);
     let p = compile(&[(PathBuf::from("a.datalog"), policy.to_owned())], &keys).unwrap();
-    let e = BiscuitEngine::new(p, 1, crate::auth::biscuit::default_limits());
+    let e = BiscuitEngine::new(p, 1, crate::testing::biscuit_limits());
     assert!(!decide(&e, &alice, &call("echo", json!({}))).allow);
 }
 
@@ -301,7 +301,7 @@ impl PolicyEngine for AllowAll {
 
 #[test]
 fn token_checks_apply_under_another_engine() {
-    let e = TokenChecks::new(AllowAll, 9, crate::auth::biscuit::default_limits());
+    let e = TokenChecks::new(AllowAll, 9, crate::testing::biscuit_limits());
     assert_eq!(e.name(), "allow-all");
     let narrowed = identity(r#"user("alice");"#, &[r#"check if tool("echo");"#]);
     assert_eq!(
@@ -326,4 +326,35 @@ fn token_checks_apply_under_another_engine() {
         &[r#"check if time($t), $t < 2000-01-01T00:00:00Z;"#],
     );
     assert!(!decide(&e, &expired, &init).allow);
+}
+
+/// A token check that fails is a denial by policy (`decision="deny"`); a run limit or a
+/// Datalog error is an evaluation failure (`decision="error"`). Under either engine.
+#[test]
+fn failed_checks_are_denials_and_evaluation_failures_are_errors() {
+    use crate::policy::Outcome;
+    let e = engine(AUTHORIZER);
+    let authority = r#"user("alice"); right("tool", "echo"); right("tool", "whoami");"#;
+    let narrowed = identity(authority, &[r#"check if tool("echo");"#]);
+    assert_eq!(
+        decide(&e, &narrowed, &call("echo", json!({}))).outcome(),
+        Outcome::Allow
+    );
+    let d = decide(&e, &narrowed, &call("whoami", json!({})));
+    assert_eq!(d.outcome(), Outcome::Deny, "{d:?}");
+    let wrapped = TokenChecks::new(AllowAll, 9, crate::biscuit::default_limits());
+    let d = decide(&wrapped, &narrowed, &call("whoami", json!({})));
+    assert_eq!(d.outcome(), Outcome::Deny, "{d:?}");
+    // The operator's own failed check is a deny too.
+    let checked = engine("check if user(\"bob\");\nallow if true;");
+    let d = decide(&checked, &narrowed, &call("echo", json!({})));
+    assert!(d.errors[0].starts_with("failed_check: "), "{d:?}");
+    assert_eq!(d.outcome(), Outcome::Deny, "{d:?}");
+
+    let facts: String = (0..40).map(|i| format!("n({i});")).collect();
+    let limited = engine(&format!(
+        "{facts}\npair($x, $y) <- n($x), n($y);\nallow if true;"
+    ));
+    let d = decide(&limited, &Identity::anonymous(), &call("echo", json!({})));
+    assert_eq!(d.outcome(), Outcome::Error, "{d:?}");
 }

@@ -1,0 +1,567 @@
+//! Filtering the upstream's answers: list results are cut down to what the caller may
+//! use, whether they arrive as one `application/json` body or as events of a
+//! `text/event-stream`, on the POST's own stream or a resumed GET stream.
+//!
+//! Responses are matched to list requests by JSON-RPC id ([`ListScope::take`]). Any
+//! response the proxy cannot filter — unparseable, duplicate keys, an unexpected shape —
+//! is withheld and replaced by a JSON-RPC error: fail closed. Messages that answer no
+//! outstanding list request pass through byte for byte; when nothing is outstanding the
+//! SSE path does no parsing at all.
+//!
+//! The same matching watches the answers to calls of taint sources
+//! ([`ListScope::watching`], [`ListScope::answered`]; see [`crate::taint`]). Those answers
+//! are never changed: the proxy only reads them to learn whether the call succeeded. A
+//! message it cannot read while a call is watched is passed on (unless a list is also
+//! outstanding) and reported with [`ListScope::unreadable`], which taints: it may have
+//! been the data.
+
+use bytes::{Bytes, BytesMut};
+use serde_json::{Map, Value};
+
+use crate::mcp::filter::{filter_list_response, is_response};
+use crate::mcp::sse::{SseEvent, SseFramer};
+use crate::mcp::{id_key, parse_strict, ListKind};
+
+use super::refusal::Withheld;
+
+/// Deepest JSON nesting accepted in an upstream list response.
+pub const MAX_RESPONSE_DEPTH: usize = 128;
+
+/// What the filter needs from the request it serves.
+pub trait ListScope {
+    /// Is any list request outstanding (cheap; decides whether events are parsed)?
+    fn pending(&self) -> bool;
+    /// Is any watched call (a taint source) awaiting its answer (cheap; also decides
+    /// whether events are parsed)?
+    fn watching(&self) -> bool {
+        false
+    }
+    /// A response with this id key arrived: if it answers a watched call, judge it
+    /// ([`crate::taint::call_outcome`]) and stop watching that call.
+    fn answered(&mut self, _id_key: &str, _message: &Value) {}
+    /// A message arrived that could not be read while calls were watched: it may have
+    /// answered any of them.
+    fn unreadable(&mut self) {}
+    /// The list request answered by a response with this id key, if any; removes it.
+    fn take(&mut self, id_key: &str) -> Option<ListKind>;
+    /// The listing rule for one item (and a chance to learn its annotations).
+    fn keep(
+        &mut self,
+        kind: ListKind,
+        name: &str,
+        annotations: Option<&Map<String, Value>>,
+    ) -> bool;
+}
+
+/// Counts of what filtering did, for logs and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FilterStats {
+    /// List results filtered.
+    pub lists: usize,
+    /// Items hidden.
+    pub hidden: usize,
+    /// Messages withheld because they could not be filtered.
+    pub withheld: usize,
+}
+
+/// Filter the JSON-RPC message(s) of one JSON document (a response or a batch of them).
+/// Returns `None` when nothing answered a list request (forward the original bytes).
+pub fn filter_document(
+    bytes: &[u8],
+    scope: &mut dyn ListScope,
+    stats: &mut FilterStats,
+) -> Option<Bytes> {
+    let mut doc = match parse_strict(bytes, MAX_RESPONSE_DEPTH) {
+        Ok(doc) => doc,
+        Err(e) => {
+            // We cannot tell which request this answers. A watched source call may have
+            // been answered: taint. A client might parse it more leniently than we do, so
+            // it must not pass while lists are outstanding.
+            let watched = scope.watching();
+            if watched {
+                tracing::warn!(error = %e, "unreadable upstream message while a taint source call is outstanding");
+                scope.unreadable();
+                if !scope.pending() {
+                    return None;
+                }
+            }
+            tracing::warn!(error = %e, "withholding unparseable upstream message");
+            stats.withheld += 1;
+            return Some(Withheld::Unfilterable.body());
+        }
+    };
+    let changed = match &mut doc {
+        Value::Array(items) => {
+            let mut any = false;
+            for item in items.iter_mut() {
+                any |= filter_message(item, scope, stats);
+            }
+            any
+        }
+        message => filter_message(message, scope, stats),
+    };
+    changed.then(|| Bytes::from(doc.to_string()))
+}
+
+/// Filter one message if it answers an outstanding list request. Returns whether it did.
+fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut FilterStats) -> bool {
+    // Only answers are matched: a response ([`is_response`]), or a malformed answer (an
+    // `id` with neither `method`, `result` nor `error`), which the list filter withholds
+    // rather than lets pass.
+    let malformed_answer = ["method", "result", "error"]
+        .iter()
+        .all(|key| message.get(key).is_none());
+    if !is_response(message) && !malformed_answer {
+        return false;
+    }
+    let Some(key) = message.get("id").map(id_key) else {
+        return false;
+    };
+    if scope.watching() {
+        scope.answered(&key, message);
+    }
+    let Some(kind) = scope.take(&key) else {
+        return false;
+    };
+    let mut keep =
+        |name: &str, annotations: Option<&Map<String, Value>>| scope.keep(kind, name, annotations);
+    match filter_list_response(message, kind, &mut keep) {
+        Ok(hidden) => {
+            stats.lists += 1;
+            stats.hidden += hidden;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, list = kind.method(), "withholding list result");
+            stats.withheld += 1;
+            let id = message.get("id").cloned();
+            *message = Withheld::Unfilterable.error(id.as_ref());
+        }
+    }
+    true
+}
+
+/// Buffers an `application/json` response whole, then filters it.
+#[derive(Debug)]
+pub struct JsonBuffer {
+    buf: BytesMut,
+    limit: usize,
+    /// What to do with a body over `limit`: withhold it (lists) or pass it on.
+    pass_oversized: bool,
+    overflow: bool,
+}
+
+impl JsonBuffer {
+    /// A buffer that holds at most `limit` bytes; a larger body is withheld. For answers
+    /// that may hold list results.
+    pub fn new(limit: usize) -> Self {
+        JsonBuffer {
+            buf: BytesMut::new(),
+            limit,
+            pass_oversized: false,
+            overflow: false,
+        }
+    }
+
+    /// A buffer for answers that are only watched (taint sources, no list outstanding):
+    /// a body larger than `limit` is reported [`ListScope::unreadable`] and passed on.
+    pub fn watching(limit: usize) -> Self {
+        JsonBuffer {
+            pass_oversized: true,
+            ..JsonBuffer::new(limit)
+        }
+    }
+
+    /// Add a chunk of the body; returns what to send the client now (nothing while
+    /// buffering).
+    pub fn push(&mut self, chunk: &[u8], scope: &mut dyn ListScope) -> Bytes {
+        if self.overflow {
+            return if self.pass_oversized {
+                Bytes::copy_from_slice(chunk)
+            } else {
+                Bytes::new()
+            };
+        }
+        if self.buf.len() + chunk.len() > self.limit {
+            self.overflow = true;
+            let mut buffered = std::mem::take(&mut self.buf);
+            if self.pass_oversized {
+                tracing::warn!(
+                    limit = self.limit,
+                    "answer to a taint source call too large to read; passing it on, tainted"
+                );
+                scope.unreadable();
+                buffered.extend_from_slice(chunk);
+                return buffered.freeze();
+            }
+            return Bytes::new();
+        }
+        self.buf.extend_from_slice(chunk);
+        Bytes::new()
+    }
+
+    /// The rest of the body to send the client, filtered.
+    pub fn finish(&mut self, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
+        if self.overflow && self.pass_oversized {
+            return Bytes::new();
+        }
+        if self.overflow {
+            stats.withheld += 1;
+            return Withheld::TooLarge.body();
+        }
+        let body = std::mem::take(&mut self.buf).freeze();
+        filter_document(&body, scope, stats).unwrap_or(body)
+    }
+}
+
+/// Filters a `text/event-stream` response event by event.
+#[derive(Debug)]
+pub struct SseFilter {
+    framer: SseFramer,
+    events: Vec<SseEvent>,
+}
+
+impl SseFilter {
+    /// A filter refusing single events larger than `max_event_bytes`.
+    pub fn new(max_event_bytes: usize) -> Self {
+        SseFilter {
+            framer: SseFramer::with_limit(max_event_bytes),
+            events: Vec::new(),
+        }
+    }
+
+    /// Feed one chunk; returns the bytes to send downstream now (whole events only).
+    pub fn push(
+        &mut self,
+        chunk: &[u8],
+        scope: &mut dyn ListScope,
+        stats: &mut FilterStats,
+    ) -> Bytes {
+        self.events.clear();
+        if let Err(e) = self.framer.push(chunk, &mut self.events) {
+            // An event too large to filter: drop what is buffered of it. If it answered
+            // a list request the client sees no answer (it will time out) rather than an
+            // unfiltered one.
+            tracing::warn!(error = %e, "dropping oversized SSE event");
+            stats.withheld += 1;
+            if scope.watching() {
+                scope.unreadable();
+            }
+        }
+        match self.events.len() {
+            0 => Bytes::new(),
+            1 if !scope.pending() && !scope.watching() => self.events[0].raw.clone(),
+            _ => {
+                let mut out = BytesMut::new();
+                for event in &self.events {
+                    out.extend_from_slice(&filter_event(event, scope, stats));
+                }
+                out.freeze()
+            }
+        }
+    }
+
+    /// End of stream: what is still buffered (an event ended by a lone `\r`, or an
+    /// unfinished one some clients still deliver) goes through the same filter.
+    pub fn finish(&mut self, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
+        let raw = self.framer.take_pending();
+        if raw.is_empty() {
+            return raw;
+        }
+        filter_event(&SseEvent { raw }, scope, stats)
+    }
+}
+
+fn filter_event(event: &SseEvent, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
+    if !scope.pending() && !scope.watching() {
+        return event.raw.clone();
+    }
+    let Some(data) = event.data() else {
+        return event.raw.clone();
+    };
+    if data.trim().is_empty() {
+        return event.raw.clone();
+    }
+    match filter_document(data.as_bytes(), scope, stats) {
+        Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
+        None => event.raw.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::errors::UPSTREAM_UNFILTERABLE;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    struct Scope {
+        lists: HashMap<String, ListKind>,
+        seen: Vec<String>,
+    }
+    impl ListScope for Scope {
+        fn pending(&self) -> bool {
+            !self.lists.is_empty()
+        }
+        fn take(&mut self, id_key: &str) -> Option<ListKind> {
+            self.lists.remove(id_key)
+        }
+        fn keep(&mut self, _: ListKind, name: &str, _: Option<&Map<String, Value>>) -> bool {
+            self.seen.push(name.to_owned());
+            name != "secret"
+        }
+    }
+
+    fn scope(ids: &[&str]) -> Scope {
+        Scope {
+            lists: ids
+                .iter()
+                .map(|i| (i.to_string(), ListKind::Tools))
+                .collect(),
+            seen: vec![],
+        }
+    }
+
+    fn tools_result(id: Value) -> Value {
+        json!({"jsonrpc":"2.0","id":id,"result":{"tools":[{"name":"echo"},{"name":"secret"}],"nextCursor":"c2"}})
+    }
+
+    #[test]
+    fn json_list_result_is_filtered_and_cursor_kept() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        let body = tools_result(json!(1)).to_string();
+        let (a, c) = body.as_bytes().split_at(10);
+        b.push(a, &mut s);
+        b.push(c, &mut s);
+        let out: Value = serde_json::from_slice(&b.finish(&mut s, &mut stats)).unwrap();
+        assert_eq!(out["result"]["tools"], json!([{"name":"echo"}]));
+        assert_eq!(out["result"]["nextCursor"], "c2");
+        assert_eq!(stats.hidden, 1);
+    }
+
+    #[test]
+    fn unrelated_json_passes_byte_for_byte() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        let body = br#"{"jsonrpc":"2.0", "id":2, "result":{}}"#;
+        b.push(body, &mut s);
+        assert_eq!(&b.finish(&mut s, &mut stats)[..], &body[..]);
+    }
+
+    #[test]
+    fn duplicate_keys_in_a_list_answer_are_withheld() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        b.push(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[{"name":"secret"}]}}"#,
+            &mut s,
+        );
+        let out = b.finish(&mut s, &mut stats);
+        assert!(!String::from_utf8_lossy(&out).contains("secret"));
+        assert_eq!(stats.withheld, 1);
+    }
+
+    #[test]
+    fn wrong_shape_is_replaced_by_an_error_with_the_id() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        b.push(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"secret"}}}"#,
+            &mut s,
+        );
+        let out: Value = serde_json::from_slice(&b.finish(&mut s, &mut stats)).unwrap();
+        assert_eq!(out["id"], 1);
+        assert_eq!(out["error"]["code"], UPSTREAM_UNFILTERABLE);
+    }
+
+    #[test]
+    fn oversized_json_is_withheld() {
+        let mut s = scope(&["1"]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(8);
+        b.push(tools_result(json!(1)).to_string().as_bytes(), &mut s);
+        let out = b.finish(&mut s, &mut stats);
+        assert!(!String::from_utf8_lossy(&out).contains("secret"));
+    }
+
+    #[test]
+    fn sse_list_result_split_anywhere_is_filtered() {
+        let stream = format!(
+            ": keepalive\n\nid: 1\nevent: message\ndata: {}\n\ndata: {}\r\n\r\n",
+            json!({"jsonrpc":"2.0","method":"notifications/message","params":{}}),
+            tools_result(json!("abc")),
+        );
+        for split in 0..stream.len() {
+            let mut s = Scope {
+                lists: [("\"abc\"".to_owned(), ListKind::Tools)]
+                    .into_iter()
+                    .collect(),
+                seen: vec![],
+            };
+            let mut stats = FilterStats::default();
+            let mut f = SseFilter::new(1 << 20);
+            let mut out = Vec::new();
+            let (a, b) = stream.as_bytes().split_at(split);
+            out.extend_from_slice(&f.push(a, &mut s, &mut stats));
+            out.extend_from_slice(&f.push(b, &mut s, &mut stats));
+            let text = String::from_utf8(out).unwrap();
+            assert!(!text.contains("secret"), "split {split}: {text}");
+            assert!(text.contains("\"echo\""), "split {split}");
+            assert!(text.contains("notifications/message"), "split {split}");
+            assert_eq!(stats.hidden, 1, "split {split}");
+        }
+    }
+
+    #[test]
+    fn sse_without_pending_lists_passes_untouched() {
+        let mut s = scope(&[]);
+        let mut stats = FilterStats::default();
+        let mut f = SseFilter::new(1 << 20);
+        let body = format!("data: {}\n\n", tools_result(json!(1)));
+        let out = f.push(body.as_bytes(), &mut s, &mut stats);
+        assert_eq!(&out[..], body.as_bytes());
+        assert!(s.seen.is_empty());
+    }
+
+    /// Watches source calls by id key, recording what the filter reported.
+    #[derive(Default)]
+    struct Watch {
+        calls: HashMap<String, ()>,
+        answered: Vec<(String, crate::taint::CallOutcome)>,
+        unreadable: usize,
+        parsed: bool,
+    }
+    impl ListScope for Watch {
+        fn pending(&self) -> bool {
+            false
+        }
+        fn watching(&self) -> bool {
+            !self.calls.is_empty()
+        }
+        fn take(&mut self, _: &str) -> Option<ListKind> {
+            self.parsed = true;
+            None
+        }
+        fn keep(&mut self, _: ListKind, _: &str, _: Option<&Map<String, Value>>) -> bool {
+            true
+        }
+        fn answered(&mut self, id_key: &str, message: &Value) {
+            if self.calls.remove(id_key).is_some() {
+                self.answered
+                    .push((id_key.to_owned(), crate::taint::call_outcome(message)));
+            }
+        }
+        fn unreadable(&mut self) {
+            self.unreadable += self.calls.len();
+            self.calls.clear();
+        }
+    }
+
+    fn watch(ids: &[&str]) -> Watch {
+        Watch {
+            calls: ids.iter().map(|i| (i.to_string(), ())).collect(),
+            ..Watch::default()
+        }
+    }
+
+    #[test]
+    fn watched_answers_are_judged_and_passed_unchanged() {
+        use crate::taint::CallOutcome;
+        let ok = r#"{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"row"}]}}"#;
+        let failed = r#"{"jsonrpc":"2.0","id":"x","result":{"content":[],"isError":true}}"#;
+        let stream = format!(
+            "data: {}\n\ndata: {ok}\n\ndata: {failed}\n\n",
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{}})
+        );
+        for split in 0..stream.len() {
+            let mut s = watch(&["3", "\"x\""]);
+            let mut stats = FilterStats::default();
+            let mut f = SseFilter::new(1 << 20);
+            let (a, b) = stream.as_bytes().split_at(split);
+            let mut out = f.push(a, &mut s, &mut stats).to_vec();
+            out.extend_from_slice(&f.push(b, &mut s, &mut stats));
+            assert_eq!(String::from_utf8(out).unwrap(), stream, "split {split}");
+            let mut answered = s.answered.clone();
+            answered.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                answered,
+                [
+                    ("\"x\"".to_owned(), CallOutcome::Failed),
+                    ("3".to_owned(), CallOutcome::Succeeded)
+                ],
+                "split {split}"
+            );
+            assert_eq!(s.unreadable, 0);
+        }
+
+        let mut s = watch(&["3"]);
+        let mut b = JsonBuffer::watching(1 << 20);
+        assert!(b.push(ok.as_bytes(), &mut s).is_empty());
+        let out = b.finish(&mut s, &mut FilterStats::default());
+        assert_eq!(&out[..], ok.as_bytes());
+        assert_eq!(s.answered, [("3".to_owned(), CallOutcome::Succeeded)]);
+    }
+
+    #[test]
+    fn unreadable_answers_to_watched_calls_pass_and_are_reported() {
+        // malformed JSON in an event
+        let mut s = watch(&["3"]);
+        let mut stats = FilterStats::default();
+        let mut f = SseFilter::new(1 << 20);
+        let body = "data: {\"id\":3,\"result\":\n\n";
+        let out = f.push(body.as_bytes(), &mut s, &mut stats);
+        assert_eq!(&out[..], body.as_bytes(), "passed on unchanged");
+        assert_eq!((s.unreadable, stats.withheld), (1, 0));
+
+        // duplicate keys in a JSON body
+        let mut s = watch(&["3"]);
+        let mut b = JsonBuffer::watching(1 << 20);
+        let body = br#"{"jsonrpc":"2.0","id":3,"result":{"isError":true},"result":{}}"#;
+        b.push(body, &mut s);
+        assert_eq!(&b.finish(&mut s, &mut stats)[..], &body[..]);
+        assert_eq!(s.unreadable, 1);
+
+        // a JSON body over the limit is passed on at once, reported before it goes out
+        let mut s = watch(&["3"]);
+        let mut b = JsonBuffer::watching(8);
+        assert!(b.push(b"{\"id\":", &mut s).is_empty());
+        assert_eq!(s.unreadable, 0);
+        assert_eq!(
+            &b.push(b"3,\"result\"", &mut s)[..],
+            b"{\"id\":3,\"result\""
+        );
+        assert_eq!(s.unreadable, 1);
+        assert_eq!(&b.push(b":{}}", &mut s)[..], b":{}}");
+        assert!(b.finish(&mut s, &mut stats).is_empty());
+
+        // an SSE event over the limit
+        let mut s = watch(&["3"]);
+        let mut f = SseFilter::new(16);
+        f.push(
+            format!("data: {}\n\n", "x".repeat(64)).as_bytes(),
+            &mut s,
+            &mut stats,
+        );
+        assert_eq!(s.unreadable, 1);
+    }
+
+    #[test]
+    fn nothing_watched_nothing_parsed() {
+        let mut s = watch(&[]);
+        let mut stats = FilterStats::default();
+        let mut f = SseFilter::new(1 << 20);
+        let body = "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\n";
+        f.push(body.as_bytes(), &mut s, &mut stats);
+        f.push(body.as_bytes(), &mut s, &mut stats);
+        assert!(!s.parsed);
+        // a watched id parses, an unrelated answer is not judged
+        let mut s = watch(&["9"]);
+        f.push(body.as_bytes(), &mut s, &mut stats);
+        assert!(s.parsed);
+        assert!(s.answered.is_empty());
+    }
+}

@@ -1,0 +1,140 @@
+//! The state every exchange shares: the authenticator, the policy store, the session
+//! table, what the proxy learned of the upstream's tools, the shared state (taint,
+//! revocation, rate limits), and the
+//! operations side (metrics, audit log, requests in flight).
+//!
+//! Built once from a checked configuration ([`Warden::build`]), then shared by every
+//! request; [`Warden::reload`] swaps in new policies and keys without a restart.
+
+use std::sync::Arc;
+
+use super::in_flight::Lifecycle;
+use crate::audit::AuditLog;
+use crate::auth::{AuthConfigError, Authenticator};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::{PolicyLoadError, PolicyStore};
+
+use super::annotations::AnnotationCache;
+use super::sessions::SessionTable;
+
+/// Everything a request needs, shared by all requests: the authenticator, the policy
+/// store, the session table, what the proxy learned of the upstream's tools, the taint
+/// store, and the operations side (metrics, audit log, requests in flight).
+pub struct Warden {
+    /// The checked configuration.
+    pub config: Config,
+    /// Verifies credentials.
+    pub auth: Authenticator,
+    /// The current policy generation.
+    pub policies: PolicyStore,
+    /// Session ownership and outstanding list requests.
+    pub sessions: SessionTable,
+    /// Tool annotations learned from `tools/list`, and the operator's overrides.
+    pub annotations: AnnotationCache,
+    /// Taint sources (`[taint] sources`), by tool.
+    pub sources: crate::taint::Sources,
+    /// Shared state: taint labels by session and credential, revoked token ids,
+    /// rate-limit buckets (in memory, or in Redis for several replicas).
+    pub state: crate::state::SharedState,
+    /// Prometheus metrics (the process-wide set).
+    pub metrics: Arc<Metrics>,
+    /// The audit log (its writer starts with [`crate::proxy::run`]).
+    pub audit: AuditLog,
+    /// Requests in flight; draining.
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// Why the proxy could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The `[auth]` section or a key file.
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    /// A policy, schema or entity file.
+    #[error(transparent)]
+    Policy(#[from] PolicyLoadError),
+    /// The `[state]` section (Redis URL, TLS files, password).
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+impl Warden {
+    /// Build from a checked configuration: set up authentication and compile policies.
+    /// Fails on any error, so a bad configuration never starts.
+    pub fn build(config: Config) -> Result<Self, BuildError> {
+        let mut auth = Authenticator::from_config(&config.raw.auth, &config.base_dir)?;
+        auth.set_datalog_limits(config.raw.policy.biscuit.limits.to_limits());
+        let policies = PolicyStore::load(&config.raw.policy, &config.base_dir)?;
+        let sessions = SessionTable::new(
+            config.raw.sessions.max_sessions,
+            config.raw.sessions.idle_timeout,
+        );
+        let metrics = Metrics::global();
+        let audit = AuditLog::new(&config.raw.audit, &config.base_dir, &metrics);
+        let lifecycle = Arc::new(Lifecycle::new(&metrics));
+        let annotations = AnnotationCache::with_overrides(config.raw.annotation_overrides());
+        let sources = config.raw.taint.sources();
+        let state = crate::state::SharedState::from_config(
+            &config.raw.state,
+            &config.raw.rate_limits,
+            config.raw.taint.max_entries,
+            config.raw.taint.ttl,
+            &config.base_dir,
+        )?;
+        let warden = Warden {
+            config,
+            auth,
+            policies,
+            sessions,
+            annotations,
+            sources,
+            state,
+            metrics,
+            audit,
+            lifecycle,
+        };
+        warden.refresh_gauges();
+        Ok(warden)
+    }
+
+    /// Reload everything reloadable (policies, key files). Each part keeps its last
+    /// good state on error; errors are logged with file and line, and counted.
+    pub fn reload(&self) {
+        match self.policies.reload() {
+            Ok(generation) => {
+                self.metrics.reload(true, true);
+                tracing::info!(generation, "policies reloaded")
+            }
+            Err(e) => {
+                self.metrics.reload(true, false);
+                tracing::error!("policy reload rejected, keeping the last good generation:\n{e}")
+            }
+        }
+        let has_key_files = !self.auth.watched_files().is_empty();
+        match self.auth.reload() {
+            Ok(()) => {
+                if has_key_files {
+                    self.metrics.reload(false, true);
+                    tracing::info!("keys and revocation list reloaded");
+                }
+            }
+            Err(e) => {
+                self.metrics.reload(false, false);
+                tracing::error!("key reload rejected, keeping the previous keys: {e}");
+            }
+        }
+        self.refresh_gauges();
+    }
+
+    /// Bring the gauges that mirror state (policy generation, sessions) up to date; the
+    /// admin listener calls this before each scrape.
+    pub fn refresh_gauges(&self) {
+        let generation = self.policies.current();
+        self.metrics
+            .set_generation(generation.number, generation.loaded_at);
+        self.metrics
+            .sessions_active
+            .set(i64::try_from(self.sessions.active()).unwrap_or(i64::MAX));
+    }
+}

@@ -1,0 +1,50 @@
+//! Helpers for the unit tests: waiting for an event, never for a length of time.
+//!
+//! A deadline here only turns a hang into a failure: it is long ([`HANG`]), so a slow or
+//! loaded machine never fails a test that passes on a fast one. The integration tests have
+//! the same rule in `tests/support/wait.rs`.
+
+use std::time::{Duration, Instant};
+
+/// How long a wait may last before it is called a hang.
+pub(crate) const HANG: Duration = Duration::from_secs(120);
+
+/// Poll `check` until it holds; panic naming `what` after [`HANG`].
+pub(crate) fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "still waiting for {what} after {HANG:?}"
+        );
+        pause();
+    }
+}
+
+/// The pause between two polls.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the poll interval of a wait for an event, bounded by HANG"
+)]
+fn pause() {
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+/// Returns once the monotonic clock has moved past the moment of the call, so that
+/// anything stamped before it has a non-zero age (for zero-TTL expiry tests).
+pub(crate) fn let_the_clock_tick() {
+    let start = Instant::now();
+    while Instant::now() <= start {
+        std::hint::spin_loop();
+    }
+}
+
+/// Biscuit run limits for tests: the proxy's default limits on facts and iterations, and
+/// [`HANG`] for time. Biscuit's time limit is wall-clock time, so the proxy's 20 ms default
+/// turned decisions into run-limit denials when the test machine was busy.
+pub(crate) fn biscuit_limits() -> biscuit_auth::AuthorizerLimits {
+    biscuit_auth::AuthorizerLimits {
+        max_time: HANG,
+        ..crate::biscuit::default_limits()
+    }
+}

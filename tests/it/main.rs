@@ -1,0 +1,22 @@
+//! The integration tests: one binary (`cargo test --test it`), so the crate and its
+//! dependencies are linked once, not once per file. Each module is one topic; shared helpers
+//! (real servers, clients, the proxy binary) are in `tests/support/`. See `tests/README.md`.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod biscuit;
+mod biscuit_interop;
+mod book;
+mod bypass;
+mod connections;
+mod decision_labels;
+mod demo;
+mod demo_rls;
+mod interop;
+mod new_user;
+mod operations;
+mod proxy;
+mod replicas;
+mod taint;
+mod upstream_smoke;

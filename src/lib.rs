@@ -10,7 +10,9 @@
 //! - [`mcp`] parses and classifies JSON-RPC; [`auth`] turns credentials into an
 //!   [`auth::Identity`]; [`policy`] holds the Cedar and Biscuit engines and hot reload;
 //!   [`taint`] tracks sensitive reads; [`audit`] and [`metrics`] record; [`config`]
-//!   reads the configuration; [`demo`] is the bundled demo backend.
+//!   reads the configuration; [`demo`] is the bundled demo backend; [`k8s`] injects the
+//!   sidecar into Kubernetes pods (`inject`, `webhook`); [`tls`] serves rustls with
+//!   certificate reload.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -20,12 +22,14 @@ pub mod biscuit;
 pub mod config;
 pub mod demo;
 pub mod exchange;
+pub mod k8s;
 pub mod mcp;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod state;
 pub mod taint;
+pub mod tls;
 
 #[cfg(test)]
 mod module_graph;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use mcp_warden::{config, proxy};
+use mcp_warden::{config, k8s, proxy};
 
 use cli::demo::{DemoArgs, DemoBackendArgs};
 use cli::dev_jwt::DevJwtArgs;
@@ -82,6 +82,11 @@ enum Command {
     /// Run the demo: the demo backend and the proxy in front of it with the demo
     /// configuration; creates missing demo keys and prints tokens to try.
     Demo(DemoArgs),
+    /// Add the mcp-warden sidecar to Kubernetes YAML (Pods, Deployments, StatefulSets,
+    /// DaemonSets, Jobs, CronJobs); writes the injected YAML to standard output.
+    Inject(k8s::InjectArgs),
+    /// Serve the mutating admission webhook that injects the sidecar (HTTPS).
+    Webhook(k8s::WebhookArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +105,11 @@ fn main() -> ExitCode {
         Command::Token { command } => cli::token::run(command).map(|out| println!("{out}")),
         Command::DemoBackend(args) => cli::demo::backend(args, &format),
         Command::Demo(args) => cli::demo::run(args, &format),
+        Command::Inject(args) => k8s::cli::run_inject(&args).map_err(anyhow::Error::msg),
+        Command::Webhook(args) => {
+            logging::init(&format, "info");
+            k8s::cli::run_webhook(&args).map_err(anyhow::Error::msg)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

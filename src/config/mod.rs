@@ -62,6 +62,9 @@ pub struct RawConfig {
     /// Graceful shutdown.
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    /// Downstream connections: how many at once, how long a client may take.
+    #[serde(default)]
+    pub connections: ConnectionsConfig,
     /// Diagnostic logs (stderr).
     #[serde(default)]
     pub log: LogConfig,
@@ -226,6 +229,35 @@ impl Default for LifecycleConfig {
         LifecycleConfig {
             drain_timeout: Duration::from_secs(20),
             shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[connections]`: bounds on what downstream clients may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Most downstream connections open at once (default 10 000). Beyond it a new
+    /// connection is answered `503` with a JSON-RPC error and closed, and counted in
+    /// `mcp_warden_connections_refused_total{reason="connection_limit"}`.
+    pub max_connections: usize,
+    /// Time a client has to send a whole request head (request line and headers),
+    /// counted from its first byte (default 10s). A client sending its head a byte at a
+    /// time (slowloris) is answered `408` and cut off when it is up. The body has its own
+    /// deadline, `limits.body_read_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time an open connection may sit idle waiting for its next request (default 60s).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -495,10 +527,19 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
         ("upstream_timeouts.connect", t.connect),
         ("upstream_timeouts.read", t.read),
         ("upstream_timeouts.sse_idle", t.sse_idle),
+        ("connections.header_timeout", raw.connections.header_timeout),
+        ("connections.idle_timeout", raw.connections.idle_timeout),
+        ("limits.body_read_timeout", raw.limits.body_read_timeout),
     ] {
         if value.is_zero() {
             return Err((key, "must be more than zero".to_owned()));
         }
+    }
+    if raw.connections.max_connections == 0 {
+        return Err((
+            "connections.max_connections",
+            "must be more than zero".to_owned(),
+        ));
     }
     Ok(())
 }

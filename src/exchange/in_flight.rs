@@ -25,6 +25,7 @@ pub struct Lifecycle {
     exchanges: AtomicUsize,
     streams: AtomicUsize,
     draining: AtomicBool,
+    listening: AtomicBool,
     exchange_gauge: IntGauge,
     stream_gauge: IntGauge,
 }
@@ -36,6 +37,7 @@ impl Lifecycle {
             exchanges: AtomicUsize::new(0),
             streams: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
             exchange_gauge: metrics.requests_in_flight.with_label_values(&["exchange"]),
             stream_gauge: metrics.requests_in_flight.with_label_values(&["stream"]),
         }
@@ -78,6 +80,16 @@ impl Lifecycle {
     /// Shutdown begins: `/readyz` turns false.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);
+    }
+
+    /// Is the proxy's listener bound and served by Pingora?
+    pub fn listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
+    }
+
+    /// The listener is bound and Pingora serves it: `/readyz` may turn true.
+    pub fn set_listening(&self) {
+        self.listening.store(true, Ordering::Release);
     }
 }
 

@@ -120,7 +120,17 @@ fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut Fi
     if scope.watching() {
         scope.answered(&key, message);
     }
-    let Some(kind) = scope.take(&key) else {
+    // A client may take a response for the answer to its request under a looser id
+    // equality than the exact JSON text (`1.0` or `"1"` for `1`: the TypeScript SDK
+    // compares `Number(id)`), so those forms answer an outstanding list too.
+    let Some(kind) = scope.take(&key).or_else(|| {
+        message
+            .get("id")
+            .map(lenient_keys)
+            .unwrap_or_default()
+            .iter()
+            .find_map(|k| scope.take(k))
+    }) else {
         return false;
     };
     let mut keep =
@@ -138,6 +148,49 @@ fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut Fi
         }
     }
     true
+}
+
+/// Largest integer every JSON implementation holds exactly (2^53 − 1).
+const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// Other id keys a client might equate with `id`: when `id` reads as an integral number
+/// (a number such as `1.0` or `1e0`, or a string such as `"1"`, `" 1"` or `"0x1"`, as
+/// JavaScript's `Number()` reads them), the key of that integer and of its string form.
+pub fn lenient_keys(id: &Value) -> Vec<String> {
+    let number = match id {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => js_number(s),
+        _ => None,
+    };
+    match number {
+        Some(v) if v.fract() == 0.0 && v.abs() <= MAX_EXACT_INTEGER => {
+            // Integral and exact: the cast cannot truncate.
+            let int = v as i64;
+            vec![int.to_string(), Value::String(int.to_string()).to_string()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// JavaScript's `Number(s)` for the forms an id could take, `None` for `NaN`.
+fn js_number(s: &str) -> Option<f64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Some(0.0);
+    }
+    for (prefix, radix) in [
+        ("0x", 16),
+        ("0X", 16),
+        ("0o", 8),
+        ("0O", 8),
+        ("0b", 2),
+        ("0B", 2),
+    ] {
+        if let Some(digits) = t.strip_prefix(prefix) {
+            return u64::from_str_radix(digits, radix).ok().map(|v| v as f64);
+        }
+    }
+    t.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
 /// Buffers an `application/json` response whole, then filters it.
@@ -338,6 +391,35 @@ mod tests {
         assert_eq!(out["result"]["tools"], json!([{"name":"echo"}]));
         assert_eq!(out["result"]["nextCursor"], "c2");
         assert_eq!(stats.hidden, 1);
+    }
+
+    #[test]
+    fn an_answer_under_an_id_a_client_equates_is_filtered_too() {
+        for id in [
+            json!(1.0),
+            json!(1e0),
+            json!("1"),
+            json!(" 1"),
+            json!("0x1"),
+        ] {
+            let mut s = scope(&["1"]);
+            let mut stats = FilterStats::default();
+            let mut b = JsonBuffer::new(1 << 20);
+            b.push(tools_result(id.clone()).to_string().as_bytes(), &mut s);
+            let out = b.finish(&mut s, &mut stats);
+            assert!(!String::from_utf8_lossy(&out).contains("secret"), "id {id}");
+            assert_eq!(stats.hidden, 1, "id {id}");
+        }
+        // A string request id answered by the number.
+        let mut s = scope(&["\"7\""]);
+        let mut stats = FilterStats::default();
+        let mut b = JsonBuffer::new(1 << 20);
+        b.push(tools_result(json!(7)).to_string().as_bytes(), &mut s);
+        assert!(!String::from_utf8_lossy(&b.finish(&mut s, &mut stats)).contains("secret"));
+        // Ids no client equates with an outstanding one are left alone.
+        assert!(lenient_keys(&json!(1.5)).is_empty());
+        assert!(lenient_keys(&json!("abc")).is_empty());
+        assert!(lenient_keys(&json!(1e300)).is_empty());
     }
 
     #[test]

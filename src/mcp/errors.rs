@@ -19,6 +19,8 @@ pub const FORBIDDEN: i64 = -32003;
 pub const BATCH_REFUSED: i64 = -32004;
 /// The upstream answered something the proxy could not filter; withheld.
 pub const UPSTREAM_UNFILTERABLE: i64 = -32005;
+/// The proxy is at a limit (too many connections); try again later.
+pub const OVERLOADED: i64 = -32006;
 /// `Mcp-Method` / `Mcp-Name` headers disagree with the body (MCP 2026-07-28).
 pub const HEADER_MISMATCH: i64 = -32020;
 /// A `[[rate_limits]]` rule refused the request (HTTP 429 with `Retry-After`).

@@ -95,8 +95,24 @@ pub fn id_key(id: &Value) -> String {
 
 fn not_rpc(reason: impl Into<String>) -> BodyError {
     BodyError::NotJsonRpc {
-        reason: reason.into(),
+        reason: bounded(reason.into()),
     }
+}
+
+/// Longest text from the input a refusal carries (it reaches logs and audit lines).
+const MAX_ECHO: usize = 256;
+
+/// `text`, cut to at most [`MAX_ECHO`] bytes (on a character boundary) with `…` added.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_ECHO {
+        let mut end = MAX_ECHO;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// Parse JSON strictly: duplicate keys and nesting beyond `max_depth` are errors.
@@ -226,7 +242,7 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                return Err(self.ctx.fail(BodyError::DuplicateKey { key }));
+                return Err(self.ctx.fail(BodyError::DuplicateKey { key: bounded(key) }));
             }
             let value = map.next_value_seed(StrictValue {
                 ctx: inner.ctx,
@@ -544,5 +560,7 @@ fn take_arguments(params: &mut Map<String, Value>) -> Result<Value, BodyError> {
     }
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -309,4 +309,6 @@ impl<'a> Iterator for Lines<'a> {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

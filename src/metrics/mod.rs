@@ -173,6 +173,11 @@ pub struct Metrics {
     pub bodies_refused: IntCounterVec,
     /// `mcp_warden_requests_refused_total{reason}`: other refusals before any decision.
     pub requests_refused: IntCounterVec,
+    /// `mcp_warden_connections_open`: downstream connections being served.
+    pub connections_open: IntGauge,
+    /// `mcp_warden_connections_refused_total{reason}`: downstream connections refused or
+    /// cut off by the proxy (`connection_limit`, `header_timeout`, `header_too_large`).
+    pub connections_refused: IntCounterVec,
     /// `mcp_warden_requests_in_flight{kind}`: `exchange` (POST, DELETE) or `stream` (GET).
     pub requests_in_flight: IntGaugeVec,
     /// `mcp_warden_audit_lines_total{outcome}`: `written`, `dropped_buffer_full`.
@@ -330,6 +335,17 @@ impl Metrics {
                  the credential (path, method, origin, session, audit), by reason.",
                 &["reason"],
             ),
+            connections_open: IntGauge::with_opts(
+                Opts::new("connections_open", "Downstream connections being served.")
+                    .namespace(PREFIX),
+            )
+            .expect("static metric definition"),
+            connections_refused: counter_vec(
+                "connections_refused_total",
+                "Downstream connections refused or cut off by the proxy, by reason \
+                 (connection_limit, header_timeout, header_too_large).",
+                &["reason"],
+            ),
             requests_in_flight: IntGaugeVec::new(
                 Opts::new(
                     "requests_in_flight",
@@ -396,6 +412,8 @@ impl Metrics {
         registry.register(Box::new(self.sessions_active.clone()))?;
         registry.register(Box::new(self.bodies_refused.clone()))?;
         registry.register(Box::new(self.requests_refused.clone()))?;
+        registry.register(Box::new(self.connections_open.clone()))?;
+        registry.register(Box::new(self.connections_refused.clone()))?;
         registry.register(Box::new(self.requests_in_flight.clone()))?;
         registry.register(Box::new(self.audit_lines.clone()))?;
         registry.register(Box::new(self.audit_write_errors.clone()))?;

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -46,6 +45,8 @@ impl AdminResponse {
 /// What `/readyz` checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Readiness {
+    /// The proxy's listener is bound and being served.
+    pub listening: bool,
     /// A policy generation is loaded.
     pub policies_loaded: bool,
     /// Its number.
@@ -66,7 +67,8 @@ pub struct Readiness {
 impl Readiness {
     /// Ready to take traffic?
     pub fn ready(&self) -> bool {
-        self.policies_loaded
+        self.listening
+            && self.policies_loaded
             && self.upstream_reachable
             && !self.draining
             && self.audit_ok
@@ -89,6 +91,7 @@ pub async fn readiness(warden: &Warden) -> Readiness {
         Ok(Ok(_))
     );
     Readiness {
+        listening: warden.lifecycle.listening(),
         policies_loaded: generation.number > 0,
         policy_generation: generation.number,
         upstream_reachable,
@@ -143,10 +146,7 @@ pub async fn respond(warden: &Warden, method: &str, target: &str) -> AdminRespon
     reason = "a failed accept is retried after a pause"
 )]
 pub fn spawn(warden: &Arc<Warden>) -> anyhow::Result<std::net::SocketAddr> {
-    let addr = warden.config.raw.admin.listen;
-    let listener = std::net::TcpListener::bind(addr)
-        .with_context(|| format!("admin listener: cannot listen on {addr}"))?;
-    listener.set_nonblocking(true)?;
+    let listener = super::listener::bind(warden.config.raw.admin.listen, "admin.listen")?;
     let local = listener.local_addr()?;
     let warden = Arc::clone(warden);
     super::spawn_with_runtime("admin", "admin listener", move || async move {
@@ -254,6 +254,7 @@ mod tests {
     #[test]
     fn readiness_needs_every_check() {
         let ok = Readiness {
+            listening: true,
             policies_loaded: true,
             policy_generation: 1,
             upstream_reachable: true,
@@ -279,6 +280,11 @@ mod tests {
         );
         assert!(!Readiness {
             upstream_reachable: false,
+            ..ok
+        }
+        .ready());
+        assert!(!Readiness {
+            listening: false,
             ..ok
         }
         .ready());

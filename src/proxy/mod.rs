@@ -3,7 +3,7 @@
 //! Pingora is used only in this module: `service` ([`WardenProxy`]) implements `ProxyHttp`
 //! (each callback a call or two into [`crate::exchange`]), `body` reads request bodies
 //! whole, `upstream` names the upstream peer and its failures, [`lifecycle`] drains on
-//! SIGTERM, and [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin
+//! SIGTERM, `listener` binds the listener and caps and times connections, and [`admin`] serves `/metrics`, `/healthz` and `/readyz` on the admin
 //! address. [`run`] starts it all.
 //!
 //! Where is a `tools/call` decided? In [`crate::exchange::verdict::authorize_body`], which
@@ -13,6 +13,7 @@
 pub mod admin;
 mod body;
 pub mod lifecycle;
+pub mod listener;
 mod service;
 mod upstream;
 
@@ -85,16 +86,20 @@ where
 }
 
 /// Run the proxy until the process is told to stop: SIGTERM (or SIGQUIT) drains
-/// gracefully (see [`lifecycle`]), SIGINT stops at once.
+/// gracefully (see [`lifecycle`]), SIGINT stops at once. Fails before serving anything
+/// if the listener or the admin address cannot be bound.
 pub fn run(warden: Warden) -> anyhow::Result<()> {
     use pingora::server::configuration::ServerConf;
     use pingora::server::{RunArgs, Server};
 
     let listen = warden.config.raw.listen;
+    // Bind first: a taken port stops the start before anything else happens.
+    let socket = listener::bind(listen, "listen")?;
+    let bound = socket.local_addr()?;
     warden.audit.start().context("audit log")?;
     let warden = Arc::new(warden);
-    let _watchers = spawn_reloaders(&warden)?;
     let admin = admin::spawn(&warden)?;
+    let _watchers = spawn_reloaders(&warden)?;
 
     let lc = &warden.config.raw.lifecycle;
     let conf = ServerConf {
@@ -105,14 +110,26 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service(
-        &server.configuration,
-        WardenProxy::new(Arc::clone(&warden)),
+    let proxy =
+        pingora::proxy::http_proxy(&server.configuration, WardenProxy::new(Arc::clone(&warden)));
+    let gate = listener::Gate::new(
+        proxy,
+        listener::Limits::from(&warden.config.raw.connections),
+        &warden.metrics,
     );
-    proxy.add_tcp(&listen.to_string());
-    server.add_service(proxy);
+    let mut service =
+        pingora::services::listening::Service::new("mcp-warden proxy".to_owned(), gate);
+    // Pingora finds the socket bound above under this address and does not bind.
+    service.add_tcp(&listen.to_string());
+    let lifecycle = Arc::clone(&warden.lifecycle);
+    server.add_service(listener::PreBound::new(
+        service,
+        listen.to_string(),
+        socket,
+        move || lifecycle.set_listening(),
+    ));
     tracing::info!(
-        %listen,
+        listen = %bound,
         %admin,
         upstream = %warden.config.raw.upstream,
         generation = warden.policies.current().number,

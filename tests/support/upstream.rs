@@ -225,6 +225,7 @@ pub struct UpstreamBuilder {
     extra_tools: usize,
     records_tool: bool,
     any_host: bool,
+    port: u16,
 }
 
 impl UpstreamBuilder {
@@ -235,6 +236,7 @@ impl UpstreamBuilder {
             extra_tools: 0,
             records_tool: false,
             any_host: false,
+            port: 0,
         }
     }
 
@@ -261,7 +263,14 @@ impl UpstreamBuilder {
         self
     }
 
-    /// Bind `127.0.0.1:0` and serve until the returned [`Upstream`] is dropped.
+    /// Listen on this loopback port instead of a free one (to restart an upstream where
+    /// a proxy expects it).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Bind `127.0.0.1:0` (or the [`UpstreamBuilder::port`]) and serve until the returned [`Upstream`] is dropped.
     pub async fn start(self) -> Upstream {
         let seen = Arc::new(Seen::default());
         let mut config = match self.mode {
@@ -287,9 +296,9 @@ impl UpstreamBuilder {
             .fallback(|| async { http::StatusCode::NOT_FOUND })
             .layer(axum::middleware::from_fn_with_state(seen.clone(), record));
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
             .await
-            .expect("bind the upstream on 127.0.0.1:0");
+            .expect("bind the upstream on 127.0.0.1");
         let addr = listener.local_addr().expect("upstream local address");
         let shutdown = config.cancellation_token.clone();
         let task = tokio::spawn(async move {

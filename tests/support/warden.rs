@@ -136,6 +136,11 @@ impl Warden {
         });
     }
 
+    /// The proxy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the proxy logged so far.
     pub fn logs(&self) -> String {
         let mut s = String::new();

@@ -1,0 +1,228 @@
+use super::*;
+
+use std::time::Instant;
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A test CA and leaves it signs.
+struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test ca");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Self {
+            issuer: rcgen::Issuer::new(params, key),
+            pem: cert.pem(),
+        }
+    }
+
+    /// (certificate PEM, key PEM) for `name`.
+    fn leaf(&self, name: &str) -> (String, String) {
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn files_in(dir: &Path, cert: &str, key: &str) -> CertFiles {
+    CertFiles {
+        cert: write(dir, "tls.crt", cert),
+        key: write(dir, "tls.key", key),
+    }
+}
+
+fn leaf_der(pem: &str) -> CertificateDer<'static> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn loads_a_chain_and_its_key() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf("svc.example");
+    let files = files_in(dir.path(), &format!("{cert}{}", ca.pem), &key);
+    let loaded = load_certified_key(&files, &provider()).unwrap();
+    assert_eq!(loaded.cert.len(), 2, "leaf and CA");
+    assert_eq!(loaded.cert[0], leaf_der(&cert));
+}
+
+#[test]
+fn a_key_of_another_certificate_is_refused_naming_the_files() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _) = ca.leaf("a.example");
+    let (_, other_key) = ca.leaf("b.example");
+    let files = files_in(dir.path(), &cert, &other_key);
+    let err = load_certified_key(&files, &provider()).unwrap_err();
+    assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("tls.key") && text.contains("tls.crt"),
+        "{text}"
+    );
+}
+
+#[test]
+fn garbage_and_empty_files_are_refused() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf("a.example");
+    let files = files_in(dir.path(), "not pem at all", &key);
+    assert!(matches!(
+        load_certified_key(&files, &provider()),
+        Err(TlsError::NoCertificate { .. })
+    ));
+    let files = files_in(dir.path(), &cert, "");
+    let err = load_certified_key(&files, &provider()).unwrap_err();
+    assert!(matches!(err, TlsError::Pem { .. }), "{err}");
+    assert!(err.to_string().contains("tls.key"), "{err}");
+    let missing = CertFiles {
+        cert: dir.path().join("nope.crt"),
+        key: dir.path().join("nope.key"),
+    };
+    let err = load_certified_key(&missing, &provider()).unwrap_err();
+    assert!(err.to_string().contains("nope.crt"), "{err}");
+}
+
+#[test]
+fn a_bad_reload_keeps_the_last_good_certificate() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf("a.example");
+    let files = files_in(dir.path(), &cert, &key);
+    let resolver = ReloadingCertResolver::load(files, provider()).unwrap();
+    let before = resolver.current();
+
+    std::fs::write(
+        dir.path().join("tls.crt"),
+        "-----BEGIN CERTIFICATE-----\nAAAA",
+    )
+    .unwrap();
+    assert!(resolver.reload().is_err());
+    assert!(Arc::ptr_eq(&before, &resolver.current()), "last good kept");
+
+    let (cert2, key2) = ca.leaf("a.example");
+    files_in(dir.path(), &cert2, &key2);
+    resolver.reload().unwrap();
+    assert_eq!(resolver.current().cert[0], leaf_der(&cert2));
+}
+
+/// Lay out `dir` as the kubelet does for a Secret volume: the files are symlinks into
+/// `..data`, itself a symlink to a timestamped directory that an update replaces whole.
+fn kubelet_publish(dir: &Path, version: u32, cert: &str, key: &str) {
+    let data = dir.join(format!("..v{version}"));
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "tls.crt", cert);
+    write(&data, "tls.key", key);
+    let tmp = dir.join("..data_tmp");
+    std::os::unix::fs::symlink(data.file_name().unwrap(), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        let link = dir.join(name);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
+        }
+    }
+}
+
+/// Wait (bounded) until `done` holds; panics with `what` otherwise.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    connector: &tokio_rustls::TlsConnector,
+) -> (
+    tokio_rustls::server::TlsStream<tokio::io::DuplexStream>,
+    tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
+) {
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let name = ServerName::try_from("svc.example").unwrap();
+    let (server, client) = tokio::join!(acceptor.accept(a), connector.connect(name, b));
+    (server.unwrap(), client.unwrap())
+}
+
+fn peer_leaf(client: &tokio_rustls::client::TlsStream<tokio::io::DuplexStream>) -> Vec<u8> {
+    client.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A Secret rotation by symlink swap: new handshakes get the new certificate, an
+/// established connection keeps working.
+#[tokio::test]
+async fn kubelet_symlink_swap_rotates_new_handshakes_only() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert1, key1) = ca.leaf("svc.example");
+    kubelet_publish(dir.path(), 1, &cert1, &key1);
+    let files = CertFiles {
+        cert: dir.path().join("tls.crt"),
+        key: dir.path().join("tls.key"),
+    };
+    let resolver = Arc::new(ReloadingCertResolver::load(files, provider()).unwrap());
+    let _reloader = CertReloader::spawn(Arc::clone(&resolver)).unwrap();
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(Arc::new(server_config(Arc::clone(&resolver)).unwrap()));
+    let connector = tokio_rustls::TlsConnector::from(ca.client_config());
+
+    let (mut old_server, mut old_client) = handshake(&acceptor, &connector).await;
+    assert_eq!(peer_leaf(&old_client), leaf_der(&cert1).to_vec());
+
+    let (cert2, key2) = ca.leaf("svc.example");
+    kubelet_publish(dir.path(), 2, &cert2, &key2);
+    let want = leaf_der(&cert2);
+    let r = Arc::clone(&resolver);
+    tokio::task::spawn_blocking(move || wait_until("the reload", || r.current().cert[0] == want))
+        .await
+        .unwrap();
+
+    let (_, new_client) = handshake(&acceptor, &connector).await;
+    assert_eq!(peer_leaf(&new_client), leaf_der(&cert2).to_vec());
+
+    // The connection made before the rotation still carries data both ways.
+    old_client.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    old_server.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    old_server.write_all(b"pong").await.unwrap();
+    old_client.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"pong");
+}

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use crate::auth::AuthError;
 use crate::mcp::errors::{
     error_response, BATCH_REFUSED, FORBIDDEN, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_REQUEST,
-    RATE_LIMITED, STATE_UNAVAILABLE, UNAUTHENTICATED, UPSTREAM_UNFILTERABLE,
+    OVERLOADED, RATE_LIMITED, STATE_UNAVAILABLE, UNAUTHENTICATED, UPSTREAM_UNFILTERABLE,
 };
 use crate::mcp::headers::HeaderMismatch;
 use crate::mcp::BodyError;
@@ -451,6 +451,80 @@ impl fmt::Display for Http {
     }
 }
 
+/// Why the listener answered a connection itself, before any request reached the
+/// exchange, and closed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cutoff {
+    /// `connections.max_connections` connections were already open.
+    ConnectionLimit,
+    /// The request head did not arrive whole in `connections.header_timeout`.
+    HeaderTimeout,
+    /// The request head was larger than the listener reads (64 KiB).
+    HeaderTooLarge,
+}
+
+impl Cutoff {
+    /// The `reason` label of `mcp_warden_connections_refused_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Cutoff::ConnectionLimit => "connection_limit",
+            Cutoff::HeaderTimeout => "header_timeout",
+            Cutoff::HeaderTooLarge => "header_too_large",
+        }
+    }
+
+    /// The HTTP status line.
+    fn status_line(self) -> &'static str {
+        match self {
+            Cutoff::ConnectionLimit => "503 Service Unavailable",
+            Cutoff::HeaderTimeout => "408 Request Timeout",
+            Cutoff::HeaderTooLarge => "431 Request Header Fields Too Large",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            Cutoff::ConnectionLimit => 503,
+            Cutoff::HeaderTimeout => 408,
+            Cutoff::HeaderTooLarge => 431,
+        }
+    }
+
+    /// The JSON-RPC error code.
+    pub fn code(self) -> i64 {
+        match self {
+            Cutoff::ConnectionLimit => OVERLOADED,
+            Cutoff::HeaderTimeout | Cutoff::HeaderTooLarge => INVALID_REQUEST,
+        }
+    }
+
+    /// The message the client reads.
+    pub fn message(self) -> &'static str {
+        match self {
+            Cutoff::ConnectionLimit => "too many connections",
+            Cutoff::HeaderTimeout => "request headers not received in time",
+            Cutoff::HeaderTooLarge => "request headers too large",
+        }
+    }
+
+    /// The whole HTTP response the client gets (the connection is closed after it).
+    pub fn response(self) -> Vec<u8> {
+        let extra = match self {
+            Cutoff::ConnectionLimit => "retry-after: 1\r\n",
+            Cutoff::HeaderTimeout | Cutoff::HeaderTooLarge => "",
+        };
+        let body = error_response(None, self.code(), self.message(), None).to_string();
+        format!(
+            "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\ncache-control: no-store\r\n{extra}\r\n{body}",
+            self.status_line(),
+            body.len()
+        )
+        .into_bytes()
+    }
+}
+
 /// One distinct error on the wire, for the documentation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireError {
@@ -579,6 +653,18 @@ pub fn catalogue() -> Vec<WireError> {
             http: Http::Status(failed.status()),
             code: failed.code(),
             message: failed.message().into(),
+        });
+    }
+    for cutoff in [
+        Cutoff::ConnectionLimit,
+        Cutoff::HeaderTimeout,
+        Cutoff::HeaderTooLarge,
+    ] {
+        all.push(WireError {
+            name: cutoff.label(),
+            http: Http::Status(cutoff.status()),
+            code: cutoff.code(),
+            message: cutoff.message().into(),
         });
     }
     all

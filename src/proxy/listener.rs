@@ -43,7 +43,7 @@ use prometheus::{IntCounterVec, IntGauge};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::{ConnectionsConfig, ENV_PREFIX};
-use crate::mcp::errors::{error_response, INVALID_REQUEST, OVERLOADED};
+use crate::exchange::refusal::Cutoff;
 use crate::metrics::Metrics;
 
 /// Largest request head accepted (request line and headers), in bytes.
@@ -191,59 +191,6 @@ impl From<&ConnectionsConfig> for Limits {
             header_timeout: c.header_timeout,
             idle_timeout: c.idle_timeout,
         }
-    }
-}
-
-/// Why the gate answered a connection itself and closed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cutoff {
-    /// `max_connections` connections were already open.
-    ConnectionLimit,
-    /// The request head did not arrive whole in time.
-    HeaderTimeout,
-    /// The request head was larger than [`MAX_HEAD`].
-    HeaderTooLarge,
-}
-
-impl Cutoff {
-    /// The `reason` label of `mcp_warden_connections_refused_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Cutoff::ConnectionLimit => "connection_limit",
-            Cutoff::HeaderTimeout => "header_timeout",
-            Cutoff::HeaderTooLarge => "header_too_large",
-        }
-    }
-
-    /// The whole HTTP response the client gets.
-    pub fn response(self) -> Vec<u8> {
-        let (status, code, message, extra) = match self {
-            Cutoff::ConnectionLimit => (
-                "503 Service Unavailable",
-                OVERLOADED,
-                "too many connections",
-                "retry-after: 1\r\n",
-            ),
-            Cutoff::HeaderTimeout => (
-                "408 Request Timeout",
-                INVALID_REQUEST,
-                "request headers not received in time",
-                "",
-            ),
-            Cutoff::HeaderTooLarge => (
-                "431 Request Header Fields Too Large",
-                INVALID_REQUEST,
-                "request headers too large",
-                "",
-            ),
-        };
-        let body = error_response(None, code, message, None).to_string();
-        format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\ncache-control: no-store\r\n{extra}\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
     }
 }
 
@@ -473,6 +420,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::errors::OVERLOADED;
 
     fn limits() -> Limits {
         Limits {
@@ -534,6 +482,7 @@ mod tests {
                 if client.write_all(&[*b]).await.is_err() {
                     break;
                 }
+                #[allow(clippy::disallowed_methods, reason = "a slow client: a byte a second")]
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         });

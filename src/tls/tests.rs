@@ -1,6 +1,5 @@
 use super::*;
-
-use std::time::Instant;
+use crate::testing::wait_until;
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -156,15 +155,6 @@ fn kubelet_publish(dir: &Path, version: u32, cert: &str, key: &str) {
         if link.symlink_metadata().is_err() {
             std::os::unix::fs::symlink(format!("..data/{name}"), &link).unwrap();
         }
-    }
-}
-
-/// Wait (bounded) until `done` holds; panics with `what` otherwise.
-fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -4,6 +4,11 @@
 //! against `mcp-warden demo` on a real PostgreSQL. Each page's `sh` blocks are the commands;
 //! the `text` blocks below them are what they must print (see `support::walkthrough`).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "polls for a server to answer pause between tries (bounded by the hang limit)"
+)]
+
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

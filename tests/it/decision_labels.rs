@@ -2,6 +2,11 @@
 //! a Biscuit attenuation check is a `deny` (a policy outcome), a call refused because
 //! evaluation exceeded the run limits is an `error` (evaluation failed, fail closed).
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "polls for a metric pause between tries (bounded by the hang limit)"
+)]
+
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};

@@ -18,6 +18,11 @@
 //! the defaults a page shows (`127.0.0.1:8080`, `:3001`, `:9090`) are replaced by the test's
 //! before a command runs.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "polls for a log line pause between tries (bounded by the hang limit)"
+)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};

@@ -77,7 +77,7 @@ pub enum TokenCommand {
     },
     /// Revoke a token id (Biscuit revocation id or JWT `jti`) in the shared state
     /// (Redis): every replica refuses it from its next request on.
-    Revoke(mcp_warden::state::cli::RevokeArgs),
+    Revoke(super::revoke::RevokeArgs),
 }
 
 /// Writes the key pair; prints the public key on standard output, the files on
@@ -130,9 +130,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<String> {
                 Ok(report.to_string().trim_end().to_owned())
             }
         }
-        TokenCommand::Revoke(args) => {
-            mcp_warden::state::cli::revoke(&args).map_err(anyhow::Error::msg)
-        }
+        TokenCommand::Revoke(args) => super::revoke::revoke(&args).map_err(anyhow::Error::msg),
     }
 }
 

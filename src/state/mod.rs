@@ -21,7 +21,6 @@
 //! reports it and `mcp_warden_state_unavailable_total{feature}` counts it. Nothing here
 //! knows HTTP; the proxy maps a [`StateRefusal`] to its answer.
 
-pub mod cli;
 mod config;
 pub mod gcra;
 mod memory;

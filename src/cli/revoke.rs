@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{SharedState, StateError};
+use mcp_warden::state::{SharedState, StateError};
 
 /// Arguments of `mcp-warden token revoke`.
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ pub struct RevokeArgs {
 
 /// Run `token revoke`: the line to print, or the error.
 pub fn revoke(args: &RevokeArgs) -> Result<String, String> {
-    let config = crate::config::load(&args.config).map_err(|e| e.to_string())?;
+    let config = mcp_warden::config::load(&args.config).map_err(|e| e.to_string())?;
     let raw = &config.raw;
     if args.id.trim().is_empty() || args.id.len() > 1024 {
         return Err("the id must be 1–1024 characters".to_owned());

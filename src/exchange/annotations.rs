@@ -72,6 +72,12 @@ impl AnnotationCache {
         }
     }
 
+    /// The operator's overrides for `name`, if any (rewritten into the listed tool, so
+    /// clients see the hints the proxy enforces).
+    pub fn overrides_of(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.overrides.get(name)
+    }
+
     /// `declared` (from a `tools/list` item of `name`) with the operator's overrides on
     /// top, for the listing rule.
     pub fn overridden<'a>(

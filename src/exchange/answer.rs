@@ -103,7 +103,9 @@ pub fn plan(head: &AnswerHead<'_>, expecting: Expecting) -> AnswerPlan {
     let is_sse = content_type.starts_with("text/event-stream");
     let is_json = content_type.starts_with("application/json");
     let must_filter = expecting.own_lists || expecting.session_lists;
-    let may_carry_lists = must_filter || (is_sse && expecting.in_session);
+    // Any event stream may carry a list answer (a repeat, a replay, a list-shaped result
+    // under another id): every one is read.
+    let may_carry_lists = must_filter || is_sse;
     if !may_carry_lists && !expecting.watching {
         return AnswerPlan::Pass;
     }
@@ -298,21 +300,24 @@ impl Exchange {
         {
             let replays = self.admitted.kind == RequestKind::StreamGet;
             let session_id = self.admitted.session_id.as_deref();
-            let (lists, sources, generation, env) = match &mut self.forward {
+            let (lists, sources, failed, generation, env) = match &mut self.forward {
                 Some(f) => (
                     Some(&mut f.awaited.lists),
                     Some(&mut f.awaited.sources),
+                    Some(&mut f.awaited.failed_sources),
                     Some(&f.generation),
                     Some(&f.env),
                 ),
-                None => (None, None, None, None),
+                None => (None, None, None, None, None),
             };
             let mut own_lists = HashMap::new();
             let mut own_sources = HashMap::new();
+            let mut own_failed = HashMap::new();
             let mut scope = Scope {
                 warden,
                 own_lists: lists.unwrap_or(&mut own_lists),
                 sources: sources.unwrap_or(&mut own_sources),
+                failed: failed.unwrap_or(&mut own_failed),
                 tainting: &mut tainting,
                 session_id,
                 replays,
@@ -423,6 +428,8 @@ struct Scope<'a> {
     own_lists: &'a mut HashMap<String, ListKind>,
     /// Watched source calls, by id key.
     sources: &'a mut HashMap<String, SourceCall>,
+    /// Source calls answered as failed, still watched for a second answer.
+    failed: &'a mut HashMap<String, SourceCall>,
     /// Source calls to taint for, once the filter is done with this chunk.
     tainting: &'a mut Vec<(SourceCall, TaintReason)>,
     session_id: Option<&'a str>,
@@ -445,39 +452,59 @@ impl ListScope for Scope<'_> {
     }
 
     fn watching(&self) -> bool {
-        !self.sources.is_empty()
+        !self.sources.is_empty() || !self.failed.is_empty()
     }
 
+    /// Judge an answer to a watched call. A call answered as failed stays watched: a
+    /// second answer to its id is judged too (a success then taints), so the first
+    /// answer cannot switch watching off.
     fn answered(&mut self, id_key: &str, message: &Value) {
-        let Some(call) = self.sources.remove(id_key) else {
+        let Some(call) = self
+            .sources
+            .remove(id_key)
+            .or_else(|| self.failed.remove(id_key))
+        else {
             return;
         };
         match call_outcome(message) {
             CallOutcome::Succeeded => self.tainting.push((call, TaintReason::SourceSucceeded)),
             CallOutcome::Unreadable => self.tainting.push((call, TaintReason::AnswerUnreadable)),
             CallOutcome::Failed => {
-                tracing::debug!(tool = %call.tool, "taint source call failed; nothing recorded")
+                tracing::debug!(tool = %call.tool, "taint source call failed; nothing recorded");
+                self.failed.insert(id_key.to_owned(), call);
             }
         }
     }
 
     fn unreadable(&mut self) {
+        let unread: Vec<SourceCall> = self
+            .sources
+            .drain()
+            .chain(self.failed.drain())
+            .map(|(_, call)| call)
+            .collect();
         self.tainting.extend(
-            self.sources
-                .drain()
-                .map(|(_, call)| (call, TaintReason::AnswerUnreadable)),
+            unread
+                .into_iter()
+                .map(|call| (call, TaintReason::AnswerUnreadable)),
         );
     }
 
     fn take(&mut self, id_key: &str) -> Option<ListKind> {
-        if let Some(kind) = self.own_lists.remove(id_key) {
+        // An own list request stays one after its first answer: a repeat on this stream
+        // is filtered too.
+        if let Some(kind) = self.own_lists.get(id_key).copied() {
             if let Some(sid) = self.session_id {
                 self.warden.sessions.mark_answered(sid, id_key, kind);
             }
             return Some(kind);
         }
         self.session_id
-            .and_then(|sid| self.warden.sessions.take_pending(sid, id_key, self.replays))
+            .and_then(|sid| self.warden.sessions.take_pending(sid, id_key))
+    }
+
+    fn overrides(&self, name: &str) -> Option<&Map<String, Value>> {
+        self.warden.annotations.overrides_of(name)
     }
 
     fn keep(
@@ -571,7 +598,7 @@ mod tests {
 
     #[test]
     fn nothing_expected_passes_whatever_the_form() {
-        for ct in ["application/json", "text/event-stream", "text/plain", ""] {
+        for ct in ["application/json", "text/plain", ""] {
             for enc in [None, Some("gzip")] {
                 assert_eq!(
                     plan(&head(200, ct, enc), Expecting::default()),
@@ -624,15 +651,17 @@ mod tests {
     }
 
     #[test]
-    fn a_session_stream_is_read_for_lists_it_may_carry() {
-        assert_eq!(
-            plan(&head(200, "text/event-stream", None), IN_SESSION),
-            AnswerPlan::FilterSse
-        );
-        assert_eq!(
-            plan(&head(200, "text/event-stream", Some("gzip")), IN_SESSION),
-            AnswerPlan::Withhold
-        );
+    fn every_event_stream_is_read_for_lists_it_may_carry() {
+        for expecting in [IN_SESSION, Expecting::default()] {
+            assert_eq!(
+                plan(&head(200, "text/event-stream", None), expecting),
+                AnswerPlan::FilterSse
+            );
+            assert_eq!(
+                plan(&head(200, "text/event-stream", Some("gzip")), expecting),
+                AnswerPlan::Withhold
+            );
+        }
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct Awaited {
     pub sources: HashMap<String, SourceCall>,
     /// Calls of taint sources sent as notifications: no answer to watch.
     pub silent_sources: Vec<SourceCall>,
+    /// Calls of taint sources whose answer said they failed: still watched, since a
+    /// second answer to the same id (a hostile upstream's) may carry the data.
+    pub failed_sources: HashMap<String, SourceCall>,
 }
 
 /// Decide a POST body of an admitted request, whose caller carries `taints` (the

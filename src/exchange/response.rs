@@ -1,12 +1,31 @@
 //! Filtering the upstream's answers: list results are cut down to what the caller may
 //! use, whether they arrive as one `application/json` body or as events of a
-//! `text/event-stream`, on the POST's own stream or a resumed GET stream.
+//! `text/event-stream`, on the POST's own stream, a resumed GET stream, or any other
+//! stream of the session.
 //!
-//! Responses are matched to list requests by JSON-RPC id ([`ListScope::take`]). Any
-//! response the proxy cannot filter — unparseable, duplicate keys, an unexpected shape —
-//! is withheld and replaced by a JSON-RPC error: fail closed. Messages that answer no
-//! outstanding list request pass through byte for byte; when nothing is outstanding the
-//! SSE path does no parsing at all.
+//! ## The rule: every list answer is filtered or withheld
+//!
+//! A JSON-RPC response in any answer the proxy reads is filtered as a list result when
+//! - its id is that of a list request of this request's body, or one ever sent in the
+//!   session — outstanding *or already answered* ([`ListScope::take`]): a second answer
+//!   to the same id, on the same stream, in the same batch, on a GET stream (resumed with
+//!   `Last-Event-ID` or not) or on a later POST's stream, is filtered like the first
+//!   (also under the looser id forms a client may equate with it, [`lenient_keys`]);
+//! - or its `result` *looks like* a list result, whatever its id: it holds `tools`,
+//!   `resources`, `resourceTemplates` or `prompts` ([`list_shape`]). Each such array is
+//!   filtered with its kind's listing rule.
+//!
+//! A message that must be filtered but cannot be — the array is not an array of
+//! well-formed items, unparseable JSON, duplicate keys — is withheld and replaced by a
+//! JSON-RPC error with its id: fail closed. Every `text/event-stream` answer is read
+//! event by event (an SSE stream may carry any answer); an `application/json` answer is
+//! read when its POST holds list requests or watched calls, or the session has list
+//! requests outstanding, and list-shaped results in it are then filtered too. A JSON
+//! body answering a POST with neither passes unread: it answers only that POST's own
+//! requests, none of them a list (what a client reads as a call's result is the tool's
+//! output, which the call's decision already allowed). Other messages pass byte for byte. In filtered tools, the operator's annotation
+//! overrides replace the server's hints ([`ListScope::overrides`]), so clients see what
+//! the proxy enforces.
 //!
 //! The same matching watches the answers to calls of taint sources
 //! ([`ListScope::watching`], [`ListScope::answered`]; see [`crate::taint`]). Those answers
@@ -44,6 +63,10 @@ pub trait ListScope {
     fn unreadable(&mut self) {}
     /// The list request answered by a response with this id key, if any; removes it.
     fn take(&mut self, id_key: &str) -> Option<ListKind>;
+    /// The operator's annotation overrides for a listed tool, written into the item.
+    fn overrides(&self, _name: &str) -> Option<&Map<String, Value>> {
+        None
+    }
     /// The listing rule for one item (and a chance to learn its annotations).
     fn keep(
         &mut self,
@@ -123,31 +146,94 @@ fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut Fi
     // A client may take a response for the answer to its request under a looser id
     // equality than the exact JSON text (`1.0` or `"1"` for `1`: the TypeScript SDK
     // compares `Number(id)`), so those forms answer an outstanding list too.
-    let Some(kind) = scope.take(&key).or_else(|| {
+    let taken = scope.take(&key).or_else(|| {
         message
             .get("id")
             .map(lenient_keys)
             .unwrap_or_default()
             .iter()
             .find_map(|k| scope.take(k))
-    }) else {
-        return false;
-    };
-    let mut keep =
-        |name: &str, annotations: Option<&Map<String, Value>>| scope.keep(kind, name, annotations);
-    match filter_list_response(message, kind, &mut keep) {
-        Ok(hidden) => {
-            stats.lists += 1;
-            stats.hidden += hidden;
+    });
+    let mut kinds = list_shape(message);
+    if let Some(kind) = taken {
+        if !kinds.contains(&kind) {
+            kinds.insert(0, kind);
         }
-        Err(e) => {
-            tracing::warn!(error = %e, list = kind.method(), "withholding list result");
-            stats.withheld += 1;
-            let id = message.get("id").cloned();
-            *message = Withheld::Unfilterable.error(id.as_ref());
+    }
+    if kinds.is_empty() {
+        return false;
+    }
+    for kind in kinds {
+        let mut keep = |name: &str, annotations: Option<&Map<String, Value>>| {
+            scope.keep(kind, name, annotations)
+        };
+        match filter_list_response(message, kind, &mut keep) {
+            Ok(hidden) => {
+                stats.lists += 1;
+                stats.hidden += hidden;
+                if kind == ListKind::Tools {
+                    apply_overrides(message, scope);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, list = kind.method(), "withholding list result");
+                stats.withheld += 1;
+                let id = message.get("id").cloned();
+                *message = Withheld::Unfilterable.error(id.as_ref());
+                break;
+            }
         }
     }
     true
+}
+
+/// The list kinds a response's `result` looks like, whatever its id: each of `tools`,
+/// `resources`, `resourceTemplates`, `prompts` it holds (any value: a non-array is then
+/// unfilterable, so withheld).
+pub fn list_shape(message: &Value) -> Vec<ListKind> {
+    let Some(result) = message.get("result").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    [
+        ListKind::Tools,
+        ListKind::Resources,
+        ListKind::ResourceTemplates,
+        ListKind::Prompts,
+    ]
+    .into_iter()
+    .filter(|kind| result.contains_key(kind.result_key()))
+    .collect()
+}
+
+/// Write the operator's annotation overrides into each listed tool of a filtered
+/// `tools/list` result (the filter checked its shape).
+fn apply_overrides(message: &mut Value, scope: &dyn ListScope) {
+    let Some(tools) = message
+        .get_mut("result")
+        .and_then(|r| r.get_mut("tools"))
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for tool in tools.iter_mut().filter_map(Value::as_object_mut) {
+        let Some(overrides) = tool
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(|name| scope.overrides(name))
+        else {
+            continue;
+        };
+        let annotations = tool
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !annotations.is_object() {
+            // `null` (read as absent by the filter)
+            *annotations = Value::Object(Map::new());
+        }
+        if let Some(annotations) = annotations.as_object_mut() {
+            annotations.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
 }
 
 /// Largest integer every JSON implementation holds exactly (2^53 − 1).
@@ -302,7 +388,6 @@ impl SseFilter {
         }
         match self.events.len() {
             0 => Bytes::new(),
-            1 if !scope.pending() && !scope.watching() => self.events[0].raw.clone(),
             _ => {
                 let mut out = BytesMut::new();
                 for event in &self.events {
@@ -325,9 +410,6 @@ impl SseFilter {
 }
 
 fn filter_event(event: &SseEvent, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
-    if !scope.pending() && !scope.watching() {
-        return event.raw.clone();
-    }
     let Some(data) = event.data() else {
         return event.raw.clone();
     };
@@ -499,14 +581,136 @@ mod tests {
     }
 
     #[test]
-    fn sse_without_pending_lists_passes_untouched() {
+    fn sse_without_pending_lists_passes_other_answers_untouched() {
         let mut s = scope(&[]);
         let mut stats = FilterStats::default();
         let mut f = SseFilter::new(1 << 20);
-        let body = format!("data: {}\n\n", tools_result(json!(1)));
+        let body = "data: {\"jsonrpc\":\"2.0\", \"id\":1, \"result\":{\"content\":[]}}\n\n";
         let out = f.push(body.as_bytes(), &mut s, &mut stats);
         assert_eq!(&out[..], body.as_bytes());
         assert!(s.seen.is_empty());
+    }
+
+    #[test]
+    fn a_list_id_answered_again_is_filtered_again() {
+        // `take` keeps answering for an id (as the session table does)
+        struct Sticky(Scope);
+        impl ListScope for Sticky {
+            fn pending(&self) -> bool {
+                true
+            }
+            fn take(&mut self, id_key: &str) -> Option<ListKind> {
+                self.0.lists.get(id_key).copied()
+            }
+            fn keep(&mut self, k: ListKind, n: &str, a: Option<&Map<String, Value>>) -> bool {
+                self.0.keep(k, n, a)
+            }
+        }
+        let mut s = Sticky(scope(&["1"]));
+        let mut stats = FilterStats::default();
+        let mut f = SseFilter::new(1 << 20);
+        let event = format!("data: {}\n\n", tools_result(json!(1)));
+        let out = f.push(format!("{event}{event}").as_bytes(), &mut s, &mut stats);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!((stats.lists, stats.hidden), (2, 2));
+        let batch = format!("[{},{}]", tools_result(json!(1)), tools_result(json!(1)));
+        let out = filter_document(batch.as_bytes(), &mut s, &mut stats).unwrap();
+        assert!(!String::from_utf8_lossy(&out).contains("secret"));
+    }
+
+    #[test]
+    fn list_shaped_results_are_filtered_whatever_their_id() {
+        for (result, kind) in [
+            (json!({"tools":[{"name":"secret"}]}), ListKind::Tools),
+            (json!({"resources":[{"uri":"secret"}]}), ListKind::Resources),
+            (
+                json!({"resourceTemplates":[{"uriTemplate":"secret"}]}),
+                ListKind::ResourceTemplates,
+            ),
+            (json!({"prompts":[{"name":"secret"}]}), ListKind::Prompts),
+        ] {
+            let message = json!({"jsonrpc":"2.0","id":"other","result":result});
+            assert_eq!(list_shape(&message), [kind]);
+            let mut s = scope(&[]);
+            let mut stats = FilterStats::default();
+            let body = format!("data: {message}\n\n");
+            let out = SseFilter::new(1 << 20).push(body.as_bytes(), &mut s, &mut stats);
+            assert!(
+                !String::from_utf8_lossy(&out).contains("secret"),
+                "{kind:?}"
+            );
+            assert_eq!(stats.hidden, 1, "{kind:?}");
+        }
+        // two kinds in one result: both filtered
+        let both = json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"secret"}],"prompts":[{"name":"secret"}]}});
+        let mut stats = FilterStats::default();
+        let out = filter_document(both.to_string().as_bytes(), &mut scope(&[]), &mut stats);
+        assert!(!String::from_utf8_lossy(&out.unwrap()).contains("secret"));
+        assert_eq!(stats.hidden, 2);
+        // a list-shaped result the filter cannot read is withheld
+        for bad in [json!({"tools":{"name":"secret"}}), json!({"prompts":[7]})] {
+            let message = json!({"jsonrpc":"2.0","id":3,"result":bad});
+            let mut stats = FilterStats::default();
+            let out = filter_document(message.to_string().as_bytes(), &mut scope(&[]), &mut stats)
+                .unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(out["error"]["code"], UPSTREAM_UNFILTERABLE);
+            assert_eq!(out["id"], 3);
+            assert_eq!(stats.withheld, 1);
+        }
+        // not list-shaped: results of other methods, errors, requests
+        for other in [
+            json!({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"tools"}]}}),
+            json!({"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"tools"}}),
+            json!({"jsonrpc":"2.0","id":1,"method":"x","params":{"tools":[]}}),
+        ] {
+            assert!(list_shape(&other).is_empty() || other.get("method").is_some());
+            let mut stats = FilterStats::default();
+            assert!(
+                filter_document(other.to_string().as_bytes(), &mut scope(&[]), &mut stats)
+                    .is_none()
+            );
+        }
+    }
+
+    #[test]
+    fn operator_overrides_are_written_into_listed_tools() {
+        struct Overriding(Scope, Map<String, Value>);
+        impl ListScope for Overriding {
+            fn pending(&self) -> bool {
+                true
+            }
+            fn take(&mut self, id_key: &str) -> Option<ListKind> {
+                self.0.take(id_key)
+            }
+            fn overrides(&self, name: &str) -> Option<&Map<String, Value>> {
+                (name == "echo").then_some(&self.1)
+            }
+            fn keep(&mut self, k: ListKind, n: &str, a: Option<&Map<String, Value>>) -> bool {
+                self.0.keep(k, n, a)
+            }
+        }
+        let overrides = json!({"openWorldHint": true});
+        let mut s = Overriding(scope(&["1"]), overrides.as_object().unwrap().clone());
+        let message = json!({"jsonrpc":"2.0","id":1,"result":{"tools":[
+            {"name":"echo","annotations":{"openWorldHint":false,"readOnlyHint":true}},
+            {"name":"other","annotations":{"openWorldHint":false}}]}});
+        let mut stats = FilterStats::default();
+        let out = filter_document(message.to_string().as_bytes(), &mut s, &mut stats).unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            out["result"]["tools"],
+            json!([{"name":"echo","annotations":{"openWorldHint":true,"readOnlyHint":true}},
+                {"name":"other","annotations":{"openWorldHint":false}}])
+        );
+        // a tool without annotations gets the overrides alone
+        let mut s = Overriding(scope(&["1"]), overrides.as_object().unwrap().clone());
+        let message =
+            json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","annotations":null}]}});
+        let out = filter_document(message.to_string().as_bytes(), &mut s, &mut stats).unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(out["result"]["tools"][0]["annotations"], overrides);
     }
 
     /// Watches source calls by id key, recording what the filter reported.
@@ -632,14 +836,10 @@ mod tests {
     }
 
     #[test]
-    fn nothing_watched_nothing_parsed() {
-        let mut s = watch(&[]);
+    fn unwatched_answers_are_not_judged() {
         let mut stats = FilterStats::default();
         let mut f = SseFilter::new(1 << 20);
         let body = "data: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}\n\n";
-        f.push(body.as_bytes(), &mut s, &mut stats);
-        f.push(body.as_bytes(), &mut s, &mut stats);
-        assert!(!s.parsed);
         // a watched id parses, an unrelated answer is not judged
         let mut s = watch(&["9"]);
         f.push(body.as_bytes(), &mut s, &mut stats);

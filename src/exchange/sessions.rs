@@ -157,19 +157,17 @@ impl SessionTable {
     }
 
     /// The list request answered by a response with `id_key`: an outstanding one (now
-    /// remembered as answered), or — when `replays` is set, for resumed streams — one
-    /// answered before.
-    pub fn take_pending(&self, session_id: &str, id_key: &str, replays: bool) -> Option<ListKind> {
+    /// remembered as answered), or one answered before — on whichever stream, however
+    /// many times: a repeated answer is filtered like the first (an id once a list
+    /// request stays one for the session).
+    pub fn take_pending(&self, session_id: &str, id_key: &str) -> Option<ListKind> {
         let mut entries = self.entries.lock();
         let entry = entries.get_mut(session_id)?;
         if let Some(kind) = entry.pending.remove(id_key) {
             entry.remember_answered(id_key, kind);
             return Some(kind);
         }
-        if replays {
-            return entry.answered.get(id_key).copied();
-        }
-        None
+        entry.answered.get(id_key).copied()
     }
 
     /// Record that a list request was answered on its own POST stream.
@@ -224,9 +222,9 @@ mod tests {
         for i in 0..=MAX_ANSWERED_LISTS {
             t.mark_answered("s", &i.to_string(), ListKind::Tools);
         }
-        assert_eq!(t.take_pending("s", "0", true), None, "oldest forgotten");
+        assert_eq!(t.take_pending("s", "0"), None, "oldest forgotten");
         let last = MAX_ANSWERED_LISTS.to_string();
-        assert_eq!(t.take_pending("s", &last, true), Some(ListKind::Tools));
+        assert_eq!(t.take_pending("s", &last), Some(ListKind::Tools));
     }
 
     #[test]
@@ -281,16 +279,14 @@ mod tests {
         let key = id_key(&serde_json::json!(7));
         t.add_pending("s1", key.clone(), ListKind::Tools).unwrap();
         assert!(t.has_pending("s1", false));
-        assert_eq!(
-            t.take_pending("s1", &id_key(&serde_json::json!("7")), false),
-            None
-        );
-        assert_eq!(t.take_pending("s1", &key, false), Some(ListKind::Tools));
-        assert_eq!(t.take_pending("s1", &key, false), None);
+        assert_eq!(t.take_pending("s1", &id_key(&serde_json::json!("7"))), None);
+        assert_eq!(t.take_pending("s1", &key), Some(ListKind::Tools));
         assert!(!t.has_pending("s1", false));
-        // A replay on a resumed stream is still recognised as the list answer.
+        // A repeat, or a replay on a resumed stream, is still recognised as the list
+        // answer, as often as it comes.
         assert!(t.has_pending("s1", true));
-        assert_eq!(t.take_pending("s1", &key, true), Some(ListKind::Tools));
+        assert_eq!(t.take_pending("s1", &key), Some(ListKind::Tools));
+        assert_eq!(t.take_pending("s1", &key), Some(ListKind::Tools));
         for i in 0..MAX_PENDING_LISTS {
             t.add_pending("s1", i.to_string(), ListKind::Prompts)
                 .unwrap();

@@ -7,10 +7,10 @@
 //! port, an address this host does not have or a privileged port stops start-up with the
 //! address, the OS reason and a help line, and a non-zero exit. The bound socket is
 //! handed to Pingora through the listening-socket table Pingora keeps for graceful
-//! upgrades ([`PreBound`]), so Pingora never binds and no other process can take the
+//! upgrades (`PreBound`), so Pingora never binds and no other process can take the
 //! port in between. `/readyz` is ready only once Pingora has taken the socket.
 //!
-//! **Guarding.** Every accepted connection passes the [`Gate`] before Pingora's HTTP
+//! **Guarding.** Every accepted connection passes the `Gate` before Pingora's HTTP
 //! code sees it:
 //! - at most `connections.max_connections` are served at once; one more is answered
 //!   `503` with a JSON-RPC error and closed (`mcp_warden_connections_refused_total
@@ -20,7 +20,7 @@
 //!   Pingora's own limit is a timeout per read, which a client sending one byte at a
 //!   time (slowloris) never trips. A slow head is answered `408` and cut off, a huge one
 //!   `431`. The body has its own deadline (`limits.body_read_timeout`, in
-//!   [`super::body`]);
+//!   `proxy::body`);
 //! - a connection idle for `connections.idle_timeout` between requests is closed.
 //!
 //! The gate reads the head itself and gives it to Pingora as the session's first bytes
@@ -173,7 +173,7 @@ impl<S: ServiceWithDependents> ServiceWithDependents for PreBound<S> {
     }
 }
 
-/// The bounds the [`Gate`] enforces (from `[connections]`).
+/// The bounds the `Gate` enforces (from `[connections]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Most connections served at once.

@@ -14,6 +14,7 @@ mod decision_labels;
 mod demo;
 mod demo_rls;
 mod filter_props;
+mod filter_repeats;
 mod interop;
 mod k8s;
 mod listeners;

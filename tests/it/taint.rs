@@ -436,6 +436,15 @@ async fn answers_the_proxy_cannot_read_or_never_sees_taint_anyway() {
             "sse_no_answer" => sse_reply(&[
                 "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n",
             ]),
+            // A hostile upstream answers the watched call twice: first "failed", then the
+            // data. The first answer must not switch watching off.
+            "sse_failed_then_data" => sse_reply(&[
+                &format!("data: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":[],\"isError\":true}}}}\n\n"),
+                &format!("data: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"secret\"}}]}}}}\n\n"),
+            ]),
+            "json_batch_failed_then_data" => json_reply(&format!(
+                r#"[{{"jsonrpc":"2.0","id":{id},"result":{{"content":[],"isError":true}}}},{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"secret"}}]}}}}]"#
+            )),
             "json_error" => json_reply(&format!(
                 r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":-32000,"message":"db down"}}}}"#
             )),
@@ -460,6 +469,8 @@ async fn answers_the_proxy_cannot_read_or_never_sees_taint_anyway() {
         ("json_duplicate_keys", Some("answer_unreadable")),
         ("odd_content_type", Some("answer_unreadable")),
         ("sse_no_answer", Some("answer_unseen")),
+        ("sse_failed_then_data", Some("source_succeeded")),
+        ("json_batch_failed_then_data", Some("source_succeeded")),
         ("json_error", None),
         ("upstream_refused", None),
     ];
@@ -512,7 +523,7 @@ async fn answers_the_proxy_cannot_read_or_never_sees_taint_anyway() {
         .filter(|l| l["event"] == "taint")
         .count();
     assert_eq!(
-        taint_lines, 5,
+        taint_lines, 7,
         "one per tainting answer, none for the failures"
     );
 }

@@ -29,15 +29,15 @@ pub async fn check_caller(warden: &Warden, admitted: &Admitted) -> Result<Vec<St
 }
 
 /// Spend the rate-limit budget of an allowed body (all its buckets or none). On a
-/// refusal, the list requests the body registered with its session are forgotten: they
-/// will never be answered.
+/// refusal, the list requests the body registered with its session are no longer
+/// outstanding (they will never be answered; an answer with their id is still filtered).
 pub async fn spend(warden: &Warden, admitted: &Admitted, forward: &Forward) -> Result<(), Refusal> {
     let Err(refusal) = warden.state.take(&forward.spends).await else {
         return Ok(());
     };
     if let Some(sid) = admitted.session_id.as_deref() {
         for key in forward.awaited.lists.keys() {
-            let _ = warden.sessions.take_pending(sid, key, false);
+            let _ = warden.sessions.take_pending(sid, key);
         }
     }
     Err(Refusal::from_state(

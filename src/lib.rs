@@ -27,6 +27,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
+pub mod state;
 pub mod taint;
 pub mod tls;
 

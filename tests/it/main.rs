@@ -21,6 +21,7 @@ mod listeners;
 mod new_user;
 mod operations;
 mod proxy;
+mod replicas;
 mod soak;
 mod taint;
 mod upstream_smoke;

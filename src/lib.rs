@@ -29,6 +29,7 @@ pub mod pins;
 pub mod policy;
 pub mod proxy;
 pub mod schema;
+pub mod state;
 pub mod taint;
 pub mod tls;
 

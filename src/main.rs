@@ -109,10 +109,10 @@ fn main() -> ExitCode {
         Command::Token { command } => cli::token::run(command).map(|out| println!("{out}")),
         Command::DemoBackend(args) => cli::demo::backend(args, &format),
         Command::Demo(args) => cli::demo::run(args, &format),
-        Command::Inject(args) => k8s::cli::run_inject(&args).map_err(anyhow::Error::msg),
+        Command::Inject(args) => k8s::cli::run_inject(&args),
         Command::Webhook(args) => {
             logging::init(&format, "info");
-            k8s::cli::run_webhook(&args).map_err(anyhow::Error::msg)
+            k8s::cli::run_webhook(&args)
         }
     };
     match result {

@@ -307,10 +307,21 @@ pub fn run(plan: &Plan) -> Results {
     let (biscuit_addr, biscuit_admin) = addrs();
     std::fs::create_dir_all(&biscuit_dir).expect("dir");
     let biscuit = setup::biscuit(&biscuit_dir, biscuit_addr, upstream_addr, biscuit_admin);
-    for (name, dir, target) in [
+    let mut targets = vec![
         ("mcp-warden (Cedar, JWT)", cedar_dir, cedar),
         ("mcp-warden (Biscuit)", biscuit_dir, biscuit),
-    ] {
+    ];
+    // The Cedar target again with its shared state in Redis, when a Redis answers.
+    match setup::find_redis() {
+        Some(url) => {
+            let dir = work.path().join("cedar-redis");
+            let (addr, admin) = addrs();
+            let target = setup::cedar_jwt_redis(&dir, &url, addr, upstream_addr, admin);
+            targets.push(("mcp-warden (Cedar, JWT, Redis state)", dir, target));
+        }
+        None => eprintln!("no Redis (REDIS_URL): the Redis-state target is left out"),
+    }
+    for (name, dir, target) in targets {
         let proxy = start_warden(&dir, &target);
         let listen = target.listen;
         eprintln!("{name} → {listen}");

@@ -161,6 +161,60 @@ dir = "policies"
     }
 }
 
+/// [`cedar_jwt`] with its shared state in Redis (`redis_url`, a key prefix of its own): each
+/// request reads the token's revocation key and the caller's taint keys (one round trip;
+/// a taint source is configured so the read is not skipped), and each allowed `tools/call`
+/// spends one bucket of a rule too wide to refuse anything. The difference to
+/// [`cedar_jwt`] is the added latency of shared state per decision.
+pub fn cedar_jwt_redis(
+    dir: &Path,
+    redis_url: &str,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    admin: SocketAddr,
+) -> Target {
+    let target = cedar_jwt(dir, 0, listen, upstream, admin);
+    let mut config = std::fs::read_to_string(&target.config).expect("read config");
+    config.push_str(&format!(
+        r#"
+[taint]
+sources = [{{ tool = "get_record", label = "phi" }}]
+
+[state]
+backend = "redis"
+url = "{redis_url}"
+key_prefix = "mcp-warden-load:{}:"
+
+[[rate_limits]]
+name = "load"
+method = "tools/call"
+rate = 1000000000
+per = "1000000s"
+"#,
+        std::process::id()
+    ));
+    std::fs::write(&target.config, config).expect("write config");
+    target
+}
+
+/// A Redis URL for [`cedar_jwt_redis`] if one answers (`REDIS_URL`, default local).
+pub fn find_redis() -> Option<String> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let hostport = url
+        .trim_start_matches("redis://")
+        .rsplit('@')
+        .next()?
+        .split('/')
+        .next()?
+        .to_owned();
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&hostport)
+        .ok()?
+        .next()?;
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500))
+        .ok()
+        .map(|_| url)
+}
+
 /// mcp-warden with the Biscuit engine (the example authorizer) and a Biscuit token for
 /// staff: the same allow/deny/list outcomes as [`cedar_jwt`].
 pub fn biscuit(dir: &Path, listen: SocketAddr, upstream: SocketAddr, admin: SocketAddr) -> Target {

@@ -6,7 +6,8 @@
 //! - `biscuit/`: Biscuit verification, authorization, and both with the cache warm;
 //! - `jwt/`: JWT verification (HS256, RS256, ES256);
 //! - `jsonrpc/`: strict parsing and classification of request bodies;
-//! - `list/`: `tools/list` result filtering, JSON and SSE.
+//! - `list/`: `tools/list` result filtering, JSON and SSE;
+//! - `state/`: the shared-state round trip of a decision, memory and Redis.
 //!
 //! Timing is set for a 2-core machine: the whole suite runs in about three minutes.
 //! Every fixture is built (and its result checked) outside the timed closures.
@@ -16,6 +17,7 @@ mod cedar;
 mod jsonrpc;
 mod jwt;
 mod list;
+mod state;
 
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = cedar::benches, biscuit::benches, jwt::benches, jsonrpc::benches, list::benches
+    targets = cedar::benches, biscuit::benches, jwt::benches, jsonrpc::benches, list::benches,
+        state::benches
 }
 criterion_main!(micro);

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dev_jwt;
 pub mod logging;
 pub mod policy;
+pub mod revoke;
 pub mod token;
 
 /// An error as one message: each cause in the chain, skipping a cause whose text the

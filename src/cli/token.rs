@@ -1,4 +1,4 @@
-//! `mcp-warden keygen` and `mcp-warden token mint|attenuate|inspect`: arguments, and
+//! `mcp-warden keygen` and `mcp-warden token mint|attenuate|inspect|revoke`: arguments, and
 //! reading keys and tokens from files or standard input. The tools themselves are
 //! `mcp_warden::biscuit::tools`.
 
@@ -75,6 +75,9 @@ pub enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Revoke a token id (Biscuit revocation id or JWT `jti`) in the shared state
+    /// (Redis): every replica refuses it from its next request on.
+    Revoke(super::revoke::RevokeArgs),
 }
 
 /// Writes the key pair; prints the public key on standard output, the files on
@@ -127,6 +130,7 @@ pub fn run(command: TokenCommand) -> anyhow::Result<String> {
                 Ok(report.to_string().trim_end().to_owned())
             }
         }
+        TokenCommand::Revoke(args) => super::revoke::revoke(&args).map_err(anyhow::Error::msg),
     }
 }
 

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::audit::AuditConfig;
 use crate::auth::AuthConfig;
 use crate::policy::PolicyConfig;
+use crate::state::{RateLimitConfig, StateConfig};
 use crate::taint::TaintConfig;
 
 /// Prefix of environment variables that override configuration keys:
@@ -80,6 +81,14 @@ pub struct RawConfig {
     /// Per-tool settings, by tool name: `[tools."<name>"]`.
     #[serde(default)]
     pub tools: std::collections::BTreeMap<String, ToolConfig>,
+    /// Where taint labels, revoked token ids and rate-limit buckets live: this process
+    /// (default) or Redis, shared by replicas.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Rate limits: `[[rate_limits]]` rules, each with a rate and burst per principal
+    /// (and per tool with `per_tool`).
+    #[serde(default)]
+    pub rate_limits: Vec<RateLimitConfig>,
 }
 
 /// `[tools."<name>"]`: what the operator says about one upstream tool.
@@ -506,6 +515,8 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
         .map_err(|e| ("log.level", format!("`{}`: {e}", raw.log.level)))?;
     raw.audit.check()?;
     raw.taint.check()?;
+    raw.state.check()?;
+    crate::state::check_rules(&raw.rate_limits)?;
     for sink in &raw.taint.sinks {
         let declared = raw
             .tools

@@ -15,7 +15,7 @@ use crate::auth::Identity;
 use crate::mcp::ListKind;
 use crate::pins::DefinitionKind;
 use crate::policy::{DefinitionFacts, Generation, ListedItem, RequestEnv};
-use crate::taint::{call_outcome, taints_of, CallOutcome, SourceCall, TaintReason};
+use crate::taint::{call_outcome, CallOutcome, SourceCall, TaintReason};
 
 use super::admission::{Admitted, RequestKind};
 use super::decide::{Awaited, Forward};
@@ -152,6 +152,9 @@ pub struct Exchange {
     /// For a POST whose body was allowed: the body, how it was decided, what its answer is
     /// awaited for.
     forward: Option<Forward>,
+    /// The caller's taint labels read at admission (for filtering the lists a GET
+    /// stream carries, which have no decided body).
+    admitted_taints: Vec<String>,
     /// The upstream's status, once its answer's head arrived.
     upstream_status: Option<u16>,
     body: Body,
@@ -159,8 +162,14 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// The exchange of an admitted request; `forward` is the decided body of a POST.
-    pub fn new(admitted: Admitted, facts: &RequestFacts, forward: Option<Forward>) -> Self {
+    /// The exchange of an admitted request whose caller carries `taints`; `forward` is
+    /// the decided body of a POST.
+    pub fn new(
+        admitted: Admitted,
+        taints: Vec<String>,
+        facts: &RequestFacts,
+        forward: Option<Forward>,
+    ) -> Self {
         let facts = RequestFacts {
             session_id: admitted.session_id.clone(),
             ..facts.clone()
@@ -169,6 +178,7 @@ impl Exchange {
             admitted,
             facts,
             forward,
+            admitted_taints: taints,
             upstream_status: None,
             body: Body::Pass,
             stats: FilterStats::default(),
@@ -229,7 +239,7 @@ impl Exchange {
         if self.admitted.kind == RequestKind::DeleteSession && is_success(head.status) {
             if let Some(sid) = self.session_id() {
                 warden.sessions.remove(sid);
-                warden.taints.forget_session(sid);
+                warden.state.forget_session(sid);
             }
         }
         let replays = self.admitted.kind == RequestKind::StreamGet;
@@ -258,10 +268,17 @@ impl Exchange {
                     .awaited()
                     .map(|a| a.sources.drain().map(|(_, call)| call).collect())
                     .unwrap_or_default();
+                let mut shared = true;
                 if is_success(head.status) {
                     for call in unread {
-                        self.taint(warden, &call, TaintReason::AnswerUnreadable);
+                        shared &= self.taint(warden, &call, TaintReason::AnswerUnreadable);
                     }
+                }
+                if !shared {
+                    // The taint could not be shared with the other replicas: the data
+                    // must not go out.
+                    self.body = Body::Withhold(Withheld::StateUnavailable);
+                    return HeadRewrite::Withhold;
                 }
                 Body::Pass
             }
@@ -309,6 +326,7 @@ impl Exchange {
                 generation,
                 env,
                 request_id: &self.facts.request_id,
+                admitted_taints: &self.admitted_taints,
             };
             let stats = &mut self.stats;
             match &mut body {
@@ -343,8 +361,19 @@ impl Exchange {
             }
         }
         self.body = body;
+        let mut shared = true;
         for (call, reason) in tainting {
-            self.taint(warden, &call, reason);
+            shared &= self.taint(warden, &call, reason);
+        }
+        if !shared {
+            // The taint could not be shared with the other replicas (and fails closed):
+            // this chunk and the rest of the answer are withheld.
+            self.body = Body::Withhold(Withheld::StateUnavailable);
+            *chunk = Some(if end_of_stream {
+                Withheld::StateUnavailable.body()
+            } else {
+                Bytes::new()
+            });
         }
         if end_of_stream {
             self.taint_unseen(warden);
@@ -369,13 +398,15 @@ impl Exchange {
         let mut unseen: Vec<SourceCall> = awaited.sources.drain().map(|(_, call)| call).collect();
         unseen.append(&mut awaited.silent_sources);
         for call in unseen {
-            self.taint(warden, &call, TaintReason::AnswerUnseen);
+            // The exchange is over: nothing is left to withhold.
+            let _ = self.taint(warden, &call, TaintReason::AnswerUnseen);
         }
     }
 
-    /// Record a taint event for this request's caller and session.
-    fn taint(&self, warden: &Warden, call: &SourceCall, reason: TaintReason) {
-        observe::record_taint(warden, &self.facts, &self.admitted.identity, call, reason);
+    /// Record a taint event for this request's caller and session; `false` if the
+    /// answer must be withheld (see [`observe::record_taint`]).
+    fn taint(&self, warden: &Warden, call: &SourceCall, reason: TaintReason) -> bool {
+        observe::record_taint(warden, &self.facts, &self.admitted.identity, call, reason)
     }
 }
 
@@ -412,6 +443,8 @@ struct Scope<'a> {
     env: Option<&'a RequestEnv>,
     /// For audit lines about definitions seen in this answer.
     request_id: &'a str,
+    /// The taint labels read when a GET stream was admitted.
+    admitted_taints: &'a [String],
 }
 
 impl ListScope for Scope<'_> {
@@ -525,12 +558,7 @@ impl ListScope for Scope<'_> {
                     time: SystemTime::now(),
                     source_ip: None,
                     session_id: self.session_id.map(str::to_owned),
-                    taints: taints_of(
-                        &self.warden.taints,
-                        self.warden.config.raw.taint.credential_key,
-                        self.identity,
-                        self.session_id,
-                    ),
+                    taints: self.admitted_taints.to_vec(),
                     protocol_version: None,
                 };
                 &fallback

@@ -1,7 +1,8 @@
 //! Deciding a POST body, read whole: parse it strictly, check the mirrored headers
 //! against it, decide every message with one policy generation (with the session's and
-//! the credential's taint labels), audit each decision, and remember what its answer
-//! must be filtered and watched for ([`Forward`]).
+//! the credential's taint labels, read from the shared state by
+//! [`super::shared::check_caller`]), audit each decision, and remember what its answer
+//! must be filtered and watched for and what rate-limit budget it spends ([`Forward`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +14,8 @@ use http::HeaderMap;
 
 use crate::mcp::{check_mirrored_headers, id_key, parse_request_body, ListKind};
 use crate::policy::{Generation, RequestEnv};
-use crate::taint::{taints_of, SourceCall};
+use crate::state::Spend;
+use crate::taint::SourceCall;
 
 use super::admission::Admitted;
 use super::observe::{self, RequestFacts};
@@ -34,6 +36,9 @@ pub struct Forward {
     pub awaited: Awaited,
     /// The `method` label of the upstream latency histogram.
     pub upstream_label: &'static str,
+    /// The rate-limit buckets the body spends before it is forwarded
+    /// ([`super::shared::spend`]): only bodies the policy allows spend budget.
+    pub spends: Vec<Spend>,
 }
 
 /// What the answer to a forwarded body is awaited for: list requests to filter, calls of
@@ -51,11 +56,13 @@ pub struct Awaited {
     pub failed_sources: HashMap<String, SourceCall>,
 }
 
-/// Decide a POST body of an admitted request. `Err` is the refusal the client gets
-/// (the decisions are audited either way).
+/// Decide a POST body of an admitted request, whose caller carries `taints` (the
+/// session's and the credential's labels). `Err` is the refusal the client gets (the
+/// decisions are audited either way).
 pub fn decide(
     warden: &Warden,
     admitted: &Admitted,
+    taints: Vec<String>,
     headers: &HeaderMap,
     body: Bytes,
     source_ip: Option<IpAddr>,
@@ -71,12 +78,7 @@ pub fn decide(
         time: SystemTime::now(),
         source_ip,
         session_id: admitted.session_id.clone(),
-        taints: taints_of(
-            &warden.taints,
-            cfg.taint.credential_key,
-            identity,
-            session_id,
-        ),
+        taints,
         protocol_version: admitted.protocol_version.clone().or_else(|| {
             parsed
                 .messages
@@ -129,6 +131,7 @@ pub fn decide(
             None => awaited.silent_sources.push(call),
         }
     }
+    let spends = warden.state.spends(identity, &parsed.messages);
     let upstream_label = match parsed.messages.as_slice() {
         [one] => crate::metrics::method_label(one.method.as_deref()),
         _ => "batch",
@@ -139,5 +142,6 @@ pub fn decide(
         env,
         awaited,
         upstream_label,
+        spends,
     })
 }

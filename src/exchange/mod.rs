@@ -10,11 +10,14 @@
 //!
 //! 1. [`admission::admit`] reads the head (path, method, `Origin`, credential, session)
 //!    and returns who asks, in which session, and the [`admission::RequestKind`];
-//! 2. for a POST, [`decide::decide`] parses the whole body and decides every message with
+//! 2. [`shared::check_caller`] asks the shared state whether the credential is revoked
+//!    and what taint the caller carries;
+//! 3. for a POST, [`decide::decide`] parses the whole body and decides every message with
 //!    [`verdict::authorize_body`], which asks [`crate::policy::PolicyEngine::decide`] —
-//!    **this is where a `tools/call` is decided**;
-//! 3. [`forward`] says which identity headers the upstream gets;
-//! 4. [`answer::Exchange`] handles the answer: [`answer::plan`] chooses from its head how
+//!    **this is where a `tools/call` is decided**; an allowed body then spends its
+//!    rate-limit budget ([`shared::spend`]);
+//! 4. [`forward`] says which identity headers the upstream gets;
+//! 5. [`answer::Exchange`] handles the answer: [`answer::plan`] chooses from its head how
 //!    (pass, filter JSON, filter SSE, watch, withhold), [`response`] filters list results
 //!    and watches the answers to taint sources.
 //!
@@ -34,6 +37,7 @@ pub mod observe;
 pub mod refusal;
 pub mod response;
 pub mod sessions;
+pub mod shared;
 pub mod verdict;
 mod warden;
 

@@ -247,18 +247,28 @@ pub fn record_definitions(warden: &Warden, request_id: &str, events: &[crate::pi
 }
 
 /// Record, count, log and audit one taint event: `call`'s labels for the request's
-/// session (if any) and the caller's credential.
+/// session (if any) and the caller's credential. Returns `false` when the shared state
+/// could not be written and `[state.on_unavailable] taint` fails closed: the caller must
+/// then withhold the answer (this replica still remembers the taint).
 pub fn record_taint(
     warden: &Warden,
     facts: &RequestFacts,
     identity: &Identity,
     call: &SourceCall,
     reason: TaintReason,
-) {
+) -> bool {
     let credential = warden.config.raw.taint.credential_key.key(identity);
-    let evicted = warden
-        .taints
-        .record(facts.session_id.as_deref(), &credential, &call.labels);
+    let (evicted, written) = match warden.state.record_taint_blocking(
+        facts.session_id.as_deref(),
+        &credential,
+        &call.labels,
+    ) {
+        Ok(evicted) => (evicted, true),
+        Err(e) => {
+            warden.state.taint_write_failed(&e);
+            (0, !warden.state.taint_fails_closed())
+        }
+    };
     let metrics = &warden.metrics;
     if evicted > 0 {
         metrics.taint_evictions.inc_by(evicted as u64);
@@ -286,8 +296,14 @@ pub fn record_taint(
     event.decision = AuditOutcome::Allow;
     event.reason = Some(reason.as_str().to_owned());
     event.taints = call.labels.clone();
+    if !written {
+        event.errors = vec![
+            "shared state unavailable: taint kept on this replica only; answer withheld".to_owned(),
+        ];
+    }
     // Best effort, like refusals: the taint itself is recorded either way.
     let _ = warden.audit.record(event);
+    written
 }
 
 /// The `reason` of `mcp_warden_bodies_refused_total` if the refusal is about the body.
@@ -349,6 +365,18 @@ pub fn record_refusal(
             }
             let mut event = facts.event(EventKind::Refusal, identity);
             event.reason = Some(other.label().to_owned());
+            match other {
+                Refusal::RateLimited { rule, retry_after } => {
+                    event.errors = vec![format!(
+                        "rate limit `{rule}`: retry after {}",
+                        humantime::format_duration(*retry_after)
+                    )];
+                }
+                Refusal::StateUnavailable { feature, reason } => {
+                    event.errors = vec![format!("shared state for {feature}: {reason}")];
+                }
+                _ => {}
+            }
             event
         }
     };

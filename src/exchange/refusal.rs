@@ -3,7 +3,8 @@
 //! diagnostic log get the detail; clients are told little.
 //!
 //! - [`Refusal`]: a request answered by the proxy instead of forwarded (before
-//!   forwarding: path, method, origin, credential, session, body, policy, audit log);
+//!   forwarding: path, method, origin, credential, session, body, policy, audit log,
+//!   rate limits, shared state);
 //! - [`MessageRefusal`]: the per-message errors of a body refused by policy (a batch is
 //!   all or nothing);
 //! - [`call_problem`]: a `tools/call` the tool catalogue refused before the policy
@@ -22,7 +23,8 @@ use serde_json::{json, Value};
 use crate::auth::AuthError;
 use crate::mcp::errors::{
     error_response, BATCH_REFUSED, FORBIDDEN, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS,
-    INVALID_REQUEST, OVERLOADED, UNAUTHENTICATED, UPSTREAM_UNFILTERABLE,
+    INVALID_REQUEST, OVERLOADED, RATE_LIMITED, STATE_UNAVAILABLE, UNAUTHENTICATED,
+    UPSTREAM_UNFILTERABLE,
 };
 use crate::mcp::headers::HeaderMismatch;
 use crate::mcp::BodyError;
@@ -88,6 +90,21 @@ pub enum Refusal {
     },
     /// The audit log is down and configured to fail closed.
     AuditUnavailable,
+    /// A `[[rate_limits]]` rule's bucket is empty.
+    RateLimited {
+        /// The rule.
+        rule: String,
+        /// When the same request would pass.
+        retry_after: std::time::Duration,
+    },
+    /// Shared state (Redis) the decision needs is unavailable, and the feature fails
+    /// closed.
+    StateUnavailable {
+        /// `taint`, `revocation` or `rate_limits`.
+        feature: &'static str,
+        /// Why (for the log).
+        reason: String,
+    },
     /// Something in the proxy itself failed; deny.
     Internal {
         /// Why (for the log).
@@ -122,6 +139,8 @@ impl Refusal {
             Refusal::HeaderMismatch(_) => 400,
             Refusal::Denied { status, .. } => *status,
             Refusal::AuditUnavailable => 503,
+            Refusal::RateLimited { .. } => 429,
+            Refusal::StateUnavailable { .. } => 503,
             Refusal::Internal { .. } => 500,
         }
     }
@@ -149,6 +168,8 @@ impl Refusal {
             Refusal::HeaderMismatch(_) => "header_mismatch",
             Refusal::Denied { .. } => "denied",
             Refusal::AuditUnavailable => "audit_unavailable",
+            Refusal::RateLimited { .. } => "rate_limited",
+            Refusal::StateUnavailable { .. } => "state_unavailable",
             Refusal::Internal { .. } => "internal",
         }
     }
@@ -162,6 +183,8 @@ impl Refusal {
             Refusal::Body(e) => e.code(),
             Refusal::HeaderMismatch(_) => HEADER_MISMATCH,
             Refusal::AuditUnavailable | Refusal::Internal { .. } => INTERNAL_ERROR,
+            Refusal::RateLimited { .. } => RATE_LIMITED,
+            Refusal::StateUnavailable { .. } => STATE_UNAVAILABLE,
             Refusal::NotFound
             | Refusal::MethodNotAllowed
             | Refusal::Session(SessionError::Unknown | SessionError::TooManyPending)
@@ -202,6 +225,8 @@ impl Refusal {
             Refusal::Body(e) => e.to_string(),
             Refusal::HeaderMismatch(e) => format!("header mismatch: {e}"),
             Refusal::AuditUnavailable => "audit log unavailable; request refused".into(),
+            Refusal::RateLimited { .. } => "rate limit exceeded".into(),
+            Refusal::StateUnavailable { .. } => "shared state unavailable; request refused".into(),
             Refusal::Internal { .. } => "internal error; request denied".into(),
         }
     }
@@ -210,6 +235,21 @@ impl Refusal {
     pub fn body(&self) -> Value {
         match self {
             Refusal::Denied { body, .. } => body.clone(),
+            Refusal::RateLimited { rule, retry_after } => error_response(
+                None,
+                self.code(),
+                &self.message(),
+                Some(json!({
+                    "rule": rule,
+                    "retry_after_seconds": retry_after_seconds(*retry_after),
+                })),
+            ),
+            Refusal::StateUnavailable { feature, .. } => error_response(
+                None,
+                self.code(),
+                &self.message(),
+                Some(json!({ "feature": feature })),
+            ),
             other => error_response(None, other.code(), &other.message(), None),
         }
     }
@@ -234,9 +274,41 @@ impl Refusal {
                 error.www_authenticate(resource_metadata.as_deref()),
             )],
             Refusal::MethodNotAllowed => vec![("Allow", "GET, POST, DELETE".into())],
+            Refusal::RateLimited { retry_after, .. } => {
+                vec![("Retry-After", retry_after_seconds(*retry_after).to_string())]
+            }
+            Refusal::StateUnavailable { .. } => vec![("Retry-After", "1".into())],
             _ => Vec::new(),
         }
     }
+
+    /// The client's answer to a refusal of the shared state (`resource_metadata` for
+    /// the `WWW-Authenticate` of a revoked credential).
+    pub fn from_state(
+        refusal: crate::state::StateRefusal,
+        resource_metadata: Option<String>,
+    ) -> Refusal {
+        use crate::state::StateRefusal;
+        match refusal {
+            StateRefusal::Revoked => Refusal::Unauthenticated {
+                error: AuthError::Revoked,
+                resource_metadata,
+            },
+            StateRefusal::RateLimited { rule, retry_after } => {
+                Refusal::RateLimited { rule, retry_after }
+            }
+            StateRefusal::Unavailable { feature, reason } => Refusal::StateUnavailable {
+                feature: feature.as_str(),
+                reason,
+            },
+        }
+    }
+}
+
+/// Whole seconds a client should wait: rounded up, at least 1 (RFC 9110 §10.2.3).
+fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// The message clients get for a policy denial (stable; documented in `docs/src/errors.md`).
@@ -350,6 +422,10 @@ pub enum Withheld {
     Unfilterable,
     /// A JSON answer to a list request larger than `limits.max_response_bytes`.
     TooLarge,
+    /// The answer of a taint source whose taint could not be written to the shared
+    /// state (`[state.on_unavailable] taint = "deny"`): the client must not hold the
+    /// data while the other replicas see the credential clean.
+    StateUnavailable,
 }
 
 impl Withheld {
@@ -360,7 +436,10 @@ impl Withheld {
 
     /// The JSON-RPC error code.
     pub fn code(self) -> i64 {
-        UPSTREAM_UNFILTERABLE
+        match self {
+            Withheld::Unfilterable | Withheld::TooLarge => UPSTREAM_UNFILTERABLE,
+            Withheld::StateUnavailable => STATE_UNAVAILABLE,
+        }
     }
 
     /// The message the client reads.
@@ -368,6 +447,7 @@ impl Withheld {
         match self {
             Withheld::Unfilterable => "upstream response could not be filtered",
             Withheld::TooLarge => "upstream response too large to filter",
+            Withheld::StateUnavailable => "shared state unavailable; answer withheld",
         }
     }
 
@@ -567,6 +647,14 @@ impl Refusal {
             },
             Refusal::denied_without_answer(&decision),
             Refusal::AuditUnavailable,
+            Refusal::RateLimited {
+                rule: "calls".into(),
+                retry_after: std::time::Duration::from_millis(1_200),
+            },
+            Refusal::StateUnavailable {
+                feature: "taint",
+                reason: "connection refused".into(),
+            },
             Refusal::Internal {
                 reason: "request body could not be staged for forwarding".into(),
             },
@@ -632,6 +720,16 @@ pub fn catalogue() -> Vec<WireError> {
         ),
         ("withheld_in_place", Withheld::Unfilterable, Http::InPlace),
         ("withheld_too_large", Withheld::TooLarge, Http::InPlace),
+        (
+            "withheld_state_unavailable",
+            Withheld::StateUnavailable,
+            Http::Status(Withheld::STATUS),
+        ),
+        (
+            "withheld_state_unavailable_in_place",
+            Withheld::StateUnavailable,
+            Http::InPlace,
+        ),
     ] {
         all.push(WireError {
             name,
@@ -689,6 +787,36 @@ mod tests {
         assert_eq!(malformed.body()["error"]["code"], -32700);
         let dup = Refusal::Body(BodyError::DuplicateKey { key: "a".into() });
         assert_eq!(dup.body()["error"]["code"], -32600);
+    }
+
+    #[test]
+    fn rate_limits_answer_429_with_retry_after() {
+        let r = Refusal::RateLimited {
+            rule: "calls".into(),
+            retry_after: std::time::Duration::from_millis(1_200),
+        };
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers(), vec![("Retry-After", "2".to_owned())]);
+        let body = r.body();
+        assert_eq!(body["error"]["code"], RATE_LIMITED);
+        assert_eq!(body["error"]["data"]["rule"], "calls");
+        assert_eq!(body["error"]["data"]["retry_after_seconds"], 2);
+        assert_eq!(retry_after_seconds(std::time::Duration::ZERO), 1);
+        let s = Refusal::StateUnavailable {
+            feature: "taint",
+            reason: "down".into(),
+        };
+        assert_eq!(s.status(), 503);
+        assert_eq!(s.body()["error"]["code"], STATE_UNAVAILABLE);
+        assert_eq!(s.body()["error"]["data"]["feature"], "taint");
+        assert!(
+            !s.body().to_string().contains("down"),
+            "the reason stays in the log"
+        );
+        assert_eq!(
+            Withheld::StateUnavailable.error(None)["error"]["code"],
+            STATE_UNAVAILABLE
+        );
     }
 
     #[test]

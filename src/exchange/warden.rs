@@ -1,5 +1,6 @@
 //! The state every exchange shares: the authenticator, the policy store, the session
-//! table, what the proxy learned of the upstream's tools, the taint store, and the
+//! table, what the proxy learned of the upstream's tools, the shared state (taint,
+//! revocation, rate limits), and the
 //! operations side (metrics, audit log, requests in flight).
 //!
 //! Built once from a checked configuration ([`Warden::build`]), then shared by every
@@ -35,8 +36,9 @@ pub struct Warden {
     pub catalogue: crate::pins::Catalogue,
     /// Taint sources (`[taint] sources`), by tool.
     pub sources: crate::taint::Sources,
-    /// Taint labels by session and credential.
-    pub taints: crate::taint::TaintStore,
+    /// Shared state: taint labels by session and credential, revoked token ids,
+    /// rate-limit buckets (in memory, or in Redis for several replicas).
+    pub state: crate::state::SharedState,
     /// Prometheus metrics (the process-wide set).
     pub metrics: Arc<Metrics>,
     /// The audit log (its writer starts with [`crate::proxy::run`]).
@@ -57,6 +59,9 @@ pub enum BuildError {
     /// The `[pinning]` section or the pin file.
     #[error(transparent)]
     Pinning(#[from] crate::pins::PinningConfigError),
+    /// The `[state]` section (Redis URL, TLS files, password).
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 impl Warden {
@@ -84,8 +89,13 @@ impl Warden {
         )
         .map_err(crate::pins::PinningConfigError::from)?;
         let sources = config.raw.taint.sources();
-        let taints =
-            crate::taint::TaintStore::new(config.raw.taint.max_entries, config.raw.taint.ttl);
+        let state = crate::state::SharedState::from_config(
+            &config.raw.state,
+            &config.raw.rate_limits,
+            config.raw.taint.max_entries,
+            config.raw.taint.ttl,
+            &config.base_dir,
+        )?;
         let warden = Warden {
             config,
             auth,
@@ -94,7 +104,7 @@ impl Warden {
             annotations,
             catalogue,
             sources,
-            taints,
+            state,
             metrics,
             audit,
             lifecycle,

@@ -1,5 +1,6 @@
 //! The `inject` and `webhook` subcommands: their arguments and what they run.
 
+use anyhow::Context as _;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,20 +48,20 @@ pub struct TemplateArgs {
 
 impl TemplateArgs {
     /// The template these arguments describe.
-    pub fn template(&self) -> Result<Template, String> {
+    pub fn template(&self) -> anyhow::Result<Template> {
         for (flag, port) in [
             ("--proxy-port", self.proxy_port),
             ("--admin-port", self.admin_port),
         ] {
             if !(1..=65535).contains(&port) {
-                return Err(format!("{flag} {port}: not a port number"));
+                anyhow::bail!("{flag} {port}: not a port number");
             }
         }
         if self.proxy_port == self.admin_port {
-            return Err("--proxy-port and --admin-port must differ".to_owned());
+            anyhow::bail!("--proxy-port and --admin-port must differ");
         }
         if !super::inject::is_port_name(&self.port_name) {
-            return Err(format!("--port-name `{}`: not a port name", self.port_name));
+            anyhow::bail!("--port-name `{}`: not a port name", self.port_name);
         }
         Ok(Template {
             image: self.image.clone(),
@@ -126,20 +127,20 @@ pub struct WebhookArgs {
 }
 
 /// Run `inject`: the injected YAML on standard output, a line per object on standard error.
-pub fn run_inject(args: &InjectArgs) -> Result<(), String> {
+pub fn run_inject(args: &InjectArgs) -> anyhow::Result<()> {
     let template = args.template.template()?;
     let yaml = if args.file.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| format!("cannot read standard input: {e}"))?;
+            .context("cannot read standard input")?;
         text
     } else {
         std::fs::read_to_string(&args.file)
-            .map_err(|e| format!("{}: cannot read: {e}", args.file.display()))?
+            .with_context(|| format!("{}: cannot read", args.file.display()))?
     };
     let (out, reports) = super::manifest::inject_yaml(&yaml, &template, &args.exclude_namespaces)
-        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     for report in reports {
         eprintln!("{report}");
     }
@@ -148,7 +149,7 @@ pub fn run_inject(args: &InjectArgs) -> Result<(), String> {
 }
 
 /// Run `webhook` until SIGTERM or SIGINT.
-pub fn run_webhook(args: &WebhookArgs) -> Result<(), String> {
+pub fn run_webhook(args: &WebhookArgs) -> anyhow::Result<()> {
     let template = args.template.template()?;
     let mut excluded = args.exclude_namespaces.clone();
     if let Some(ns) = &args.namespace {
@@ -168,12 +169,12 @@ pub fn run_webhook(args: &WebhookArgs) -> Result<(), String> {
         max_body_bytes: args.max_body_bytes,
         drain: *args.drain,
     };
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async {
         let server = Server::bind(server_settings, settings)
             .await
-            .map_err(|e| e.to_string())?;
-        let addr = server.local_addr().map_err(|e| e.to_string())?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let addr = server.local_addr()?;
         tracing::info!(%addr, on_error = ?args.on_error, "webhook listening (https)");
         server
             .run(async {

@@ -26,6 +26,10 @@ pub const UPSTREAM_UNFILTERABLE: i64 = -32005;
 pub const OVERLOADED: i64 = -32006;
 /// `Mcp-Method` / `Mcp-Name` headers disagree with the body (MCP 2026-07-28).
 pub const HEADER_MISMATCH: i64 = -32020;
+/// A `[[rate_limits]]` rule refused the request (HTTP 429 with `Retry-After`).
+pub const RATE_LIMITED: i64 = -32029;
+/// The shared state (Redis) a decision needs could not be read in time (HTTP 503).
+pub const STATE_UNAVAILABLE: i64 = -32030;
 
 /// A JSON-RPC 2.0 error response object.
 pub fn error_response(id: Option<&Value>, code: i64, message: &str, data: Option<Value>) -> Value {

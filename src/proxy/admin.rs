@@ -57,6 +57,11 @@ pub struct Readiness {
     pub draining: bool,
     /// The audit log is not refusing requests (only `fail_closed` can).
     pub audit_ok: bool,
+    /// The shared-state backend answered (always true for `memory`).
+    pub state_ok: bool,
+    /// Some shared-state feature fails closed, so an unreachable backend makes the
+    /// proxy unready (`[state.on_unavailable]`).
+    pub state_required: bool,
 }
 
 impl Readiness {
@@ -67,6 +72,7 @@ impl Readiness {
             && self.upstream_reachable
             && !self.draining
             && self.audit_ok
+            && (self.state_ok || !self.state_required)
     }
 }
 
@@ -91,6 +97,8 @@ pub async fn readiness(warden: &Warden) -> Readiness {
         upstream_reachable,
         draining: warden.lifecycle.draining(),
         audit_ok: !warden.audit.refusing(),
+        state_ok: warden.state.reachable().await,
+        state_required: warden.state.required(),
     }
 }
 
@@ -252,8 +260,24 @@ mod tests {
             upstream_reachable: true,
             draining: false,
             audit_ok: true,
+            state_ok: true,
+            state_required: true,
         };
         assert!(ok.ready());
+        assert!(!Readiness {
+            state_ok: false,
+            ..ok
+        }
+        .ready());
+        assert!(
+            Readiness {
+                state_ok: false,
+                state_required: false,
+                ..ok
+            }
+            .ready(),
+            "a backend no feature fails closed on does not make the proxy unready"
+        );
         assert!(!Readiness {
             upstream_reachable: false,
             ..ok

@@ -23,6 +23,7 @@ use crate::exchange::forward::{headers_to_strip, identity_headers};
 use crate::exchange::in_flight::{InFlight, Kind};
 use crate::exchange::observe::{self, request_id, RequestFacts, REQUEST_ID_HEADER};
 use crate::exchange::refusal::{Refusal, UpstreamFailed, Withheld};
+use crate::exchange::shared;
 use crate::exchange::Warden;
 
 use super::body::read_whole_body;
@@ -264,8 +265,9 @@ impl ProxyHttp for WardenProxy {
 }
 
 impl WardenProxy {
-    /// Everything before forwarding: admit the request by its head, and for a POST read
-    /// the whole body and decide it.
+    /// Everything before forwarding: admit the request by its head, ask the shared state
+    /// about its caller, and for a POST read the whole body, decide it and spend its
+    /// rate-limit budget.
     async fn admit(
         &self,
         session: &mut Session,
@@ -282,6 +284,9 @@ impl WardenProxy {
                 peer: facts.source,
             },
         )?;
+        let mut taints = shared::check_caller(warden, &admitted)
+            .await
+            .map_err(|refusal| admitted.refuse(refusal))?;
         let forward = match admitted.kind {
             RequestKind::Post => {
                 let limits = &warden.config.raw.limits;
@@ -296,6 +301,8 @@ impl WardenProxy {
                         Ok(bytes) => decide(
                             warden,
                             &admitted,
+                            // A decided body's answer is filtered with its own env.
+                            std::mem::take(&mut taints),
                             &session.req_header().headers,
                             bytes,
                             facts.source.map(|a| a.ip()),
@@ -303,11 +310,15 @@ impl WardenProxy {
                         ),
                         Err(refusal) => Err(refusal),
                     };
-                Some(decided.map_err(|refusal| admitted.refuse(refusal))?)
+                let forward = decided.map_err(|refusal| admitted.refuse(refusal))?;
+                shared::spend(warden, &admitted, &forward)
+                    .await
+                    .map_err(|refusal| admitted.refuse(refusal))?;
+                Some(forward)
             }
             RequestKind::StreamGet | RequestKind::DeleteSession => None,
         };
-        Ok(Exchange::new(admitted, facts, forward))
+        Ok(Exchange::new(admitted, taints, facts, forward))
     }
 }
 

@@ -122,20 +122,6 @@ impl CredentialKeyMode {
     }
 }
 
-/// The taint labels a request of `identity` in `session_id` carries: the session's and
-/// the credential's (keyed by `mode`, `taint.credential_key`).
-pub fn taints_of(
-    store: &TaintStore,
-    mode: CredentialKeyMode,
-    identity: &Identity,
-    session_id: Option<&str>,
-) -> Vec<String> {
-    if store.is_empty() {
-        return Vec::new();
-    }
-    store.labels(session_id, &mode.key(identity))
-}
-
 impl TaintConfig {
     /// Checks serde cannot express: `(key, reason)` of the first bad value.
     pub fn check(&self) -> Result<(), (&'static str, String)> {

@@ -22,6 +22,7 @@ mod new_user;
 mod operations;
 mod pinning;
 mod proxy;
+mod replicas;
 mod soak;
 mod taint;
 mod upstream_smoke;

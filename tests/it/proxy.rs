@@ -306,6 +306,15 @@ fn check_accepts_the_example_configuration() {
 }
 
 #[test]
+fn check_accepts_the_replicas_configuration() {
+    // Redis is connected lazily: `check` needs no server.
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config/replicas.toml");
+    let (ok, stdout, stderr) = run_cli(&["check", "--config", config]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+}
+
+#[test]
 fn check_and_run_refuse_a_bad_config_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

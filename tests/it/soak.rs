@@ -449,7 +449,7 @@ async fn soak() {
     let warden = Warden::start(
         &up.url,
         &example_policies(),
-        &format!("{AUTH_TOML}\n{SOAK_CONFIG}\n[policy]\n"),
+        &format!("{AUTH_TOML}\n{SOAK_CONFIG}\n"),
     );
     let url = warden.url.clone();
     let pid = warden.pid();

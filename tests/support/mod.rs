@@ -11,6 +11,7 @@
 //! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
 //! - [`demo`]: the demo backend on such a database, alone or behind the proxy.
+//! - [`redis`]: the shared Redis with a key prefix per test, or a `redis-server` of the test's own.
 //! - [`wait`]: waiting for an event (never for a time) with a deadline that only bounds a hang.
 //! - [`walkthrough`]: a book page's shell walkthrough, run as written.
 
@@ -26,6 +27,7 @@ pub mod fake;
 pub mod http;
 pub mod interop;
 pub mod postgres;
+pub mod redis;
 pub mod tokens;
 pub mod upstream;
 pub mod wait;

@@ -4,7 +4,7 @@
 //! adding hidden instructions for the model, widening a schema — and only client-side
 //! scanners would notice. The proxy sees every list result, so it digests each tool,
 //! prompt and resource template definition ([`definition`]), compares it with the
-//! approved pins ([`file`], written by `mcp-warden pin`, reviewed in Git, hot-reloaded),
+//! approved pins ([`file`](mod@file), written by `mcp-warden pin`, reviewed in Git, hot-reloaded),
 //! and acts by mode ([`PinMode`]): `learn` trusts on first use, `enforce` lists and
 //! lets through only pinned, unchanged tools, `warn` passes everything but audits and
 //! counts. Invisible and control characters in definitions are flagged in every mode

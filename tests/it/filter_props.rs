@@ -401,7 +401,6 @@ proptest! {
     /// repeated-answer leak of issue 14 (an answer after the first passes unfiltered);
     /// run with `--ignored` once the filter remembers answered lists on this path.
     #[test]
-    #[ignore = "issue 14: repeated answers to one list request pass unfiltered"]
     fn no_hidden_name_reaches_the_client_when_answers_repeat((request, shape, messages, cuts) in case(true)) {
         check(&request, &shape, &messages, &cuts)?;
     }

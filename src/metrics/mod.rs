@@ -200,7 +200,8 @@ pub struct Metrics {
     taints: BoundedLabels,
 }
 
-fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+/// An `mcp_warden_*` counter family (also used by `state`'s metrics).
+pub(crate) fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help).namespace(PREFIX), labels)
         .expect("static metric definition")
 }

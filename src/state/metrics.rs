@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
 
 use super::Feature;
+use crate::metrics::{counter_vec, PREFIX};
 
 /// `mcp_warden_state_*` and `mcp_warden_rate_limited_total`.
 #[derive(Clone)]
@@ -18,8 +19,6 @@ struct Inner {
     round_trip: Histogram,
 }
 
-const PREFIX: &str = "mcp_warden";
-
 impl StateMetrics {
     /// The process-wide set.
     pub fn global() -> StateMetrics {
@@ -28,25 +27,17 @@ impl StateMetrics {
     }
 
     fn register() -> StateMetrics {
-        let unavailable = IntCounterVec::new(
-            Opts::new(
-                "state_unavailable_total",
-                "Requests (or taint writes) that needed shared state it could not read or \
-                 write in time, by feature (taint, revocation, rate_limits).",
-            )
-            .namespace(PREFIX),
+        let unavailable = counter_vec(
+            "state_unavailable_total",
+            "Requests (or taint writes) that needed shared state it could not read or \
+             write in time, by feature (taint, revocation, rate_limits).",
             &["feature"],
-        )
-        .expect("static metric definition");
-        let rate_limited = IntCounterVec::new(
-            Opts::new(
-                "rate_limited_total",
-                "Request bodies refused by a [[rate_limits]] rule, by rule.",
-            )
-            .namespace(PREFIX),
+        );
+        let rate_limited = counter_vec(
+            "rate_limited_total",
+            "Request bodies refused by a [[rate_limits]] rule, by rule.",
             &["rule"],
-        )
-        .expect("static metric definition");
+        );
         let up = IntGauge::with_opts(
             Opts::new(
                 "state_up",

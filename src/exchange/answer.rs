@@ -22,6 +22,7 @@ use super::decide::{Awaited, Forward};
 use super::observe::{self, RequestFacts};
 use super::refusal::Withheld;
 use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use super::sessions::SessionError;
 use super::Warden;
 
 /// How an answer's body is handled, chosen by [`plan`] from its head.
@@ -204,6 +205,13 @@ impl Exchange {
         }
     }
 
+    /// Has the answer been ended early? An event stream the proxy could no longer filter
+    /// (an event over `limits.max_response_bytes`) went out with an error in its place;
+    /// the proxy then closes it instead of passing what the upstream still sends.
+    pub fn ended_early(&self) -> bool {
+        matches!(&self.body, Body::Sse(filter) if filter.ended())
+    }
+
     /// What filtering did so far.
     pub fn stats(&self) -> FilterStats {
         self.stats
@@ -223,13 +231,22 @@ impl Exchange {
     pub fn answer_head(&mut self, warden: &Warden, head: &AnswerHead<'_>) -> HeadRewrite {
         self.upstream_status = Some(head.status);
         if let Some(sid) = head.session_id.filter(|_| is_success(head.status)) {
-            if let Err(e) = warden
+            match warden
                 .sessions
                 .bind(sid, &self.admitted.identity.principal_key())
             {
-                tracing::warn!(error = %e, "upstream issued a session id owned by another principal");
-                self.body = Body::Withhold(Withheld::Unfilterable);
-                return HeadRewrite::Withhold;
+                Ok(()) => {}
+                Err(SessionError::Full) => {
+                    // The table filled while the `initialize` was forwarded.
+                    tracing::warn!("session table full; the new session is refused");
+                    self.body = Body::Withhold(Withheld::TooManySessions);
+                    return HeadRewrite::Withhold;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "upstream issued a session id owned by another principal");
+                    self.body = Body::Withhold(Withheld::Unfilterable);
+                    return HeadRewrite::Withhold;
+                }
             }
             if self.admitted.session_id.is_none() {
                 self.admitted.session_id = Some(sid.to_owned());
@@ -505,6 +522,11 @@ impl ListScope for Scope<'_> {
         }
         self.session_id
             .and_then(|sid| self.warden.sessions.take_pending(sid, id_key))
+    }
+
+    fn own_list_ids(&self) -> Vec<Value> {
+        let keys = self.own_lists.keys();
+        keys.filter_map(|k| serde_json::from_str(k).ok()).collect()
     }
 
     fn overrides(&self, name: &str) -> Option<&Map<String, Value>> {

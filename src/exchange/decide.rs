@@ -20,6 +20,7 @@ use crate::taint::SourceCall;
 use super::admission::Admitted;
 use super::observe::{self, RequestFacts};
 use super::refusal::Refusal;
+use super::sessions::SessionError;
 use super::verdict::{authorize_body, BodyVerdict};
 use super::Warden;
 
@@ -74,6 +75,13 @@ pub fn decide(
 
     let identity = &admitted.identity;
     let session_id = admitted.session_id.as_deref();
+    // A new session at `sessions.max_sessions` is refused before the upstream creates it;
+    // existing sessions are never evicted for it.
+    let opens_session = session_id.is_none()
+        && parsed
+            .messages
+            .iter()
+            .any(|m| m.method.as_deref() == Some("initialize"));
     let env = RequestEnv {
         time: SystemTime::now(),
         source_ip,
@@ -113,6 +121,9 @@ pub fn decide(
     };
     if audited.is_err() && warden.audit.fails_closed() {
         return Err(Refusal::AuditUnavailable);
+    }
+    if opens_session && !warden.sessions.has_room() {
+        return Err(Refusal::Session(SessionError::Full));
     }
     if let Some(sid) = session_id {
         for (key, kind) in &lists {

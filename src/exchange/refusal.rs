@@ -129,6 +129,7 @@ impl Refusal {
             Refusal::Session(SessionError::Unknown) => 404,
             Refusal::Session(SessionError::NotOwner) => 403,
             Refusal::Session(SessionError::TooManyPending) => 429,
+            Refusal::Session(SessionError::Full) => 503,
             Refusal::BadSessionHeader => 400,
             Refusal::TooLarge { .. } => 413,
             Refusal::Encoded { .. } => 415,
@@ -155,6 +156,7 @@ impl Refusal {
             Refusal::Session(SessionError::Unknown) => "unknown_session",
             Refusal::Session(SessionError::NotOwner) => "session_not_owner",
             Refusal::Session(SessionError::TooManyPending) => "too_many_pending_lists",
+            Refusal::Session(SessionError::Full) => "too_many_sessions",
             Refusal::BadSessionHeader => "bad_session_header",
             Refusal::TooLarge { .. } => "too_large",
             Refusal::Encoded { .. } => "encoding",
@@ -184,6 +186,7 @@ impl Refusal {
             Refusal::HeaderMismatch(_) => HEADER_MISMATCH,
             Refusal::AuditUnavailable | Refusal::Internal { .. } => INTERNAL_ERROR,
             Refusal::RateLimited { .. } => RATE_LIMITED,
+            Refusal::Session(SessionError::Full) => OVERLOADED,
             Refusal::StateUnavailable { .. } => STATE_UNAVAILABLE,
             Refusal::NotFound
             | Refusal::MethodNotAllowed
@@ -211,6 +214,9 @@ impl Refusal {
             }
             Refusal::Session(SessionError::TooManyPending) => {
                 "too many outstanding list requests in this session".into()
+            }
+            Refusal::Session(SessionError::Full) => {
+                "too many sessions: the new session was refused; try again later".into()
             }
             Refusal::BadSessionHeader => "invalid Mcp-Session-Id header".into(),
             Refusal::TooLarge { limit } => format!("request body too large (limit {limit} bytes)"),
@@ -277,7 +283,9 @@ impl Refusal {
             Refusal::RateLimited { retry_after, .. } => {
                 vec![("Retry-After", retry_after_seconds(*retry_after).to_string())]
             }
-            Refusal::StateUnavailable { .. } => vec![("Retry-After", "1".into())],
+            Refusal::StateUnavailable { .. } | Refusal::Session(SessionError::Full) => {
+                vec![("Retry-After", "1".into())]
+            }
             _ => Vec::new(),
         }
     }
@@ -426,6 +434,10 @@ pub enum Withheld {
     /// state (`[state.on_unavailable] taint = "deny"`): the client must not hold the
     /// data while the other replicas see the credential clean.
     StateUnavailable,
+    /// The answer to an `initialize` that would open a session over
+    /// `sessions.max_sessions` (the table filled while it was forwarded): the client never
+    /// learns the session id, and the upstream's session idles out.
+    TooManySessions,
 }
 
 impl Withheld {
@@ -439,6 +451,7 @@ impl Withheld {
         match self {
             Withheld::Unfilterable | Withheld::TooLarge => UPSTREAM_UNFILTERABLE,
             Withheld::StateUnavailable => STATE_UNAVAILABLE,
+            Withheld::TooManySessions => OVERLOADED,
         }
     }
 
@@ -448,6 +461,9 @@ impl Withheld {
             Withheld::Unfilterable => "upstream response could not be filtered",
             Withheld::TooLarge => "upstream response too large to filter",
             Withheld::StateUnavailable => "shared state unavailable; answer withheld",
+            Withheld::TooManySessions => {
+                "too many sessions: the new session was refused; try again later"
+            }
         }
     }
 
@@ -620,6 +636,7 @@ impl Refusal {
             Refusal::Session(SessionError::Unknown),
             Refusal::Session(SessionError::NotOwner),
             Refusal::Session(SessionError::TooManyPending),
+            Refusal::Session(SessionError::Full),
             Refusal::BadSessionHeader,
             Refusal::TooLarge { limit: 4_194_304 },
             Refusal::Encoded {
@@ -729,6 +746,11 @@ pub fn catalogue() -> Vec<WireError> {
             "withheld_state_unavailable_in_place",
             Withheld::StateUnavailable,
             Http::InPlace,
+        ),
+        (
+            "withheld_too_many_sessions",
+            Withheld::TooManySessions,
+            Http::Status(Withheld::STATUS),
         ),
     ] {
         all.push(WireError {

@@ -13,6 +13,7 @@ mod connections;
 mod decision_labels;
 mod demo;
 mod demo_rls;
+mod faults;
 mod filter_props;
 mod filter_repeats;
 mod interop;

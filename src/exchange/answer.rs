@@ -23,6 +23,7 @@ use super::observe::{self, RequestFacts};
 use super::refusal::Withheld;
 use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
 use super::sessions::SessionError;
+use super::tasks::{created_task_id, TaskCall};
 use super::Warden;
 
 /// How an answer's body is handled, chosen by [`plan`] from its head.
@@ -261,7 +262,10 @@ impl Exchange {
         }
         let replays = self.admitted.kind == RequestKind::StreamGet;
         let (own_lists, watching) = match &self.forward {
-            Some(f) => (!f.awaited.lists.is_empty(), !f.awaited.sources.is_empty()),
+            Some(f) => (
+                !f.awaited.lists.is_empty(),
+                !f.awaited.sources.is_empty() || !f.awaited.tasks.is_empty(),
+            ),
             None => (false, false),
         };
         let expecting = Expecting {
@@ -318,16 +322,18 @@ impl Exchange {
         {
             let replays = self.admitted.kind == RequestKind::StreamGet;
             let session_id = self.admitted.session_id.as_deref();
-            let (lists, sources, failed, generation, env) = match &mut self.forward {
+            let (lists, sources, failed, tasks, generation, env) = match &mut self.forward {
                 Some(f) => (
                     Some(&mut f.awaited.lists),
                     Some(&mut f.awaited.sources),
                     Some(&mut f.awaited.failed_sources),
+                    Some(&mut f.awaited.tasks),
                     Some(&f.generation),
                     Some(&f.env),
                 ),
-                None => (None, None, None, None, None),
+                None => (None, None, None, None, None, None),
             };
+            let mut own_tasks = HashMap::new();
             let mut own_lists = HashMap::new();
             let mut own_sources = HashMap::new();
             let mut own_failed = HashMap::new();
@@ -336,6 +342,7 @@ impl Exchange {
                 own_lists: lists.unwrap_or(&mut own_lists),
                 sources: sources.unwrap_or(&mut own_sources),
                 failed: failed.unwrap_or(&mut own_failed),
+                tasks: tasks.unwrap_or(&mut own_tasks),
                 tainting: &mut tainting,
                 session_id,
                 replays,
@@ -449,6 +456,8 @@ struct Scope<'a> {
     sources: &'a mut HashMap<String, SourceCall>,
     /// Source calls answered as failed, still watched for a second answer.
     failed: &'a mut HashMap<String, SourceCall>,
+    /// Calls that may be answered with a task handle, by id key.
+    tasks: &'a mut HashMap<String, TaskCall>,
     /// Source calls to taint for, once the filter is done with this chunk.
     tainting: &'a mut Vec<(SourceCall, TaintReason)>,
     session_id: Option<&'a str>,
@@ -473,13 +482,27 @@ impl ListScope for Scope<'_> {
     }
 
     fn watching(&self) -> bool {
-        !self.sources.is_empty() || !self.failed.is_empty()
+        !self.sources.is_empty() || !self.failed.is_empty() || !self.tasks.is_empty()
     }
 
     /// Judge an answer to a watched call. A call answered as failed stays watched: a
     /// second answer to its id is judged too (a success then taints), so the first
     /// answer cannot switch watching off.
     fn answered(&mut self, id_key: &str, message: &Value) {
+        if let Some(task_id) = self
+            .tasks
+            .get(id_key)
+            .and_then(|_| created_task_id(message))
+        {
+            // A task handle: bound to this caller (one answer binds; a repeat is harmless,
+            // an id another principal holds keeps its owner).
+            if let Some(call) = self.tasks.remove(id_key) {
+                let owner = self.identity.principal_key();
+                if let Err(e) = self.warden.tasks.bind(task_id, &owner, call) {
+                    tracing::warn!(error = %e, "upstream issued a task id owned by another principal");
+                }
+            }
+        }
         let Some(call) = self
             .sources
             .remove(id_key)

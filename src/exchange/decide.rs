@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::HeaderMap;
 
-use crate::mcp::{check_mirrored_headers, id_key, parse_request_body, ListKind};
+use crate::mcp::{check_mirrored_headers, id_key, parse_request_body, ListKind, McpAction};
 use crate::policy::{Generation, RequestEnv};
 use crate::state::Spend;
 use crate::taint::SourceCall;
@@ -21,6 +21,7 @@ use super::admission::Admitted;
 use super::observe::{self, RequestFacts};
 use super::refusal::Refusal;
 use super::sessions::SessionError;
+use super::tasks::{may_create_task, TaskCall, TaskError, TASK_METHODS};
 use super::verdict::{authorize_body, BodyVerdict};
 use super::Warden;
 
@@ -55,6 +56,9 @@ pub struct Awaited {
     /// Calls of taint sources whose answer said they failed: still watched, since a
     /// second answer to the same id (a hostile upstream's) may carry the data.
     pub failed_sources: HashMap<String, SourceCall>,
+    /// `tools/call` requests that may be answered with a task handle, by id key: a task
+    /// id in the answer is bound to the caller ([`super::tasks`]).
+    pub tasks: HashMap<String, TaskCall>,
 }
 
 /// Decide a POST body of an admitted request, whose caller carries `taints` (the
@@ -70,10 +74,11 @@ pub fn decide(
     facts: &RequestFacts,
 ) -> Result<Forward, Refusal> {
     let cfg = &warden.config.raw;
-    let parsed = parse_request_body(&body, cfg.limits.max_json_depth).map_err(Refusal::Body)?;
+    let mut parsed = parse_request_body(&body, cfg.limits.max_json_depth).map_err(Refusal::Body)?;
     check_mirrored_headers(headers, &parsed).map_err(Refusal::HeaderMismatch)?;
 
     let identity = &admitted.identity;
+    let task_calls = bind_task_operations(warden, identity, &body, &mut parsed)?;
     let session_id = admitted.session_id.as_deref();
     // A new session at `sessions.max_sessions` is refused before the upstream creates it;
     // existing sessions are never evicted for it.
@@ -132,6 +137,7 @@ pub fn decide(
     }
     let mut awaited = Awaited {
         lists: lists.into_iter().collect(),
+        tasks: task_calls,
         ..Awaited::default()
     };
     for call in warden.sources.calls_in(&parsed.messages) {
@@ -155,4 +161,68 @@ pub fn decide(
         upstream_label,
         spends,
     })
+}
+
+/// Task operations (`tasks/get`, `tasks/update`, `tasks/cancel`, `tasks/result`) are
+/// decided as the call that created their task: each becomes that `tools/call` (the
+/// task's tool, its arguments) for the policy, after checking that the caller owns the
+/// task ([`super::tasks`]). Also returns the `tools/call` requests of the body that may be
+/// answered with a task handle, whose answers bind the task to the caller.
+///
+/// The raw JSON is read again only when the body may hold either (a task method, or the
+/// text `task` somewhere in it).
+fn bind_task_operations(
+    warden: &Warden,
+    identity: &crate::auth::Identity,
+    body: &[u8],
+    parsed: &mut crate::mcp::ParsedBody,
+) -> Result<HashMap<String, TaskCall>, Refusal> {
+    let mut calls = HashMap::new();
+    let operates = parsed.messages.iter().any(|m| {
+        m.method
+            .as_deref()
+            .is_some_and(|m| TASK_METHODS.contains(&m))
+    });
+    if !operates && memchr::memmem::find(body, b"task").is_none() {
+        return Ok(calls);
+    }
+    let raw: serde_json::Value = serde_json::from_slice(body).map_err(|e| Refusal::Internal {
+        reason: format!("a parsed body did not parse again: {e}"),
+    })?;
+    let raw: Vec<&serde_json::Value> = match &raw {
+        serde_json::Value::Array(items) => items.iter().collect(),
+        one => vec![one],
+    };
+    let principal = identity.principal_key();
+    for (message, raw) in parsed.messages.iter_mut().zip(raw) {
+        let method = message.method.as_deref();
+        if method.is_some_and(|m| TASK_METHODS.contains(&m)) {
+            let task_id = raw
+                .get("params")
+                .and_then(|p| p.get("taskId"))
+                .and_then(serde_json::Value::as_str)
+                .ok_or(Refusal::Task(TaskError::NoTaskId))?;
+            let call = warden
+                .tasks
+                .call_of(task_id, &principal)
+                .map_err(Refusal::Task)?;
+            message.action = McpAction::CallTool {
+                name: call.tool,
+                arguments: call.arguments,
+            };
+        } else if let (McpAction::CallTool { name, arguments }, Some(id)) =
+            (&message.action, &message.id)
+        {
+            if may_create_task(raw) {
+                calls.insert(
+                    id_key(id),
+                    TaskCall {
+                        tool: name.clone(),
+                        arguments: arguments.clone(),
+                    },
+                );
+            }
+        }
+    }
+    Ok(calls)
 }

@@ -32,6 +32,7 @@ use crate::pins::{CallProblem, PinStatus};
 use crate::policy::Decision;
 
 use super::sessions::SessionError;
+use super::tasks::TaskError;
 
 /// Why a request was answered by the proxy instead of forwarded.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub enum Refusal {
     },
     /// The session id is unknown or belongs to someone else.
     Session(SessionError),
+    /// A task operation on a task the proxy did not see created for this caller.
+    Task(TaskError),
     /// `Mcp-Session-Id` sent more than once or not text.
     BadSessionHeader,
     /// Body larger than the limit.
@@ -130,6 +133,8 @@ impl Refusal {
             Refusal::Session(SessionError::NotOwner) => 403,
             Refusal::Session(SessionError::TooManyPending) => 429,
             Refusal::Session(SessionError::Full) => 503,
+            Refusal::Task(TaskError::Unknown | TaskError::NotOwner) => 403,
+            Refusal::Task(TaskError::NoTaskId) => 400,
             Refusal::BadSessionHeader => 400,
             Refusal::TooLarge { .. } => 413,
             Refusal::Encoded { .. } => 415,
@@ -157,6 +162,9 @@ impl Refusal {
             Refusal::Session(SessionError::NotOwner) => "session_not_owner",
             Refusal::Session(SessionError::TooManyPending) => "too_many_pending_lists",
             Refusal::Session(SessionError::Full) => "too_many_sessions",
+            Refusal::Task(TaskError::Unknown) => "unknown_task",
+            Refusal::Task(TaskError::NotOwner) => "task_not_owner",
+            Refusal::Task(TaskError::NoTaskId) => "task_without_id",
             Refusal::BadSessionHeader => "bad_session_header",
             Refusal::TooLarge { .. } => "too_large",
             Refusal::Encoded { .. } => "encoding",
@@ -187,6 +195,8 @@ impl Refusal {
             Refusal::AuditUnavailable | Refusal::Internal { .. } => INTERNAL_ERROR,
             Refusal::RateLimited { .. } => RATE_LIMITED,
             Refusal::Session(SessionError::Full) => OVERLOADED,
+            Refusal::Task(TaskError::Unknown | TaskError::NotOwner) => FORBIDDEN,
+            Refusal::Task(TaskError::NoTaskId) => INVALID_PARAMS,
             Refusal::StateUnavailable { .. } => STATE_UNAVAILABLE,
             Refusal::NotFound
             | Refusal::MethodNotAllowed
@@ -218,6 +228,9 @@ impl Refusal {
             Refusal::Session(SessionError::Full) => {
                 "too many sessions: the new session was refused; try again later".into()
             }
+            Refusal::Task(TaskError::Unknown) => "task not found".into(),
+            Refusal::Task(TaskError::NotOwner) => "task belongs to another principal".into(),
+            Refusal::Task(TaskError::NoTaskId) => "task operation without a taskId".into(),
             Refusal::BadSessionHeader => "invalid Mcp-Session-Id header".into(),
             Refusal::TooLarge { limit } => format!("request body too large (limit {limit} bytes)"),
             Refusal::Encoded { encoding } => {
@@ -637,6 +650,9 @@ impl Refusal {
             Refusal::Session(SessionError::NotOwner),
             Refusal::Session(SessionError::TooManyPending),
             Refusal::Session(SessionError::Full),
+            Refusal::Task(TaskError::Unknown),
+            Refusal::Task(TaskError::NotOwner),
+            Refusal::Task(TaskError::NoTaskId),
             Refusal::BadSessionHeader,
             Refusal::TooLarge { limit: 4_194_304 },
             Refusal::Encoded {

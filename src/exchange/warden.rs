@@ -30,6 +30,8 @@ pub struct Warden {
     pub policies: PolicyStore,
     /// Session ownership and outstanding list requests.
     pub sessions: SessionTable,
+    /// Task ownership (tasks extension) and the calls that created them.
+    pub tasks: super::tasks::TaskTable,
     /// Tool annotations learned from `tools/list`, and the operator's overrides.
     pub annotations: AnnotationCache,
     /// Definitions seen and pinned, and each tool's compiled `inputSchema`.
@@ -101,6 +103,7 @@ impl Warden {
             auth,
             policies,
             sessions,
+            tasks: Default::default(),
             annotations,
             catalogue,
             sources,

@@ -26,4 +26,5 @@ mod proxy;
 mod replicas;
 mod soak;
 mod taint;
+mod tasks;
 mod upstream_smoke;

@@ -656,10 +656,12 @@ async fn soak() {
         .build()
         .unwrap();
     let started = Instant::now();
+    // As an admin: the policy lets admins call a tool the proxy has not seen listed.
+    let admin = token("root", &["admin"], "mcp:tools");
     let stall = request(
         &long,
         &hostile.url,
-        &bearer,
+        &admin,
         json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"stall","arguments":{}}}).to_string(),
     )
     .await;

@@ -220,6 +220,13 @@ impl Exchange {
         self.stats
     }
 
+    /// Does this answer stream the session's messages, so that list answers already seen
+    /// may come again (a GET stream, resumed or not, or a `subscriptions/listen` stream)?
+    fn replays(&self) -> bool {
+        self.admitted.kind == RequestKind::StreamGet
+            || self.forward.as_ref().is_some_and(|f| f.awaited.listens)
+    }
+
     fn session_id(&self) -> Option<&str> {
         self.admitted.session_id.as_deref()
     }
@@ -262,7 +269,7 @@ impl Exchange {
                 warden.state.forget_session(sid);
             }
         }
-        let replays = self.admitted.kind == RequestKind::StreamGet;
+        let replays = self.replays();
         let (own_lists, watching) = match &self.forward {
             Some(f) => (
                 !f.awaited.lists.is_empty(),
@@ -322,7 +329,7 @@ impl Exchange {
         let mut body = std::mem::replace(&mut self.body, Body::Pass);
         let mut tainting = Vec::new();
         {
-            let replays = self.admitted.kind == RequestKind::StreamGet;
+            let replays = self.replays();
             let session_id = self.admitted.session_id.as_deref();
             let (lists, sources, failed, tasks, generation, env) = match &mut self.forward {
                 Some(f) => (

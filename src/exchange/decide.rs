@@ -59,6 +59,9 @@ pub struct Awaited {
     /// `tools/call` requests that may be answered with a task handle, by id key: a task
     /// id in the answer is bound to the caller ([`super::tasks`]).
     pub tasks: HashMap<String, TaskCall>,
+    /// The body opens a `subscriptions/listen` stream: its answer is read like a GET
+    /// stream's (list answers of the session filtered again, however often they come).
+    pub listens: bool,
 }
 
 /// Decide a POST body of an admitted request, whose caller carries `taints` (the
@@ -138,6 +141,10 @@ pub fn decide(
     let mut awaited = Awaited {
         lists: lists.into_iter().collect(),
         tasks: task_calls,
+        listens: parsed
+            .messages
+            .iter()
+            .any(|m| m.method.as_deref() == Some(crate::mcp::methods::SUBSCRIPTIONS_LISTEN)),
         ..Awaited::default()
     };
     for call in warden.sources.calls_in(&parsed.messages) {

@@ -5,7 +5,8 @@
 //! decides each task operation as the call that created the task.
 //!
 //! The scriptable upstream plays the server: rmcp 3.9 has the extension's types, but its
-//! test server here creates no tasks.
+//! test server here creates no tasks. Multi-round-trip retries (`inputResponses`,
+//! `requestState`) go to the rmcp server, with Biscuit tokens.
 
 use serde_json::{json, Value};
 
@@ -132,4 +133,83 @@ async fn a_task_handle_to_a_call_that_allowed_none_binds_nothing() {
     assert_eq!(send(&warden, "alice", plain).await.status, 200);
     let r = send(&warden, "alice", task_op("tasks/get", "task-rogue")).await;
     assert_eq!((r.status, r.code()), (403, -32003), "{}", r.text());
+}
+
+mod biscuit {
+    //! With Biscuit tokens: a retried call (multi-round-trip) and a task operation are
+    //! decided again, so an attenuated token cannot finish what it could not start.
+
+    use serde_json::{json, Value};
+
+    use crate::support::biscuit::{attenuate, example_policies, Keys, ENGINE_TOML};
+    use crate::support::http::{post, Resp};
+    use crate::support::upstream::{ResponseMode, UpstreamBuilder};
+    use crate::support::warden::Warden;
+
+    async fn send(warden: &Warden, token: &str, body: Value) -> Resp {
+        post(
+            &warden.url,
+            Some(&format!("Bearer {token}")),
+            &[("mcp-protocol-version", "2025-11-25")],
+            body.to_string(),
+        )
+        .await
+    }
+
+    /// A `tools/call` retried with the answers to the server's input requests and the
+    /// state it handed back (SEP-2322 multi-round-trip requests).
+    fn retry(id: u64, tool: &str) -> Value {
+        json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{
+            "name":tool,"arguments":{"text":"again"},
+            "inputResponses":{"confirm-1":{"action":"accept","content":{"ok":true}}},
+            "requestState":"opaque-state-from-the-server"}})
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_retried_call_is_decided_again_as_a_new_call() {
+        let keys = Keys::new();
+        let up = UpstreamBuilder::new(ResponseMode::Json)
+            .any_host()
+            .start()
+            .await;
+        let warden = Warden::start(
+            &up.url,
+            &example_policies(),
+            &format!("{ENGINE_TOML}{}\n", keys.auth_toml()),
+        );
+        let alice = keys.mint(
+            "root1",
+            1,
+            &[
+                r#"user("alice")"#,
+                r#"right("tool", "echo")"#,
+                r#"right("tool", "whoami")"#,
+            ],
+            &[],
+        );
+        let echo_only = attenuate(&alice, &["--check", r#"tool("echo")"#]);
+        // The tools' annotations are learned from a listing, as a client does first.
+        let listed = send(
+            &warden,
+            &alice,
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}),
+        )
+        .await;
+        assert_eq!(listed.status, 200, "{}", listed.text());
+        // The round trip the full token started, finished by the attenuated one: denied
+        // like a first call of that tool, never forwarded.
+        let refused = send(&warden, &echo_only, retry(7, "whoami")).await;
+        assert_eq!(refused.status, 200, "{}", refused.text());
+        assert_eq!(refused.json()["id"], 7);
+        assert_eq!(refused.code(), -32003, "{}", refused.text());
+        // What the attenuation allows goes through, retried or not.
+        let allowed = send(&warden, &echo_only, retry(8, "echo")).await;
+        assert_eq!(allowed.status, 200);
+        assert!(allowed.json().get("error").is_none(), "{}", allowed.text());
+        assert_eq!(
+            up.seen.tool_calls(),
+            ["echo"],
+            "whoami never reached the server"
+        );
+    }
 }

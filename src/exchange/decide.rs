@@ -200,6 +200,12 @@ fn bind_task_operations(
         serde_json::Value::Array(items) => items.iter().collect(),
         one => vec![one],
     };
+    if raw.len() != parsed.messages.len() {
+        // Every task operation must be matched to its raw params: fail closed.
+        return Err(Refusal::Internal {
+            reason: "a body's messages did not line up with its JSON".into(),
+        });
+    }
     let principal = identity.principal_key();
     for (message, raw) in parsed.messages.iter_mut().zip(raw) {
         let method = message.method.as_deref();

@@ -651,8 +651,11 @@ async fn soak() {
         &format!("{AUTH_TOML}\n{SOAK_CONFIG}"),
     );
     let (rss_h0, _) = usage(hostile.pid());
+    // A new connection for each hostile request: the proxy closes a connection after an
+    // answer it cut short or ended early, and once the head went out it cannot say so.
     let long = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     let started = Instant::now();

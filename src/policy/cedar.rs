@@ -187,8 +187,15 @@ pub struct CedarEngine {
     authorizer: Authorizer,
     /// Per action name: the policies whose action scope can match it.
     by_action: HashMap<&'static str, Index>,
-    /// The list-time forms of the `call_tool` and `get_prompt` policies.
-    listing: HashMap<&'static str, Index>,
+    /// Per listed action (`call_tool`, `get_prompt` in their list-time forms,
+    /// `read_resource`): the policies split for one-pass listing.
+    one_pass: HashMap<&'static str, listing::ListingIndex>,
+    /// Every policy in its list-time form, unindexed: the single-pass rule the
+    /// one-pass listing is tested against.
+    #[cfg(test)]
+    naive_listing: PolicySet,
+    #[cfg(test)]
+    naive: PolicySet,
     /// `entities` plus the listing entity holding the unknown arguments.
     listing_entities: Entities,
     /// `Action::"<name>"` uids.
@@ -246,19 +253,38 @@ impl CedarEngine {
             .map(listing_variant)
             .collect::<Result<Vec<_>, _>>()?;
         let mut by_action = HashMap::new();
-        let mut listing = HashMap::new();
+        let mut one_pass = HashMap::new();
         for (&name, uid) in &actions {
             by_action.insert(
                 name,
                 Index::build(bundle.policies.policies().filter(|p| applies(p, uid)))?,
             );
+            let declared: &[&str] = if name == "call_tool" {
+                &["annotations", "pinned", "invisible_characters"]
+            } else {
+                &[]
+            };
             if ACTIONS_WITH_ARGUMENTS.contains(&name) {
-                listing.insert(
+                one_pass.insert(
                     name,
-                    Index::build(listing_policies.iter().filter(|p| applies(p, uid)))?,
+                    listing::ListingIndex::build(
+                        listing_policies.iter().filter(|p| applies(p, uid)),
+                        declared,
+                    )?,
+                );
+            } else if name == "read_resource" {
+                one_pass.insert(
+                    name,
+                    listing::ListingIndex::build(
+                        bundle.policies.policies().filter(|p| applies(p, uid)),
+                        declared,
+                    )?,
                 );
             }
         }
+        #[cfg(test)]
+        let naive_listing =
+            PolicySet::from_policies(listing_policies.iter().cloned()).map_err(engine_error)?;
         let listing_entity = Entity::new(
             EntityUid::from_type_name_and_id(
                 type_name(LISTING_TYPE)?,
@@ -286,7 +312,11 @@ impl CedarEngine {
             generation,
             authorizer: Authorizer::new(),
             by_action,
-            listing,
+            one_pass,
+            #[cfg(test)]
+            naive_listing,
+            #[cfg(test)]
+            naive: bundle.policies.clone(),
             listing_entities,
             actions,
             forbids,
@@ -507,14 +537,11 @@ impl CedarEngine {
         action: &'static str,
         resource: Entity,
         context: Context,
-        listing: bool,
     ) -> Result<(Request, Entities, &PolicySet), BuildError> {
-        let (index, base) = if listing {
-            (self.listing.get(action), &self.listing_entities)
-        } else {
-            (self.by_action.get(action), &self.entities)
-        };
-        let (Some(action_uid), Some(index)) = (self.actions.get(action), index) else {
+        let base = &self.entities;
+        let (Some(action_uid), Some(index)) =
+            (self.actions.get(action), self.by_action.get(action))
+        else {
             return Err(BuildError::UnknownAction { action });
         };
         let principal_uid = principal.uid();
@@ -553,7 +580,6 @@ impl CedarEngine {
             action.policy_action(),
             resource,
             context,
-            false,
         )?;
         let response = self
             .authorizer
@@ -622,13 +648,9 @@ impl CedarEngine {
         })
     }
 
-    /// One item's listing question, with the list's parts.
-    fn try_may_list(
-        &self,
-        parts: &ListingParts,
-        item: &ListedItem<'_>,
-    ) -> Result<bool, BuildError> {
-        let (action, resource) = match item.kind {
+    /// The call a list item stands for: its action and resource entity.
+    fn listed_call(&self, item: &ListedItem<'_>) -> Result<(&'static str, Entity), BuildError> {
+        Ok(match item.kind {
             ListKind::Tools => (
                 "call_tool",
                 self.tool(item.name, item.annotations, item.definition)?,
@@ -637,18 +659,27 @@ impl CedarEngine {
             ListKind::Resources | ListKind::ResourceTemplates => {
                 ("read_resource", self.resource_entity(item.name)?)
             }
-        };
-        let listing = ACTIONS_WITH_ARGUMENTS.contains(&action);
-        let (index, base) = if listing {
-            (self.listing.get(action), &parts.listing_entities)
+        })
+    }
+
+    /// Cedar's partial answer for a listed call under `policies` (arguments unknown).
+    fn partial_listing(
+        &self,
+        parts: &ListingParts,
+        action: &'static str,
+        policies: &PolicySet,
+        resource: Entity,
+    ) -> Result<cedar_policy::PartialResponse, BuildError> {
+        let base = if ACTIONS_WITH_ARGUMENTS.contains(&action) {
+            &parts.listing_entities
         } else {
-            (self.by_action.get(action), &parts.entities)
+            &parts.entities
         };
-        let (Some(action_uid), Some(index)) = (self.actions.get(action), index) else {
-            return Err(BuildError::UnknownAction { action });
-        };
+        let action_uid = self
+            .actions
+            .get(action)
+            .ok_or(BuildError::UnknownAction { action })?;
         let resource_uid = resource.uid();
-        let policies = index.get(&resource_uid);
         let entities =
             base.clone()
                 .add_entities([resource], None)
@@ -666,21 +697,33 @@ impl CedarEngine {
         .map_err(|e| BuildError::Request {
             message: e.to_string(),
         })?;
-        let partial = self
+        Ok(self
             .authorizer
-            .is_authorized_partial(&request, policies, &entities);
-        if partial
-            .definitely_errored()
-            .any(|id| self.forbids.contains(id))
-        {
-            return Ok(false);
-        }
-        Ok(match partial.decision() {
-            Some(CedarDecision::Allow) => true,
-            Some(CedarDecision::Deny) => false,
-            // Residual: the outcome depends on the arguments, so some call may succeed.
-            None => true,
-        })
+            .is_authorized_partial(&request, policies, &entities))
+    }
+
+    /// The single-pass listing rule, every policy evaluated for the item at once (what
+    /// the one-pass listing must agree with).
+    #[cfg(test)]
+    fn single_pass_may_list(
+        &self,
+        identity: &Identity,
+        item: &ListedItem<'_>,
+        env: &RequestEnv,
+    ) -> bool {
+        let query = ListQuery { identity, env };
+        let run = || -> Result<bool, BuildError> {
+            let parts = self.listing_parts(&query)?;
+            let (action, resource) = self.listed_call(item)?;
+            let policies = if ACTIONS_WITH_ARGUMENTS.contains(&action) {
+                &self.naive_listing
+            } else {
+                &self.naive
+            };
+            let response = self.partial_listing(&parts, action, policies, resource)?;
+            Ok(listing::Flags::of(self, &response).listed())
+        };
+        run().unwrap_or(false)
     }
 }
 
@@ -693,22 +736,6 @@ struct ListingParts {
     entities: Entities,
     principal_uid: EntityUid,
     context: Context,
-}
-
-/// A [`Listing`] under one Cedar generation.
-struct CedarListing<'a> {
-    engine: &'a CedarEngine,
-    /// `None` if the caller's parts could not be built: every item is hidden.
-    parts: Option<ListingParts>,
-}
-
-impl Listing for CedarListing<'_> {
-    fn may_list(&self, item: &ListedItem<'_>) -> bool {
-        let Some(parts) = &self.parts else {
-            return false;
-        };
-        self.engine.try_may_list(parts, item).unwrap_or(false)
-    }
 }
 
 impl PolicyEngine for CedarEngine {
@@ -756,12 +783,16 @@ impl PolicyEngine for CedarEngine {
                 None
             }
         };
-        Box::new(CedarListing {
+        Box::new(listing::CedarListing {
             engine: self,
             parts,
+            classes: Default::default(),
         })
     }
 }
+
+#[path = "cedar_listing.rs"]
+mod listing;
 
 #[cfg(test)]
 #[path = "cedar_tests.rs"]

@@ -29,6 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use cedar_policy::{
@@ -208,6 +209,8 @@ pub struct CedarEngine {
     policy_count: usize,
     /// `context.datetime` and `context.source_ip` expressions, reused.
     extensions: ExtensionCache,
+    /// Recent callers' principals and entity stores.
+    callers: callers::Callers,
 }
 
 impl std::fmt::Debug for CedarEngine {
@@ -322,6 +325,7 @@ impl CedarEngine {
             forbids,
             policy_count: bundle.policies.num_of_policies(),
             extensions: ExtensionCache::new(),
+            callers: callers::Callers::default(),
             entities: bundle.entities,
             types: Types {
                 user: type_name("User")?,
@@ -533,27 +537,27 @@ impl CedarEngine {
     /// policies that can apply (from the list-time forms if `listing`).
     fn prepare(
         &self,
-        principal: Entity,
+        caller: &callers::Caller,
         action: &'static str,
         resource: Entity,
         context: Context,
     ) -> Result<(Request, Entities, &PolicySet), BuildError> {
-        let base = &self.entities;
+        let base = &caller.entities;
         let (Some(action_uid), Some(index)) =
             (self.actions.get(action), self.by_action.get(action))
         else {
             return Err(BuildError::UnknownAction { action });
         };
-        let principal_uid = principal.uid();
+        let principal_uid = caller.principal_uid.clone();
         let resource_uid = resource.uid();
         let policies = index.get(&resource_uid);
-        let entities = base
-            .clone()
-            .add_entities([principal, resource], None)
-            .map_err(|e| BuildError::Entity {
-                what: "request",
-                message: e.to_string(),
-            })?;
+        let entities =
+            base.clone()
+                .add_entities([resource], None)
+                .map_err(|e| BuildError::Entity {
+                    what: "request",
+                    message: e.to_string(),
+                })?;
         let request = Request::new(
             principal_uid,
             action_uid.clone(),
@@ -575,12 +579,9 @@ impl CedarEngine {
             None => convert::empty_record("arguments")?,
         };
         let context = self.context(request.identity, request.env, arguments)?;
-        let (cedar_request, entities, policies) = self.prepare(
-            self.principal(request.identity)?,
-            action.policy_action(),
-            resource,
-            context,
-        )?;
+        let caller = self.callers.get(self, request.identity)?;
+        let (cedar_request, entities, policies) =
+            self.prepare(&caller, action.policy_action(), resource, context)?;
         let response = self
             .authorizer
             .is_authorized(&cedar_request, policies, &entities);
@@ -625,25 +626,13 @@ impl CedarEngine {
 
     /// The caller-dependent parts of one list result's questions, built once.
     fn listing_parts(&self, query: &ListQuery<'_>) -> Result<ListingParts, BuildError> {
-        let principal = self.principal(query.identity)?;
         let context = self.context(
             query.identity,
             query.env,
             convert::empty_record("arguments")?,
         )?;
-        let principal_uid = principal.uid();
-        let with_principal = |base: &Entities| {
-            base.clone()
-                .add_entities([principal.clone()], None)
-                .map_err(|e| BuildError::Entity {
-                    what: "principal",
-                    message: e.to_string(),
-                })
-        };
         Ok(ListingParts {
-            listing_entities: with_principal(&self.listing_entities)?,
-            entities: with_principal(&self.entities)?,
-            principal_uid,
+            caller: self.callers.get(self, query.identity)?,
             context,
         })
     }
@@ -671,9 +660,9 @@ impl CedarEngine {
         resource: Entity,
     ) -> Result<cedar_policy::PartialResponse, BuildError> {
         let base = if ACTIONS_WITH_ARGUMENTS.contains(&action) {
-            &parts.listing_entities
+            &parts.caller.listing_entities
         } else {
-            &parts.entities
+            &parts.caller.entities
         };
         let action_uid = self
             .actions
@@ -688,7 +677,7 @@ impl CedarEngine {
                     message: e.to_string(),
                 })?;
         let request = Request::new(
-            parts.principal_uid.clone(),
+            parts.caller.principal_uid.clone(),
             action_uid.clone(),
             resource_uid,
             parts.context.clone(),
@@ -730,11 +719,7 @@ impl CedarEngine {
 /// What every item of one list result shares: the principal (inside both entity
 /// stores) and the context.
 struct ListingParts {
-    /// The list-time entities (with the unknown arguments) plus the principal.
-    listing_entities: Entities,
-    /// The static entities plus the principal.
-    entities: Entities,
-    principal_uid: EntityUid,
+    caller: Arc<callers::Caller>,
     context: Context,
 }
 
@@ -791,6 +776,8 @@ impl PolicyEngine for CedarEngine {
     }
 }
 
+#[path = "cedar_callers.rs"]
+mod callers;
 #[path = "cedar_listing.rs"]
 mod listing;
 

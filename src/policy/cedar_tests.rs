@@ -920,3 +920,66 @@ mod one_pass {
         }
     }
 }
+
+#[test]
+fn a_cached_caller_with_other_claims_is_judged_by_its_own_claims() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource)
+           when { principal.claims has department && principal.claims.department == "a" };"#,
+    );
+    let mut a = user("u", &[]);
+    a.claims = obj(json!({"department": "a"}));
+    let mut b = a.clone();
+    b.claims = obj(json!({"department": "b"}));
+    // Same subject, roles and scopes: the same cache slot, told apart by the claims.
+    for _ in 0..2 {
+        assert!(call(&e, &a, "x", json!({})).allow);
+        assert!(!call(&e, &b, "x", json!({})).allow);
+        assert!(listed(&e, &a, ListKind::Tools, "x"));
+        assert!(!listed(&e, &b, ListKind::Tools, "x"));
+    }
+}
+
+#[test]
+fn the_caller_cache_stays_bounded() {
+    let e = engine(r#"permit (principal, action == Action::"call_tool", resource);"#);
+    for i in 0..callers::MAX_CALLERS + 10 {
+        assert!(call(&e, &user(&format!("u{i}"), &[]), "x", json!({})).allow);
+        assert!(e.callers.len() <= callers::MAX_CALLERS);
+    }
+}
+
+#[test]
+fn each_list_is_judged_by_its_own_taints() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource);
+           forbid (principal, action == Action::"call_tool", resource)
+           when { context.session.taints.contains("secret") && resource.annotations.openWorldHint };"#,
+    );
+    let u = user("u", &[]);
+    let clean = env();
+    let tainted = RequestEnv {
+        taints: vec!["secret".to_owned()],
+        ..env()
+    };
+    let item = ListedItem {
+        kind: ListKind::Tools,
+        name: "fetch",
+        annotations: None,
+        definition: Default::default(),
+    };
+    // The same class of item, asked in turn under both environments: no answer is
+    // carried from one list to the next.
+    for _ in 0..2 {
+        let before = e.listing(&ListQuery {
+            identity: &u,
+            env: &clean,
+        });
+        assert!(before.may_list(&item) && before.may_list(&item));
+        let after = e.listing(&ListQuery {
+            identity: &u,
+            env: &tainted,
+        });
+        assert!(!after.may_list(&item) && !after.may_list(&item));
+    }
+}

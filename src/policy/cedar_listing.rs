@@ -94,6 +94,9 @@ impl Flags {
 /// The policies of one listed action, split for one-pass listing (module docs).
 pub(super) struct ListingIndex {
     blind: PolicySet,
+    /// The annotations the blind policies read (`resource.annotations.<key>` or
+    /// `has <key>`); `None` if one reads the record whole. Only these tell classes apart.
+    annotation_keys: Option<Vec<String>>,
     generic_sensitive: PolicySet,
     /// For each uid named by a `resource == …` scope: those policies plus the generic
     /// sensitive ones.
@@ -128,8 +131,22 @@ impl ListingIndex {
             policies.extend(sensitive.iter().copied());
             by_resource.insert(uid, set(&policies)?);
         }
+        let mut annotation_keys = Some(Vec::new());
+        for policy in &blind {
+            let est = policy.to_json().map_err(engine_error)?;
+            if let (Some(conditions), Some(keys)) = (est.get("conditions"), &mut annotation_keys) {
+                if !annotations_read(conditions, keys) {
+                    annotation_keys = None;
+                }
+            }
+        }
+        if let Some(keys) = &mut annotation_keys {
+            keys.sort();
+            keys.dedup();
+        }
         Ok(ListingIndex {
             blind: set(&blind)?,
+            annotation_keys,
             generic_sensitive: set(&sensitive)?,
             by_resource,
         })
@@ -171,6 +188,48 @@ fn reads_identity(node: &Value, declared: &[&str]) -> bool {
         }
         Value::Array(items) => items.iter().any(|child| reads_identity(child, declared)),
         _ => false,
+    }
+}
+
+/// Collects into `keys` the annotations this part of a policy reads; `false` if it reads
+/// `resource.annotations` other than one key at a time.
+fn annotations_read(node: &Value, keys: &mut Vec<String>) -> bool {
+    let annotations =
+        serde_json::json!({".": {"left": {"Var": "resource"}, "attr": "annotations"}});
+    match node {
+        Value::Object(map) => {
+            if *node == annotations {
+                return false;
+            }
+            for op in [".", "has"] {
+                if let Some(Value::Object(access)) = map.get(op) {
+                    if access.get("left") == Some(&annotations) && map.len() == 1 {
+                        if let Some(attr) = access.get("attr").and_then(Value::as_str) {
+                            keys.push(attr.to_owned());
+                            return true;
+                        }
+                    }
+                }
+            }
+            map.values().all(|child| annotations_read(child, keys))
+        }
+        Value::Array(items) => items.iter().all(|child| annotations_read(child, keys)),
+        _ => true,
+    }
+}
+
+/// What of an item's annotations the blind policies can see, as JSON text.
+fn class_annotations(
+    keys: Option<&[String]>,
+    declared: Option<&serde_json::Map<String, Value>>,
+) -> String {
+    let full = super::with_hint_defaults(declared);
+    match keys {
+        None => Value::Object(full).to_string(),
+        Some(keys) => {
+            let seen: Vec<Option<&Value>> = keys.iter().map(|k| full.get(k)).collect();
+            serde_json::to_string(&seen).unwrap_or_default()
+        }
     }
 }
 
@@ -219,7 +278,7 @@ impl CedarListing<'_> {
             pinned: item.definition.pinned,
             invisible_characters: item.definition.invisible_characters,
             annotations: if action == "call_tool" {
-                Value::Object(super::with_hint_defaults(item.annotations)).to_string()
+                class_annotations(index.annotation_keys.as_deref(), item.annotations)
             } else {
                 String::new()
             },

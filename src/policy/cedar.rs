@@ -17,12 +17,14 @@
 //! action and by resource. A policy is evaluated for a request only if its action scope
 //! can match the request's action and its resource scope is not `resource == <another
 //! entity>`; a policy skipped this way could not have been satisfied (nor failed: scope
-//! conditions are evaluated first and cannot error). A decision builds two entities and a
-//! context, clones the static entity map (cheap for a role hierarchy) and evaluates. The
-//! context's `datetime` and `source_ip` expressions come from a small cache (per second,
-//! per address), because building one parses the extension's name with Cedar's parser.
-//! The listing rule builds the principal, the context and the entity stores holding the
-//! principal once per list result ([`PolicyEngine::listing`]).
+//! conditions are evaluated first and cannot error). The principal and the entity stores
+//! holding it are built once per caller and kept (`callers`, bounded); a decision builds
+//! the resource entity and a context, adds the resource to a clone of the caller's store
+//! and evaluates. The context's `datetime` and `source_ip` expressions come from a small
+//! cache (per second, per address), because building one parses the extension's name
+//! with Cedar's parser. The listing rule builds the context once per list result
+//! ([`PolicyEngine::listing`]) and evaluates the policies blind to the item's identity
+//! once per class of items (`listing`).
 //!
 //! Fail closed: a request that cannot be built is a deny, and a `forbid` policy that
 //! fails to evaluate denies as if it had matched (Cedar itself would skip it).

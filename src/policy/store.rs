@@ -314,6 +314,58 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_of_the_role_hierarchy_is_not_served_from_cached_callers() {
+        let (dir, store) = setup(
+            r#"permit (principal in Role::"staff", action == Action::"call_tool", resource == Tool::"echo");"#,
+        );
+        let entities = |parents: &str| {
+            format!(
+                r#"[{{"uid": {{"type": "Role", "id": "admin"}}, "attrs": {{}}, "parents": [{parents}]}}, {{"uid": {{"type": "Role", "id": "staff"}}, "attrs": {{}}, "parents": []}}]"#
+            )
+        };
+        let pdir = dir.path().join("policies");
+        std::fs::write(
+            pdir.join("entities.json"),
+            entities(r#"{"type": "Role", "id": "staff"}"#),
+        )
+        .unwrap();
+        store.reload().unwrap();
+        let admin = Identity {
+            roles: vec!["admin".to_owned()],
+            ..Identity::anonymous()
+        };
+        let allowed = |generation: &Generation| {
+            let env = RequestEnv {
+                time: SystemTime::now(),
+                source_ip: None,
+                session_id: None,
+                taints: vec![],
+                protocol_version: None,
+            };
+            let action = McpAction::CallTool {
+                name: "echo".into(),
+                arguments: json!({}),
+            };
+            generation
+                .engine
+                .decide(&AuthzRequest {
+                    identity: &admin,
+                    action: &action,
+                    annotations: None,
+                    definition: Default::default(),
+                    env: &env,
+                })
+                .allow
+        };
+        let before = store.current();
+        assert!(allowed(&before) && allowed(&before), "admin is staff");
+        std::fs::write(pdir.join("entities.json"), entities("")).unwrap();
+        store.reload().unwrap();
+        assert!(!allowed(&store.current()), "admin is no longer staff");
+        assert!(allowed(&before), "the old generation keeps its rules");
+    }
+
+    #[test]
     fn config_defaults_and_unknown_fields() {
         let cfg: PolicyConfig = toml::from_str("dir = \"p\"").unwrap();
         assert!(cfg.watch);

@@ -7,7 +7,7 @@
 //!   rate limits, shared state);
 //! - [`MessageRefusal`]: the per-message errors of a body refused by policy (a batch is
 //!   all or nothing);
-//! - [`call_problem`]: a `tools/call` the tool catalogue refused before the policy
+//! - [`call_problem`]: a `tools/call` (or `prompts/get`) the tool catalogue refused before the policy
 //!   (definition not approved, arguments that miss the tool's `inputSchema`);
 //! - [`Withheld`]: an upstream answer the proxy could not filter, replaced by an error;
 //! - [`UpstreamFailed`]: the upstream could not be reached or failed mid-answer.
@@ -357,14 +357,19 @@ impl MessageRefusal {
 /// The message clients get for a tool whose definition is not approved (stable).
 pub const NOT_APPROVED_MESSAGE: &str = "tool definition not approved";
 
-/// The JSON-RPC code of a `tools/call` the catalogue refused: `-32602` for arguments
-/// that miss the schema and for a tool never listed, `FORBIDDEN` for a definition that
-/// is not approved or cannot be checked.
+/// The message clients get for a prompt whose definition is not approved (stable).
+pub const PROMPT_NOT_APPROVED_MESSAGE: &str = "prompt definition not approved";
+
+/// The JSON-RPC code of a `tools/call` or `prompts/get` the catalogue refused: `-32602`
+/// for arguments that miss the schema and for a tool never listed, `FORBIDDEN` for a
+/// definition that is not approved or cannot be checked.
 pub fn call_problem_code(problem: &CallProblem) -> i64 {
     match problem {
         CallProblem::InvalidArguments { .. } | CallProblem::UnknownTool => INVALID_PARAMS,
         CallProblem::NotApproved { .. }
         | CallProblem::InvisibleCharacters
+        | CallProblem::PromptNotApproved { .. }
+        | CallProblem::PromptInvisibleCharacters
         | CallProblem::SchemaUnusable { .. } => FORBIDDEN,
     }
 }
@@ -383,6 +388,10 @@ pub fn call_problem_message(problem: &CallProblem) -> String {
         CallProblem::UnknownTool => "unknown tool: not listed by the server".into(),
         CallProblem::NotApproved { .. } => NOT_APPROVED_MESSAGE.into(),
         CallProblem::InvisibleCharacters => "tool definition carries invisible characters".into(),
+        CallProblem::PromptNotApproved { .. } => PROMPT_NOT_APPROVED_MESSAGE.into(),
+        CallProblem::PromptInvisibleCharacters => {
+            "prompt definition carries invisible characters".into()
+        }
         CallProblem::SchemaUnusable { .. } => {
             "tool unavailable: its input schema cannot be checked".into()
         }
@@ -397,7 +406,7 @@ pub fn call_problem(id: Option<&Value>, problem: &CallProblem) -> Value {
     let reason = problem.label();
     let data = match problem {
         CallProblem::InvalidArguments { errors } => json!({ "reason": reason, "errors": errors }),
-        CallProblem::NotApproved { status } => {
+        CallProblem::NotApproved { status } | CallProblem::PromptNotApproved { status } => {
             let status = match status {
                 PinStatus::Drifted { .. } => "changed since it was approved",
                 _ => "not approved",
@@ -662,13 +671,17 @@ impl Refusal {
     }
 }
 
-/// One example of each refused `tools/call`.
+/// One example of each refused `tools/call` and `prompts/get`.
 fn call_problem_examples() -> Vec<CallProblem> {
     vec![
         CallProblem::NotApproved {
             status: PinStatus::Unpinned,
         },
         CallProblem::InvisibleCharacters,
+        CallProblem::PromptNotApproved {
+            status: PinStatus::Unpinned,
+        },
+        CallProblem::PromptInvisibleCharacters,
         CallProblem::UnknownTool,
         CallProblem::SchemaUnusable {
             reason: "too deep".into(),

@@ -137,6 +137,15 @@ pub enum CallProblem {
     },
     /// Its definition carries invisible characters and `refuse_invisible` is set.
     InvisibleCharacters,
+    /// A `prompts/get` of a prompt whose definition is not approved (as
+    /// [`CallProblem::NotApproved`] for tools).
+    PromptNotApproved {
+        /// Where it stands.
+        status: PinStatus,
+    },
+    /// A `prompts/get` of a prompt whose definition carries invisible characters, with
+    /// `refuse_invisible` set.
+    PromptInvisibleCharacters,
     /// Never listed: no schema to check against.
     UnknownTool,
     /// Its schema could not be compiled.
@@ -157,6 +166,8 @@ impl CallProblem {
         match self {
             CallProblem::NotApproved { .. } => "tool_not_approved",
             CallProblem::InvisibleCharacters => "tool_invisible_characters",
+            CallProblem::PromptNotApproved { .. } => "prompt_not_approved",
+            CallProblem::PromptInvisibleCharacters => "prompt_invisible_characters",
             CallProblem::UnknownTool => "unknown_tool",
             CallProblem::SchemaUnusable { .. } => "schema_unusable",
             CallProblem::InvalidArguments { .. } => "invalid_arguments",
@@ -171,6 +182,12 @@ impl CallProblem {
             }
             CallProblem::InvisibleCharacters => {
                 vec!["tool definition carries invisible characters".into()]
+            }
+            CallProblem::PromptNotApproved { status } => {
+                vec![format!("prompt definition is {}", status.label())]
+            }
+            CallProblem::PromptInvisibleCharacters => {
+                vec!["prompt definition carries invisible characters".into()]
             }
             CallProblem::UnknownTool => vec!["tool never listed by the upstream".into()],
             CallProblem::SchemaUnusable { reason } => vec![format!("input schema: {reason}")],
@@ -194,6 +211,20 @@ pub struct CallCheck {
     pub refusal: Option<CallProblem>,
     /// Forward, but audit this (`warn` modes).
     pub warning: Option<CallProblem>,
+}
+
+impl CallCheck {
+    /// Record `p`: the first enforced problem refuses, the first other one warns.
+    fn problem(&mut self, p: CallProblem, enforced: bool) {
+        let slot = if enforced {
+            &mut self.refusal
+        } else {
+            &mut self.warning
+        };
+        if slot.is_none() {
+            *slot = Some(p);
+        }
+    }
 }
 
 /// A definition as seen, with what was derived from it once.
@@ -507,7 +538,7 @@ impl Catalogue {
 
     /// What policies see of a tool for a call, without judging the arguments.
     pub fn facts(&self, name: &str) -> DefinitionFacts {
-        self.resolve(name).0
+        self.resolve(DefinitionKind::Tool, name).0
     }
 
     /// Where a tool's definition stands against the pins (for audit lines).
@@ -515,12 +546,17 @@ impl Catalogue {
         if self.mode == PinMode::Off {
             return PinStatus::NotChecked;
         }
-        self.resolve(name).1
+        self.resolve(DefinitionKind::Tool, name).1
     }
 
-    /// The tool's facts, its pin status and the definition to check arguments against.
-    fn resolve(&self, name: &str) -> (DefinitionFacts, PinStatus, Option<Arc<Known>>) {
-        let key: Key = (DefinitionKind::Tool, name.to_owned());
+    /// A definition's facts, its pin status and (tools only) the definition to check
+    /// arguments against.
+    fn resolve(
+        &self,
+        kind: DefinitionKind,
+        name: &str,
+    ) -> (DefinitionFacts, PinStatus, Option<Arc<Known>>) {
+        let key: Key = (kind, name.to_owned());
         let file = self.file.load();
         let state = self.state.read();
         let seen = state.seen.get(&key).cloned();
@@ -541,6 +577,7 @@ impl Catalogue {
         // listed definition otherwise.
         let strict = matches!(self.mode, PinMode::Enforce | PinMode::Learn);
         let basis = match (&seen, &pin, &status) {
+            _ if kind != DefinitionKind::Tool => None,
             (Some(s), _, PinStatus::Pinned) => Some(Arc::clone(s)),
             (None, Some((digest, fields)), PinStatus::Pinned) => {
                 let cached = state.pinned_schemas.get(digest).cloned();
@@ -587,46 +624,20 @@ impl Catalogue {
         if !self.active() {
             return CallCheck::default();
         }
-        let (facts, status, basis) = self.resolve(name);
+        let (facts, status, basis) = self.resolve(DefinitionKind::Tool, name);
         let mut check = CallCheck {
             facts,
             refusal: None,
             warning: None,
         };
-        let mut problem = |p: CallProblem, enforced: bool| {
-            if enforced {
-                if check.refusal.is_none() {
-                    check.refusal = Some(p);
-                }
-            } else if check.warning.is_none() {
-                check.warning = Some(p);
-            }
-        };
-        match (self.mode, &status) {
-            (PinMode::Off, _) | (_, PinStatus::Pinned) => {}
-            (PinMode::Enforce, _) => problem(
-                CallProblem::NotApproved {
-                    status: status.clone(),
-                },
-                true,
-            ),
-            (PinMode::Learn, PinStatus::Unknown) => {}
-            (PinMode::Learn, _) => problem(
-                CallProblem::NotApproved {
-                    status: status.clone(),
-                },
-                true,
-            ),
-            (PinMode::Warn, _) => problem(
-                CallProblem::NotApproved {
-                    status: status.clone(),
-                },
-                false,
-            ),
+        self.judge_pin(&status, &mut check, |status| CallProblem::NotApproved {
+            status,
+        });
+        let invisible = facts.invisible_characters && self.mode != PinMode::Off;
+        if invisible && self.refuse_invisible {
+            check.problem(CallProblem::InvisibleCharacters, true);
         }
-        if facts.invisible_characters && self.mode != PinMode::Off && self.refuse_invisible {
-            problem(CallProblem::InvisibleCharacters, true);
-        }
+        let mut problem = |p: CallProblem, enforced: bool| check.problem(p, enforced);
         let enforce = self.validation == ValidationMode::Enforce;
         if self.validation != ValidationMode::Off {
             match basis.as_ref().and_then(|k| k.schema.as_ref()) {
@@ -645,6 +656,48 @@ impl Catalogue {
             }
         }
         check
+    }
+
+    /// Judge one `prompts/get` by the prompt's pin, as [`Catalogue::check_call`] judges
+    /// a tool's: in `enforce` (and for a drift in `learn`) a prompt whose definition is
+    /// not approved is refused, in `warn` it is audited. Prompts carry no schema, so
+    /// there are no arguments to check.
+    pub fn check_prompt(&self, name: &str) -> CallCheck {
+        if self.mode == PinMode::Off {
+            return CallCheck::default();
+        }
+        let (facts, status, _) = self.resolve(DefinitionKind::Prompt, name);
+        let mut check = CallCheck {
+            facts,
+            refusal: None,
+            warning: None,
+        };
+        self.judge_pin(&status, &mut check, |status| {
+            CallProblem::PromptNotApproved { status }
+        });
+        if facts.invisible_characters && self.refuse_invisible {
+            check.problem(CallProblem::PromptInvisibleCharacters, true);
+        }
+        check
+    }
+
+    /// The pin rule of the mode, for a definition in `status`: refused in `enforce`
+    /// unless pinned, in `learn` unless pinned or never listed (first sight pins it when
+    /// listed), audited in `warn`.
+    fn judge_pin(
+        &self,
+        status: &PinStatus,
+        check: &mut CallCheck,
+        not_approved: impl FnOnce(PinStatus) -> CallProblem,
+    ) {
+        let enforced = match (self.mode, status) {
+            (PinMode::Off, _) | (_, PinStatus::Pinned) | (PinMode::Learn, PinStatus::Unknown) => {
+                return
+            }
+            (PinMode::Enforce | PinMode::Learn, _) => true,
+            (PinMode::Warn, _) => false,
+        };
+        check.problem(not_approved(status.clone()), enforced);
     }
 
     /// The pins now in force (file and learned), for `pin diff` style reports.

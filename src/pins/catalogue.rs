@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use super::definition::{changed_fields, Definition, DefinitionKind};
 use super::file::{PinFile, PinFileError};
 use super::invisible::{scan, Finding, Findings};
+use super::learned::{Claim, LearnedStore};
 use super::{PinMode, PinningConfig};
 use crate::policy::DefinitionFacts;
 use crate::schema::{
@@ -375,7 +376,15 @@ impl Catalogue {
 
     /// Judge one list item (see the module docs). Items without a name are left to the
     /// list filter, which refuses the whole result.
-    pub fn observe(&self, kind: DefinitionKind, item: &Map<String, Value>) -> Observed {
+    ///
+    /// In `learn`, a definition no pin holds is offered to `store` first, so replicas
+    /// sharing one agree on what was seen first ([`super::learned`]).
+    pub fn observe(
+        &self,
+        kind: DefinitionKind,
+        item: &Map<String, Value>,
+        store: &dyn LearnedStore,
+    ) -> Observed {
         let Some(definition) = Definition::from_item(kind, item) else {
             return Observed {
                 visible: false,
@@ -420,20 +429,7 @@ impl Catalogue {
             }
         };
         let status = if self.mode == PinMode::Learn && status == PinStatus::Unpinned {
-            let mut state = self.state.write();
-            if state.learned.len() < MAX_DEFINITIONS && !state.learned.contains_key(&key) {
-                state.learned.insert(key.clone(), Arc::clone(&known));
-                events.push(self.event(kind, &known, Change::Learned, None, Vec::new(), true));
-                PinStatus::Pinned
-            } else if state
-                .learned
-                .get(&key)
-                .is_some_and(|k| k.definition.digest == digest)
-            {
-                PinStatus::Pinned
-            } else {
-                PinStatus::Unpinned
-            }
+            self.learn(kind, &key, &known, store, &mut events)
         } else {
             status
         };
@@ -533,6 +529,53 @@ impl Catalogue {
             new_digest: known.definition.digest.clone(),
             fields,
             listed,
+        }
+    }
+
+    /// Trust on first sight (`learn`) a definition no pin holds: this one, unless the
+    /// store holds an earlier one of that name (then this one has drifted from it).
+    fn learn(
+        &self,
+        kind: DefinitionKind,
+        key: &Key,
+        known: &Arc<Known>,
+        store: &dyn LearnedStore,
+        events: &mut Vec<PinEvent>,
+    ) -> PinStatus {
+        let digest = &known.definition.digest;
+        let held = match store.claim(kind, &known.definition) {
+            Claim::Local => Arc::clone(known),
+            Claim::Held(definition) if definition.digest == *digest => Arc::clone(known),
+            Claim::Held(definition) => Arc::new(self.know(kind, definition)),
+            Claim::Unavailable(reason) => {
+                tracing::warn!(
+                    kind = kind.label(),
+                    name = %key.1,
+                    %reason,
+                    "definition not trusted: the shared store of learned pins did not answer"
+                );
+                return PinStatus::Unpinned;
+            }
+        };
+        let mut state = self.state.write();
+        let in_force = match state.learned.get(key) {
+            // Learned meanwhile by another request of this process.
+            Some(k) => Arc::clone(k),
+            None if state.learned.len() < MAX_DEFINITIONS => {
+                state.learned.insert(key.clone(), Arc::clone(&held));
+                if held.definition.digest == *digest {
+                    events.push(self.event(kind, known, Change::Learned, None, Vec::new(), true));
+                }
+                held
+            }
+            None => return PinStatus::Unpinned,
+        };
+        if in_force.definition.digest == *digest {
+            PinStatus::Pinned
+        } else {
+            PinStatus::Drifted {
+                pinned: in_force.definition.digest.clone(),
+            }
         }
     }
 

@@ -38,6 +38,7 @@ pub mod refusal;
 pub mod response;
 pub mod sessions;
 pub mod shared;
+pub mod step_up;
 pub mod verdict;
 mod warden;
 

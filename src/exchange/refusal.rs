@@ -52,6 +52,18 @@ pub enum Refusal {
         /// RFC 9728 metadata URL to advertise.
         resource_metadata: Option<String>,
     },
+    /// A request denied only for scopes the caller's token lacks (every deciding policy
+    /// says `@insufficient_scope`): HTTP 403 with a step-up challenge (MCP 2025-11-25).
+    InsufficientScope {
+        /// The scopes to ask the authorization server for.
+        scopes: Vec<String>,
+        /// The request's id.
+        id: Value,
+        /// The deciding policies.
+        policy_ids: Vec<String>,
+        /// RFC 9728 metadata URL to advertise.
+        resource_metadata: Option<String>,
+    },
     /// The session id is unknown or belongs to someone else.
     Session(SessionError),
     /// `Mcp-Session-Id` sent more than once or not text.
@@ -138,6 +150,7 @@ impl Refusal {
             Refusal::Body(_) => 400,
             Refusal::HeaderMismatch(_) => 400,
             Refusal::Denied { status, .. } => *status,
+            Refusal::InsufficientScope { .. } => 403,
             Refusal::AuditUnavailable => 503,
             Refusal::RateLimited { .. } => 429,
             Refusal::StateUnavailable { .. } => 503,
@@ -167,6 +180,7 @@ impl Refusal {
             Refusal::Body(BodyError::NotJsonRpc { .. }) => "not_jsonrpc",
             Refusal::HeaderMismatch(_) => "header_mismatch",
             Refusal::Denied { .. } => "denied",
+            Refusal::InsufficientScope { .. } => "insufficient_scope",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::StateUnavailable { .. } => "state_unavailable",
@@ -177,7 +191,7 @@ impl Refusal {
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
         match self {
-            Refusal::Denied { .. } => FORBIDDEN,
+            Refusal::Denied { .. } | Refusal::InsufficientScope { .. } => FORBIDDEN,
             Refusal::BadOrigin { .. } | Refusal::Session(SessionError::NotOwner) => FORBIDDEN,
             Refusal::Unauthenticated { .. } => UNAUTHENTICATED,
             Refusal::Body(e) => e.code(),
@@ -201,6 +215,9 @@ impl Refusal {
     pub fn message(&self) -> String {
         match self {
             Refusal::Denied { .. } => DENIED_MESSAGE.into(),
+            Refusal::InsufficientScope { scopes, .. } => {
+                format!("insufficient scope: this needs {}", scopes.join(" "))
+            }
             Refusal::NotFound => "not found: not the MCP endpoint".into(),
             Refusal::MethodNotAllowed => "method not allowed: use POST, GET or DELETE".into(),
             Refusal::BadOrigin { .. } => "origin not allowed".into(),
@@ -235,6 +252,17 @@ impl Refusal {
     pub fn body(&self) -> Value {
         match self {
             Refusal::Denied { body, .. } => body.clone(),
+            Refusal::InsufficientScope {
+                scopes,
+                id,
+                policy_ids,
+                ..
+            } => error_response(
+                Some(id),
+                self.code(),
+                &self.message(),
+                Some(json!({ "policy_ids": policy_ids, "scope": scopes.join(" ") })),
+            ),
             Refusal::RateLimited { rule, retry_after } => error_response(
                 None,
                 self.code(),
@@ -272,6 +300,14 @@ impl Refusal {
             } => vec![(
                 "WWW-Authenticate",
                 error.www_authenticate(resource_metadata.as_deref()),
+            )],
+            Refusal::InsufficientScope {
+                scopes,
+                resource_metadata,
+                ..
+            } => vec![(
+                "WWW-Authenticate",
+                crate::auth::insufficient_scope_challenge(scopes, resource_metadata.as_deref()),
             )],
             Refusal::MethodNotAllowed => vec![("Allow", "GET, POST, DELETE".into())],
             Refusal::RateLimited { retry_after, .. } => {
@@ -655,6 +691,12 @@ impl Refusal {
                 body: MessageRefusal::Denied.error(Some(&json!(1)), &decision),
             },
             Refusal::denied_without_answer(&decision),
+            Refusal::InsufficientScope {
+                scopes: vec!["mcp:admin".into()],
+                id: json!(1),
+                policy_ids: vec!["admin-tools-need-scope".into()],
+                resource_metadata: None,
+            },
             Refusal::AuditUnavailable,
             Refusal::RateLimited {
                 rule: "calls".into(),

@@ -7,7 +7,8 @@
 //! - `jwt/`: JWT verification (HS256, RS256, ES256);
 //! - `jsonrpc/`: strict parsing and classification of request bodies;
 //! - `list/`: `tools/list` result filtering, JSON and SSE;
-//! - `state/`: the shared-state round trip of a decision, memory and Redis.
+//! - `state/`: the shared-state round trip of a decision, memory and Redis;
+//! - `pins/`: pinning and argument validation per call and per list.
 //!
 //! Timing is set for a 2-core machine: the whole suite runs in about three minutes.
 //! Every fixture is built (and its result checked) outside the timed closures.
@@ -17,6 +18,7 @@ mod cedar;
 mod jsonrpc;
 mod jwt;
 mod list;
+mod pins;
 mod state;
 
 use std::time::Duration;
@@ -34,6 +36,6 @@ criterion_group! {
     name = micro;
     config = config();
     targets = cedar::benches, biscuit::benches, jwt::benches, jsonrpc::benches, list::benches,
-        state::benches
+        state::benches, pins::benches
 }
 criterion_main!(micro);

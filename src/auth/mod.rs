@@ -26,6 +26,7 @@ mod from_biscuit;
 mod identity;
 mod jwt;
 mod keys;
+pub mod resource_metadata;
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +35,7 @@ use http::header::{HeaderMap, HeaderValue};
 pub use crate::biscuit::{BiscuitConfig, BiscuitKeyConfig};
 pub use api_key::hash_api_key;
 pub use config::{ApiKeyConfig, AuthConfig, JwtConfig, JwtKeyConfig};
-pub use error::{AuthConfigError, AuthError};
+pub use error::{insufficient_scope_challenge, AuthConfigError, AuthError};
 pub use identity::{AuthMethod, Identity};
 
 use crate::biscuit::BiscuitVerifier;

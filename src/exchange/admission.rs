@@ -139,7 +139,7 @@ pub fn admit(warden: &Warden, head: &RequestHead<'_>) -> Result<Admitted, Refuse
             .authenticate(head.headers)
             .map_err(|error| Refusal::Unauthenticated {
                 error,
-                resource_metadata: http.resource_metadata.clone(),
+                resource_metadata: warden.metadata_url(),
             })?;
 
     // Known from here on, so refusals name who was refused.

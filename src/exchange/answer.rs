@@ -625,7 +625,10 @@ impl ListScope for Scope<'_> {
             self.warden.catalogue.active(),
             DefinitionKind::of_list(kind),
         ) {
-            let observed = self.warden.catalogue.observe(pinned_kind, item);
+            let observed = self
+                .warden
+                .catalogue
+                .observe(pinned_kind, item, &self.warden.state);
             observe::record_definitions(self.warden, self.request_id, &observed.events);
             if !observed.visible {
                 self.warden.metrics.hidden(kind, 1);

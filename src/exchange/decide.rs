@@ -124,7 +124,20 @@ pub fn decide(
     };
     let audited = observe::record_decisions(warden, facts, &decided);
     let lists = match verdict {
-        BodyVerdict::Refuse { status, body, .. } => return Err(Refusal::Denied { status, body }),
+        BodyVerdict::Refuse {
+            status,
+            body,
+            decisions,
+        } => {
+            let step_up = super::step_up::challenge(
+                identity,
+                &parsed,
+                &decisions,
+                &generation.scopes,
+                warden.metadata_url(),
+            );
+            return Err(step_up.unwrap_or(Refusal::Denied { status, body }));
+        }
         BodyVerdict::Forward { lists, .. } => lists,
     };
     if audited.is_err() && warden.audit.fails_closed() {

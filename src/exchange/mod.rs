@@ -39,6 +39,7 @@ pub mod refusal;
 pub mod response;
 pub mod sessions;
 pub mod shared;
+pub mod step_up;
 pub mod tasks;
 pub mod verdict;
 mod warden;

@@ -7,7 +7,7 @@
 //!   rate limits, shared state);
 //! - [`MessageRefusal`]: the per-message errors of a body refused by policy (a batch is
 //!   all or nothing);
-//! - [`call_problem`]: a `tools/call` the tool catalogue refused before the policy
+//! - [`call_problem`]: a `tools/call` (or `prompts/get`) the tool catalogue refused before the policy
 //!   (definition not approved, arguments that miss the tool's `inputSchema`);
 //! - [`Withheld`]: an upstream answer the proxy could not filter, replaced by an error;
 //! - [`UpstreamFailed`]: the upstream could not be reached or failed mid-answer.
@@ -50,6 +50,18 @@ pub enum Refusal {
     Unauthenticated {
         /// Why.
         error: AuthError,
+        /// RFC 9728 metadata URL to advertise.
+        resource_metadata: Option<String>,
+    },
+    /// A request denied only for scopes the caller's token lacks (every deciding policy
+    /// says `@insufficient_scope`): HTTP 403 with a step-up challenge (MCP 2025-11-25).
+    InsufficientScope {
+        /// The scopes to ask the authorization server for.
+        scopes: Vec<String>,
+        /// The request's id.
+        id: Value,
+        /// The deciding policies.
+        policy_ids: Vec<String>,
         /// RFC 9728 metadata URL to advertise.
         resource_metadata: Option<String>,
     },
@@ -144,6 +156,7 @@ impl Refusal {
             Refusal::Body(_) => 400,
             Refusal::HeaderMismatch(_) => 400,
             Refusal::Denied { status, .. } => *status,
+            Refusal::InsufficientScope { .. } => 403,
             Refusal::AuditUnavailable => 503,
             Refusal::RateLimited { .. } => 429,
             Refusal::StateUnavailable { .. } => 503,
@@ -177,6 +190,7 @@ impl Refusal {
             Refusal::Body(BodyError::NotJsonRpc { .. }) => "not_jsonrpc",
             Refusal::HeaderMismatch(_) => "header_mismatch",
             Refusal::Denied { .. } => "denied",
+            Refusal::InsufficientScope { .. } => "insufficient_scope",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::StateUnavailable { .. } => "state_unavailable",
@@ -187,7 +201,7 @@ impl Refusal {
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
         match self {
-            Refusal::Denied { .. } => FORBIDDEN,
+            Refusal::Denied { .. } | Refusal::InsufficientScope { .. } => FORBIDDEN,
             Refusal::BadOrigin { .. } | Refusal::Session(SessionError::NotOwner) => FORBIDDEN,
             Refusal::Unauthenticated { .. } => UNAUTHENTICATED,
             Refusal::Body(e) => e.code(),
@@ -214,6 +228,9 @@ impl Refusal {
     pub fn message(&self) -> String {
         match self {
             Refusal::Denied { .. } => DENIED_MESSAGE.into(),
+            Refusal::InsufficientScope { scopes, .. } => {
+                format!("insufficient scope: this needs {}", scopes.join(" "))
+            }
             Refusal::NotFound => "not found: not the MCP endpoint".into(),
             Refusal::MethodNotAllowed => "method not allowed: use POST, GET or DELETE".into(),
             Refusal::BadOrigin { .. } => "origin not allowed".into(),
@@ -254,6 +271,17 @@ impl Refusal {
     pub fn body(&self) -> Value {
         match self {
             Refusal::Denied { body, .. } => body.clone(),
+            Refusal::InsufficientScope {
+                scopes,
+                id,
+                policy_ids,
+                ..
+            } => error_response(
+                Some(id),
+                self.code(),
+                &self.message(),
+                Some(json!({ "policy_ids": policy_ids, "scope": scopes.join(" ") })),
+            ),
             Refusal::RateLimited { rule, retry_after } => error_response(
                 None,
                 self.code(),
@@ -291,6 +319,14 @@ impl Refusal {
             } => vec![(
                 "WWW-Authenticate",
                 error.www_authenticate(resource_metadata.as_deref()),
+            )],
+            Refusal::InsufficientScope {
+                scopes,
+                resource_metadata,
+                ..
+            } => vec![(
+                "WWW-Authenticate",
+                crate::auth::insufficient_scope_challenge(scopes, resource_metadata.as_deref()),
             )],
             Refusal::MethodNotAllowed => vec![("Allow", "GET, POST, DELETE".into())],
             Refusal::RateLimited { retry_after, .. } => {
@@ -378,14 +414,19 @@ impl MessageRefusal {
 /// The message clients get for a tool whose definition is not approved (stable).
 pub const NOT_APPROVED_MESSAGE: &str = "tool definition not approved";
 
-/// The JSON-RPC code of a `tools/call` the catalogue refused: `-32602` for arguments
-/// that miss the schema and for a tool never listed, `FORBIDDEN` for a definition that
-/// is not approved or cannot be checked.
+/// The message clients get for a prompt whose definition is not approved (stable).
+pub const PROMPT_NOT_APPROVED_MESSAGE: &str = "prompt definition not approved";
+
+/// The JSON-RPC code of a `tools/call` or `prompts/get` the catalogue refused: `-32602`
+/// for arguments that miss the schema and for a tool never listed, `FORBIDDEN` for a
+/// definition that is not approved or cannot be checked.
 pub fn call_problem_code(problem: &CallProblem) -> i64 {
     match problem {
         CallProblem::InvalidArguments { .. } | CallProblem::UnknownTool => INVALID_PARAMS,
         CallProblem::NotApproved { .. }
         | CallProblem::InvisibleCharacters
+        | CallProblem::PromptNotApproved { .. }
+        | CallProblem::PromptInvisibleCharacters
         | CallProblem::SchemaUnusable { .. } => FORBIDDEN,
     }
 }
@@ -404,6 +445,10 @@ pub fn call_problem_message(problem: &CallProblem) -> String {
         CallProblem::UnknownTool => "unknown tool: not listed by the server".into(),
         CallProblem::NotApproved { .. } => NOT_APPROVED_MESSAGE.into(),
         CallProblem::InvisibleCharacters => "tool definition carries invisible characters".into(),
+        CallProblem::PromptNotApproved { .. } => PROMPT_NOT_APPROVED_MESSAGE.into(),
+        CallProblem::PromptInvisibleCharacters => {
+            "prompt definition carries invisible characters".into()
+        }
         CallProblem::SchemaUnusable { .. } => {
             "tool unavailable: its input schema cannot be checked".into()
         }
@@ -418,7 +463,7 @@ pub fn call_problem(id: Option<&Value>, problem: &CallProblem) -> Value {
     let reason = problem.label();
     let data = match problem {
         CallProblem::InvalidArguments { errors } => json!({ "reason": reason, "errors": errors }),
-        CallProblem::NotApproved { status } => {
+        CallProblem::NotApproved { status } | CallProblem::PromptNotApproved { status } => {
             let status = match status {
                 PinStatus::Drifted { .. } => "changed since it was approved",
                 _ => "not approved",
@@ -679,6 +724,12 @@ impl Refusal {
                 body: MessageRefusal::Denied.error(Some(&json!(1)), &decision),
             },
             Refusal::denied_without_answer(&decision),
+            Refusal::InsufficientScope {
+                scopes: vec!["mcp:admin".into()],
+                id: json!(1),
+                policy_ids: vec!["admin-tools-need-scope".into()],
+                resource_metadata: None,
+            },
             Refusal::AuditUnavailable,
             Refusal::RateLimited {
                 rule: "calls".into(),
@@ -695,13 +746,17 @@ impl Refusal {
     }
 }
 
-/// One example of each refused `tools/call`.
+/// One example of each refused `tools/call` and `prompts/get`.
 fn call_problem_examples() -> Vec<CallProblem> {
     vec![
         CallProblem::NotApproved {
             status: PinStatus::Unpinned,
         },
         CallProblem::InvisibleCharacters,
+        CallProblem::PromptNotApproved {
+            status: PinStatus::Unpinned,
+        },
+        CallProblem::PromptInvisibleCharacters,
         CallProblem::UnknownTool,
         CallProblem::SchemaUnusable {
             reason: "too deep".into(),

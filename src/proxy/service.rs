@@ -81,6 +81,21 @@ impl ProxyHttp for WardenProxy {
         ctx.facts.request_id = request_id(&req.headers);
         ctx.facts.http_method = req.method.to_string();
         ctx.facts.source = client_addr(session);
+        if let Some(metadata) = self
+            .warden
+            .resource_metadata
+            .as_ref()
+            .filter(|m| req.method == http::Method::GET && m.serves(req.uri.path()))
+        {
+            // RFC 9728: public, unauthenticated, and the same for every caller.
+            let headers = [
+                ("cache-control", "public, max-age=3600".to_owned()),
+                ("access-control-allow-origin", "*".to_owned()),
+                (REQUEST_ID_HEADER, ctx.facts.request_id.clone()),
+            ];
+            write_bytes(session, 200, &headers, metadata.document.clone()).await?;
+            return Ok(true);
+        }
         if RequestKind::of(&req.method) == Some(RequestKind::StreamGet) {
             ctx.in_flight.set_kind(Kind::Stream);
         }
@@ -405,7 +420,15 @@ async fn write_json(
     headers: &[(&str, String)],
     body: &Value,
 ) -> Result<()> {
-    let body = Bytes::from(body.to_string());
+    write_bytes(session, status, headers, Bytes::from(body.to_string())).await
+}
+
+async fn write_bytes(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;

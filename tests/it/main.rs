@@ -20,6 +20,7 @@ mod interop;
 mod k8s;
 mod listeners;
 mod new_user;
+mod oauth;
 mod operations;
 mod pinning;
 mod proxy;

@@ -18,7 +18,9 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mcp_warden::auth::Identity;
-use mcp_warden::exchange::response::{filter_document, FilterStats, ListScope, SseFilter};
+use mcp_warden::exchange::response::{
+    filter_document, FilterStats, ListItem, ListScope, SseFilter,
+};
 use mcp_warden::mcp::ListKind;
 use mcp_warden::policy::{CedarEngine, ListedItem, PolicyEngine, RequestEnv};
 use serde_json::{json, Map, Value};
@@ -67,7 +69,7 @@ impl ListScope for Scope<'_> {
         kind: ListKind,
         name: &str,
         annotations: Option<&Map<String, Value>>,
-        _item: &Map<String, Value>,
+        _item: &ListItem<'_>,
     ) -> bool {
         let item = ListedItem {
             kind,

@@ -27,6 +27,12 @@
 //! overrides replace the server's hints ([`ListScope::overrides`]), so clients see what
 //! the proxy enforces.
 //!
+//! A filtered answer is written from the upstream's own bytes ([`crate::mcp::raw`]): the
+//! kept items and everything around them go out as they came, after a check as strict as
+//! the request parser's. A filtered list is the caller's own view, so its `cacheScope`
+//! hint (MCP 2026-07-28) goes out `"private"`; a `ttlMs` or `cacheScope` the proxy cannot
+//! read withholds the list.
+//!
 //! The same matching watches the answers to calls of taint sources
 //! ([`ListScope::watching`], [`ListScope::answered`]; see [`crate::taint`]). Those answers
 //! are never changed: the proxy only reads them to learn whether the call succeeded. A

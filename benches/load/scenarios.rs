@@ -307,8 +307,12 @@ pub fn run(plan: &Plan) -> Results {
     let (biscuit_addr, biscuit_admin) = addrs();
     std::fs::create_dir_all(&biscuit_dir).expect("dir");
     let biscuit = setup::biscuit(&biscuit_dir, biscuit_addr, upstream_addr, biscuit_admin);
+    let rs256_dir = work.path().join("cedar-rs256");
+    let (rs256_addr, rs256_admin) = addrs();
+    let rs256 = setup::cedar_jwt_rs256(&rs256_dir, rs256_addr, upstream_addr, rs256_admin);
     let mut targets = vec![
         ("mcp-warden (Cedar, JWT)", cedar_dir, cedar),
+        ("mcp-warden (Cedar, RS256 JWT)", rs256_dir, rs256),
         ("mcp-warden (Biscuit)", biscuit_dir, biscuit),
     ];
     // The Cedar target again with its shared state in Redis, when a Redis answers.

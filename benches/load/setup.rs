@@ -161,6 +161,61 @@ dir = "policies"
     }
 }
 
+/// [`cedar_jwt`] with RS256 tokens, as real identity providers sign them: the key is the
+/// repository's throw-away RSA-2048 test key (`src/auth/testdata`), the caller and its
+/// claims the same as [`cedar_jwt`]'s. A session presents one token, so after its first
+/// request the proxy's cache of verified tokens answers; the difference to [`cedar_jwt`]
+/// is what an RS256 session costs beyond HS256.
+pub fn cedar_jwt_rs256(
+    dir: &Path,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    admin: SocketAddr,
+) -> Target {
+    let target = cedar_jwt(dir, 0, listen, upstream, admin);
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/auth/testdata");
+    let config = std::fs::read_to_string(&target.config).expect("read config");
+    let config = config
+        .replace(r#"algorithms = ["HS256"]"#, r#"algorithms = ["RS256"]"#)
+        .replace(
+            "alg = \"HS256\"\nsecret = \"bench-only-secret-0123456789abcdef0123456789\"",
+            &format!(
+                "kid = \"rs\"\nalg = \"RS256\"\npublic_key_file = \"{}\"",
+                testdata.join("rsa_public.pem").display()
+            ),
+        );
+    assert!(
+        config.contains("RS256") && !config.contains("HS256"),
+        "{config}"
+    );
+    std::fs::write(&target.config, config).expect("write config");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": "https://idp.bench",
+        "aud": "mcp-warden",
+        "sub": "bench",
+        "roles": ["staff"],
+        "scope": "mcp:tools",
+        "department": "cardiology",
+        "iat": now,
+        "exp": now + 4 * 3600,
+        "jti": format!("bench-{}", std::process::id()),
+    });
+    let key = std::fs::read(testdata.join("rsa_private.pem")).expect("test key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("rs".to_owned());
+    let token = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&key).expect("rsa key"),
+    )
+    .expect("sign");
+    Target { token, ..target }
+}
+
 /// [`cedar_jwt`] with its shared state in Redis (`redis_url`, a key prefix of its own): each
 /// request reads the token's revocation key and the caller's taint keys (one round trip;
 /// a taint source is configured so the read is not skipped), and each allowed `tools/call`

@@ -114,6 +114,15 @@ pub struct JwtConfig {
     /// `jwks_file` is required.
     #[serde(default)]
     pub keys: Vec<JwtKeyConfig>,
+    /// How many verified tokens to remember (by a digest of the token), so a session
+    /// pays the signature check once; `exp`/`nbf` are checked again on every use and a
+    /// key reload forgets them all. `0` turns the cache off. Default: 4096.
+    #[serde(default = "default_cache_size")]
+    pub cache_size: usize,
+}
+
+fn default_cache_size() -> usize {
+    super::jwt_cache::DEFAULT_CACHE_SIZE
 }
 
 impl Default for JwtConfig {
@@ -127,6 +136,7 @@ impl Default for JwtConfig {
             roles_claims: default_roles_claims(),
             jwks_file: None,
             keys: Vec::new(),
+            cache_size: default_cache_size(),
         }
     }
 }

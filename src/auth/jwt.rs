@@ -11,6 +11,10 @@
 //! 4. signature, then `exp` (required), `nbf`, `iss` and `aud` (when configured), with
 //!    the configured leeway;
 //! 5. `sub` must be a non-empty string.
+//!
+//! A verified token is remembered by its digest ([`super::jwt_cache`]): later requests
+//! with the same token skip steps 1–5 but not the `exp`/`nbf` check, and a key reload
+//! forgets every token.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use serde_json::{Map, Value};
 use super::config::JwtConfig;
 use super::error::{AuthConfigError, AuthError};
 use super::identity::{AuthMethod, Identity};
+use super::jwt_cache::VerifiedCache;
 use super::keys::{alg_name, parse_alg, supported_alg_names, KeySet, KeySources};
 
 /// Longest leeway accepted.
@@ -42,6 +47,8 @@ pub(crate) struct JwtVerifier {
     roles_claims: Vec<String>,
     sources: KeySources,
     keys: ArcSwap<KeySet>,
+    /// Tokens verified before, by digest.
+    cache: VerifiedCache,
 }
 
 /// The part of a JWS header read before choosing a key. Derived, so a duplicated
@@ -120,6 +127,7 @@ impl JwtVerifier {
             roles_claims: cfg.roles_claims.clone(),
             sources,
             keys: ArcSwap::from_pointee(keys),
+            cache: VerifiedCache::new(cfg.cache_size, leeway),
         })
     }
 
@@ -129,6 +137,9 @@ impl JwtVerifier {
         let keys = self.sources.load()?;
         tracing::debug!(keys = keys.len(), "JWT keys reloaded");
         self.keys.store(Arc::new(keys));
+        // After the store: a verification that read the old generation number cannot
+        // remember what it verified with the old keys.
+        self.cache.keys_reloaded();
         Ok(())
     }
 
@@ -137,8 +148,33 @@ impl JwtVerifier {
         self.sources.watched_files()
     }
 
-    /// Verifies a bearer token (already checked to be a non-empty `b64token`).
+    /// Verifies a bearer token (already checked to be a non-empty `b64token`), from the
+    /// cache of verified tokens when it holds it.
     pub(crate) fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let digest = VerifiedCache::digest(token);
+        if let Some(known) = self.cache.get(&digest) {
+            return known;
+        }
+        let generation = self.cache.generation();
+        let identity = self.verify_signed(token)?;
+        self.cache.insert(digest, generation, &identity);
+        Ok(identity)
+    }
+
+    /// The cache in front of [`JwtVerifier::verify`], for tests.
+    #[cfg(test)]
+    pub(crate) fn cache(&self) -> &VerifiedCache {
+        &self.cache
+    }
+
+    /// Replace the cache (tests inject a clock).
+    #[cfg(test)]
+    pub(crate) fn set_cache(&mut self, cache: VerifiedCache) {
+        self.cache = cache;
+    }
+
+    /// Verifies a bearer token against the keys: steps 1–5 above.
+    fn verify_signed(&self, token: &str) -> Result<Identity, AuthError> {
         let header = peek_header(token)?;
         let alg = parse_alg(&header.alg).ok_or(AuthError::AlgorithmNotAllowed {
             alg: if header.alg == "none" {

@@ -25,6 +25,7 @@ mod error;
 mod from_biscuit;
 mod identity;
 mod jwt;
+mod jwt_cache;
 mod keys;
 pub mod resource_metadata;
 

@@ -42,7 +42,18 @@ impl AnnotationCache {
 
     /// Remember a tool's annotations (replacing what was known).
     pub fn record(&self, name: &str, annotations: Option<&Map<String, Value>>) {
-        let value = Arc::new(annotations.cloned().unwrap_or_default());
+        // Every list after the first repeats what is known: a shared lock and no copy.
+        let none = Map::new();
+        let declared = annotations.unwrap_or(&none);
+        if self
+            .tools
+            .read()
+            .get(name)
+            .is_some_and(|known| **known == *declared)
+        {
+            return;
+        }
+        let value = Arc::new(declared.clone());
         let mut tools = self.tools.write();
         if tools.get(name).is_some_and(|known| *known == value) {
             return;

@@ -23,7 +23,7 @@ use super::admission::{Admitted, RequestKind};
 use super::decide::{Awaited, Forward};
 use super::observe::{self, RequestFacts};
 use super::refusal::Withheld;
-use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use super::response::{FilterStats, JsonBuffer, ListItem, ListScope, SseFilter};
 use super::sessions::SessionError;
 use super::tasks::{created_task_id, TaskCall};
 use super::Warden;
@@ -617,7 +617,7 @@ impl ListScope for Scope<'_> {
         kind: ListKind,
         name: &str,
         annotations: Option<&Map<String, Value>>,
-        item: &Map<String, Value>,
+        item: &ListItem<'_>,
     ) -> bool {
         // Pinning first: a hidden definition is hidden from everyone, whatever the policy.
         let mut definition = DefinitionFacts::default();
@@ -625,10 +625,10 @@ impl ListScope for Scope<'_> {
             self.warden.catalogue.active(),
             DefinitionKind::of_list(kind),
         ) {
-            let observed = self
-                .warden
-                .catalogue
-                .observe(pinned_kind, item, &self.warden.state);
+            let observed =
+                self.warden
+                    .catalogue
+                    .observe(pinned_kind, item.object(), &self.warden.state);
             observe::record_definitions(self.warden, self.request_id, &observed.events);
             if !observed.visible {
                 self.warden.metrics.hidden(kind, 1);

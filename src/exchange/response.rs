@@ -27,6 +27,12 @@
 //! overrides replace the server's hints ([`ListScope::overrides`]), so clients see what
 //! the proxy enforces.
 //!
+//! A filtered answer is written from the upstream's own bytes ([`crate::mcp::raw`]): the
+//! kept items and everything around them go out as they came, after a check as strict as
+//! the request parser's. A filtered list is the caller's own view, so its `cacheScope`
+//! hint (MCP 2026-07-28) goes out `"private"`; a `ttlMs` or `cacheScope` the proxy cannot
+//! read withholds the list.
+//!
 //! The same matching watches the answers to calls of taint sources
 //! ([`ListScope::watching`], [`ListScope::answered`]; see [`crate::taint`]). Those answers
 //! are never changed: the proxy only reads them to learn whether the call succeeded. A
@@ -34,12 +40,15 @@
 //! outstanding) and reported with [`ListScope::unreadable`], which taints: it may have
 //! been the data.
 
+use std::borrow::Cow;
+
 use bytes::{Bytes, BytesMut};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::mcp::filter::{filter_list_response, is_response};
+use crate::mcp::raw::{check_strict, first_byte, raw_array, ObjectWriter, RawObject};
 use crate::mcp::sse::{SseEvent, SseFramer};
-use crate::mcp::{id_key, parse_strict, ListKind};
+use crate::mcp::{id_key, ListKind};
 
 use super::refusal::Withheld;
 
@@ -79,7 +88,7 @@ pub trait ListScope {
         kind: ListKind,
         name: &str,
         annotations: Option<&Map<String, Value>>,
-        item: &Map<String, Value>,
+        item: &ListItem<'_>,
     ) -> bool;
 }
 
@@ -96,13 +105,18 @@ pub struct FilterStats {
 
 /// Filter the JSON-RPC message(s) of one JSON document (a response or a batch of them).
 /// Returns `None` when nothing answered a list request (forward the original bytes).
+///
+/// The document is checked as strictly as [`parse_strict`](crate::mcp::parse_strict)
+/// would read it, without building a tree ([`check_strict`]); filtered answers are
+/// written from the upstream's own bytes: items that stay, and everything around them,
+/// are copied as they came.
 pub fn filter_document(
     bytes: &[u8],
     scope: &mut dyn ListScope,
     stats: &mut FilterStats,
 ) -> Option<Bytes> {
-    let mut doc = match parse_strict(bytes, MAX_RESPONSE_DEPTH) {
-        Ok(doc) => doc,
+    let text = match check_strict(bytes, MAX_RESPONSE_DEPTH) {
+        Ok(text) => text,
         Err(e) => {
             // We cannot tell which request this answers. A watched source call may have
             // been answered: taint. A client might parse it more leniently than we do, so
@@ -120,127 +134,357 @@ pub fn filter_document(
             return Some(Withheld::Unfilterable.body());
         }
     };
-    let changed = match &mut doc {
-        Value::Array(items) => {
-            let mut any = false;
-            for item in items.iter_mut() {
-                any |= filter_message(item, scope, stats);
-            }
-            any
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let Some(items) = raw_array(trimmed) else {
+            stats.withheld += 1;
+            return Some(Withheld::Unfilterable.body());
+        };
+        let filtered: Vec<Option<String>> = items
+            .iter()
+            .map(|item| filter_message(item.get(), scope, stats))
+            .collect();
+        if filtered.iter().all(Option::is_none) {
+            return None;
         }
-        message => filter_message(message, scope, stats),
-    };
-    changed.then(|| Bytes::from(doc.to_string()))
+        let mut out = String::with_capacity(text.len());
+        out.push('[');
+        for (index, (item, filtered)) in items.iter().zip(&filtered).enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            out.push_str(filtered.as_deref().unwrap_or(item.get()));
+        }
+        out.push(']');
+        Some(Bytes::from(out))
+    } else {
+        filter_message(trimmed.trim_end(), scope, stats).map(Bytes::from)
+    }
 }
 
-/// Filter one message if it answers an outstanding list request. Returns whether it did.
-fn filter_message(message: &mut Value, scope: &mut dyn ListScope, stats: &mut FilterStats) -> bool {
-    // Only answers are matched: a response ([`is_response`]), or a malformed answer (an
+/// Filter one message (checked JSON text) if it answers a list request or looks like a
+/// list result. Returns its new text if it did.
+fn filter_message(
+    text: &str,
+    scope: &mut dyn ListScope,
+    stats: &mut FilterStats,
+) -> Option<String> {
+    let message = RawObject::parse(text)?;
+    // Only answers are matched: a response ([`is_response`](crate::mcp::is_response)), or a malformed answer (an
     // `id` with neither `method`, `result` nor `error`), which the list filter withholds
     // rather than lets pass.
-    let malformed_answer = ["method", "result", "error"]
-        .iter()
-        .all(|key| message.get(key).is_none());
-    if !is_response(message) && !malformed_answer {
-        return false;
+    let (method, result, error) = (
+        message.contains("method"),
+        message.contains("result"),
+        message.contains("error"),
+    );
+    let malformed_answer = !method && !result && !error;
+    let response = !method && (result || error);
+    if !response && !malformed_answer {
+        return None;
     }
-    let Some(key) = message.get("id").map(id_key) else {
-        return false;
-    };
+    let id: Value = serde_json::from_str(message.get("id")?.get()).ok()?;
+    let key = id_key(&id);
     if scope.watching() {
-        scope.answered(&key, message);
+        // The taint judgement reads the whole answer (rare: calls of taint sources).
+        let whole: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+        scope.answered(&key, &whole);
     }
     // A client may take a response for the answer to its request under a looser id
     // equality than the exact JSON text (`1.0` or `"1"` for `1`: the TypeScript SDK
     // compares `Number(id)`), so those forms answer an outstanding list too.
-    let taken = scope.take(&key).or_else(|| {
-        message
-            .get("id")
-            .map(lenient_keys)
-            .unwrap_or_default()
-            .iter()
-            .find_map(|k| scope.take(k))
-    });
-    let mut kinds = list_shape(message);
+    let taken = scope
+        .take(&key)
+        .or_else(|| lenient_keys(&id).iter().find_map(|k| scope.take(k)));
+    let result_object = message
+        .get("result")
+        .and_then(|r| RawObject::parse(r.get()));
+    let mut kinds = result_object
+        .as_ref()
+        .map(raw_list_shape)
+        .unwrap_or_default();
     if let Some(kind) = taken {
         if !kinds.contains(&kind) {
             kinds.insert(0, kind);
         }
     }
     if kinds.is_empty() {
-        return false;
+        return None;
     }
-    for kind in kinds {
-        let mut keep =
-            |name: &str, annotations: Option<&Map<String, Value>>, item: &Map<String, Value>| {
-                scope.keep(kind, name, annotations, item)
-            };
-        match filter_list_response(message, kind, &mut keep) {
-            Ok(hidden) => {
-                stats.lists += 1;
-                stats.hidden += hidden;
-                if kind == ListKind::Tools {
-                    apply_overrides(message, scope);
-                }
+    match filter_lists(&message, result_object.as_ref(), &kinds, scope, stats) {
+        Ok(filtered) => filtered,
+        Err(e) => {
+            tracing::warn!(error = %e, list = kinds[0].method(), "withholding list result");
+            stats.withheld += 1;
+            Some(Withheld::Unfilterable.error(Some(&id)).to_string())
+        }
+    }
+}
+
+/// One list item, checked: its name and annotations read, the rest left as raw text.
+struct ReadItem<'a> {
+    raw: &'a str,
+    name: String,
+    annotations: Option<Map<String, Value>>,
+}
+
+/// Read one item of a `kind` list, `None` if it is not a well-formed list item: an
+/// object with a string `kind.item_key()` and, if it has `annotations`, an object (or
+/// `null`, read as absent) there.
+fn read_item(raw: &RawValue, kind: ListKind) -> Option<ReadItem<'_>> {
+    let item = RawObject::parse(raw.get())?;
+    let name = item.get(kind.item_key())?;
+    if first_byte(name) != b'"' {
+        return None;
+    }
+    let name: String = serde_json::from_str(name.get()).ok()?;
+    let annotations = match item.get("annotations") {
+        None => None,
+        Some(a) if first_byte(a) == b'n' => None,
+        Some(a) if first_byte(a) == b'{' => Some(serde_json::from_str(a.get()).ok()?),
+        Some(_) => return None,
+    };
+    Some(ReadItem {
+        raw: raw.get(),
+        name,
+        annotations,
+    })
+}
+
+/// Filter the `kinds` lists of one answer. `Ok(None)`: an error answer, passed as it is;
+/// `Ok(Some(text))`: the answer rewritten; `Err`: it must be withheld. Nothing is asked
+/// of the listing rule before the whole answer's shape has been checked.
+fn filter_lists(
+    message: &RawObject<'_>,
+    result: Option<&RawObject<'_>>,
+    kinds: &[ListKind],
+    scope: &mut dyn ListScope,
+    stats: &mut FilterStats,
+) -> Result<Option<String>, FilterError> {
+    match (message.contains("result"), message.contains("error")) {
+        (false, true) => {
+            stats.lists += kinds.len();
+            return Ok(None);
+        }
+        (true, false) => {}
+        (true, true) => return Err(unfilterable("both `result` and `error`")),
+        (false, false) => return Err(unfilterable("neither `result` nor `error`")),
+    }
+    let result = result.ok_or_else(|| unfilterable("`result` is not an object"))?;
+    check_cache_hints(result)?;
+    let mut lists = Vec::with_capacity(kinds.len());
+    for &kind in kinds {
+        let items = result
+            .get(kind.result_key())
+            .and_then(|a| raw_array(a.get()))
+            .ok_or_else(|| {
+                unfilterable(format!("`result.{}` is not an array", kind.result_key()))
+            })?;
+        let items = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| {
+                read_item(raw, kind).ok_or_else(|| {
+                    unfilterable(format!(
+                        "item {index} of `result.{}` has no string `{}` or bad `annotations`",
+                        kind.result_key(),
+                        kind.item_key()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        lists.push((kind, items));
+    }
+    let mut kept_lists = Vec::with_capacity(lists.len());
+    for (kind, items) in lists {
+        let before = items.len();
+        let mut kept: Vec<Cow<'_, str>> = Vec::with_capacity(before);
+        for item in items {
+            let listed = scope.keep(
+                kind,
+                &item.name,
+                item.annotations.as_ref(),
+                &ListItem::new(item.raw),
+            );
+            if listed {
+                kept.push(with_overrides(kind, &item, scope));
             }
-            Err(e) => {
-                tracing::warn!(error = %e, list = kind.method(), "withholding list result");
-                stats.withheld += 1;
-                let id = message.get("id").cloned();
-                *message = Withheld::Unfilterable.error(id.as_ref());
-                break;
+        }
+        stats.lists += 1;
+        stats.hidden += before - kept.len();
+        kept_lists.push((kind, kept));
+    }
+    Ok(Some(write_answer(message, result, &kept_lists)))
+}
+
+/// The cache hints of MCP 2026-07-28 (`ttlMs`, `cacheScope`) must read as the
+/// specification defines them: a non-negative integer, `"public"` or `"private"`. A hint
+/// read one way here and another by a client or a cache is an odd shape.
+fn check_cache_hints(result: &RawObject<'_>) -> Result<(), FilterError> {
+    if let Some(ttl) = result.get(TTL_MS) {
+        if serde_json::from_str::<u64>(ttl.get()).is_err() {
+            return Err(unfilterable(format!(
+                "`result.{TTL_MS}` is not a non-negative integer"
+            )));
+        }
+    }
+    if let Some(scope) = result.get(CACHE_SCOPE) {
+        match serde_json::from_str::<String>(scope.get()) {
+            Ok(s) if s == "public" || s == "private" => {}
+            _ => {
+                return Err(unfilterable(format!(
+                    "`result.{CACHE_SCOPE}` is not \"public\" or \"private\""
+                )))
             }
         }
     }
-    true
+    Ok(())
+}
+
+/// The `result` member naming how long a list stays fresh (MCP 2026-07-28).
+pub const TTL_MS: &str = "ttlMs";
+/// The `result` member naming who may cache a list (MCP 2026-07-28).
+pub const CACHE_SCOPE: &str = "cacheScope";
+
+/// An item's text as it goes out: as the upstream wrote it, or, for a tool the operator
+/// overrides annotations of, with those written into its `annotations`.
+fn with_overrides<'a>(kind: ListKind, item: &ReadItem<'a>, scope: &dyn ListScope) -> Cow<'a, str> {
+    if kind != ListKind::Tools {
+        return Cow::Borrowed(item.raw);
+    }
+    let Some(overrides) = scope.overrides(&item.name) else {
+        return Cow::Borrowed(item.raw);
+    };
+    let Ok(mut tool) = serde_json::from_str::<Map<String, Value>>(item.raw) else {
+        return Cow::Borrowed(item.raw);
+    };
+    let annotations = tool
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !annotations.is_object() {
+        // `null` (read as absent by the filter)
+        *annotations = Value::Object(Map::new());
+    }
+    if let Some(annotations) = annotations.as_object_mut() {
+        annotations.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Cow::Owned(Value::Object(tool).to_string())
+}
+
+/// The answer written again: every member as it came, `result`'s filtered lists from
+/// the kept items, and `cacheScope: "private"` (the list is this caller's view; a shared
+/// cache must not serve it to another).
+fn write_answer(
+    message: &RawObject<'_>,
+    result: &RawObject<'_>,
+    lists: &[(ListKind, Vec<Cow<'_, str>>)],
+) -> String {
+    let capacity = message
+        .members
+        .iter()
+        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .sum();
+    let mut out = ObjectWriter::with_capacity(capacity);
+    for (key, value) in &message.members {
+        if key != "result" {
+            out.member(key, value.get());
+            continue;
+        }
+        let mut written = ObjectWriter::with_capacity(value.get().len() + 32);
+        let mut scoped = false;
+        for (key, value) in &result.members {
+            if let Some((_, kept)) = lists.iter().find(|(kind, _)| kind.result_key() == key) {
+                let array = written.key(key);
+                array.push('[');
+                for (index, item) in kept.iter().enumerate() {
+                    if index > 0 {
+                        array.push(',');
+                    }
+                    array.push_str(item);
+                }
+                array.push(']');
+            } else if key == CACHE_SCOPE {
+                written.member(key, "\"private\"");
+                scoped = true;
+            } else {
+                written.member(key, value.get());
+            }
+        }
+        if !scoped {
+            written.member(CACHE_SCOPE, "\"private\"");
+        }
+        out.member(key, &written.finish());
+    }
+    out.finish()
 }
 
 /// The list kinds a response's `result` looks like, whatever its id: each of `tools`,
 /// `resources`, `resourceTemplates`, `prompts` it holds (any value: a non-array is then
 /// unfilterable, so withheld).
+fn raw_list_shape(result: &RawObject<'_>) -> Vec<ListKind> {
+    LIST_KINDS
+        .into_iter()
+        .filter(|kind| result.contains(kind.result_key()))
+        .collect()
+}
+
+const LIST_KINDS: [ListKind; 4] = [
+    ListKind::Tools,
+    ListKind::Resources,
+    ListKind::ResourceTemplates,
+    ListKind::Prompts,
+];
+
+/// [`raw_list_shape`] of a parsed message.
 pub fn list_shape(message: &Value) -> Vec<ListKind> {
     let Some(result) = message.get("result").and_then(Value::as_object) else {
         return Vec::new();
     };
-    [
-        ListKind::Tools,
-        ListKind::Resources,
-        ListKind::ResourceTemplates,
-        ListKind::Prompts,
-    ]
-    .into_iter()
-    .filter(|kind| result.contains_key(kind.result_key()))
-    .collect()
+    LIST_KINDS
+        .into_iter()
+        .filter(|kind| result.contains_key(kind.result_key()))
+        .collect()
 }
 
-/// Write the operator's annotation overrides into each listed tool of a filtered
-/// `tools/list` result (the filter checked its shape).
-fn apply_overrides(message: &mut Value, scope: &dyn ListScope) {
-    let Some(tools) = message
-        .get_mut("result")
-        .and_then(|r| r.get_mut("tools"))
-        .and_then(Value::as_array_mut)
-    else {
-        return;
-    };
-    for tool in tools.iter_mut().filter_map(Value::as_object_mut) {
-        let Some(overrides) = tool
-            .get("name")
-            .and_then(Value::as_str)
-            .and_then(|name| scope.overrides(name))
-        else {
-            continue;
-        };
-        let annotations = tool
-            .entry("annotations")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !annotations.is_object() {
-            // `null` (read as absent by the filter)
-            *annotations = Value::Object(Map::new());
+/// The upstream's answer has a shape the proxy cannot filter.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unfilterable list result: {reason}")]
+struct FilterError {
+    reason: String,
+}
+
+fn unfilterable(reason: impl Into<String>) -> FilterError {
+    FilterError {
+        reason: reason.into(),
+    }
+}
+
+/// One list item as the upstream wrote it, for the listing rule's bookkeeping (pinning
+/// digests the whole definition): its raw text, parsed into an object only if asked.
+#[derive(Debug)]
+pub struct ListItem<'a> {
+    raw: &'a str,
+    object: std::sync::OnceLock<Map<String, Value>>,
+}
+
+impl<'a> ListItem<'a> {
+    /// An item of checked text (one JSON object).
+    pub fn new(raw: &'a str) -> Self {
+        ListItem {
+            raw,
+            object: std::sync::OnceLock::new(),
         }
-        if let Some(annotations) = annotations.as_object_mut() {
-            annotations.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
+    }
+
+    /// The item's JSON text, as the upstream wrote it.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The item as an object (parsed on first use).
+    pub fn object(&self) -> &Map<String, Value> {
+        self.object
+            .get_or_init(|| serde_json::from_str(self.raw).unwrap_or_default())
     }
 }
 
@@ -485,7 +729,7 @@ mod tests {
             _: ListKind,
             name: &str,
             _: Option<&Map<String, Value>>,
-            _: &Map<String, Value>,
+            _: &ListItem<'_>,
         ) -> bool {
             self.seen.push(name.to_owned());
             name != "secret"
@@ -519,6 +763,114 @@ mod tests {
         assert_eq!(out["result"]["tools"], json!([{"name":"echo"}]));
         assert_eq!(out["result"]["nextCursor"], "c2");
         assert_eq!(stats.hidden, 1);
+    }
+
+    #[test]
+    fn kept_items_and_the_rest_go_out_as_the_upstream_wrote_them() {
+        // Odd but valid spacing, escapes and number forms survive: the filter copies the
+        // upstream's bytes of what stays instead of writing a tree again.
+        let body = "{ \"jsonrpc\" : \"2.0\", \"id\" : 1, \"result\" : { \"tools\" : [ \
+            {\"name\" : \"echo\", \"inputSchema\": {\"maximum\": 1.50E+3, \"d\": \"\\u00e9\"}} , \
+            {\"name\": \"secret\"} ], \"nextCursor\" : \"c\\/2\" } }";
+        let mut stats = FilterStats::default();
+        let out = filter_document(body.as_bytes(), &mut scope(&["1"]), &mut stats).unwrap();
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(
+            out,
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[\
+             {\"name\" : \"echo\", \"inputSchema\": {\"maximum\": 1.50E+3, \"d\": \"\\u00e9\"}}],\
+             \"nextCursor\":\"c\\/2\",\"cacheScope\":\"private\"}}"
+        );
+        assert_eq!(stats.hidden, 1);
+        // batches too: an element that answers no list goes out unchanged
+        let batch = format!(
+            "[ {} , {{\"jsonrpc\":\"2.0\", \"id\":9, \"result\":{{}}}} ]",
+            tools_result(json!(1))
+        );
+        let out = filter_document(batch.as_bytes(), &mut scope(&["1"]), &mut stats).unwrap();
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            out.ends_with(",{\"jsonrpc\":\"2.0\", \"id\":9, \"result\":{}}]"),
+            "{out}"
+        );
+        assert!(!out.contains("secret"));
+    }
+
+    #[test]
+    fn filtered_lists_are_private_to_the_caller() {
+        // whatever the server said (or if it said nothing), a filtered list is this
+        // caller's view: `cacheScope` goes out "private", `ttlMs` as it was
+        for hints in [
+            json!({}),
+            json!({"cacheScope":"public","ttlMs":60000}),
+            json!({"cacheScope":"private","ttlMs":0}),
+        ] {
+            let mut message = tools_result(json!(1));
+            message["result"]
+                .as_object_mut()
+                .unwrap()
+                .extend(hints.as_object().unwrap().clone());
+            let mut stats = FilterStats::default();
+            let out = filter_document(
+                message.to_string().as_bytes(),
+                &mut scope(&["1"]),
+                &mut stats,
+            )
+            .unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(out["result"]["cacheScope"], "private", "{hints}");
+            assert_eq!(out["result"].get("ttlMs"), hints.get("ttlMs"), "{hints}");
+            assert_eq!(out["result"]["tools"], json!([{"name":"echo"}]));
+        }
+    }
+
+    #[test]
+    fn cache_hints_the_proxy_cannot_read_withhold_the_list() {
+        for hints in [
+            json!({"ttlMs":"60000"}),
+            json!({"ttlMs":-1}),
+            json!({"ttlMs":1.5}),
+            json!({"ttlMs":null}),
+            json!({"ttlMs":1e30}),
+            json!({"cacheScope":"shared"}),
+            json!({"cacheScope":""}),
+            json!({"cacheScope":"Private"}),
+            json!({"cacheScope":null}),
+            json!({"cacheScope":["private"]}),
+        ] {
+            let mut message = tools_result(json!(1));
+            message["result"]
+                .as_object_mut()
+                .unwrap()
+                .extend(hints.as_object().unwrap().clone());
+            let mut s = scope(&["1"]);
+            let mut stats = FilterStats::default();
+            let out = filter_document(message.to_string().as_bytes(), &mut s, &mut stats).unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(out["error"]["code"], UPSTREAM_UNFILTERABLE, "{hints}");
+            assert_eq!(out["id"], 1, "{hints}");
+            assert_eq!(stats.withheld, 1, "{hints}");
+            assert!(s.seen.is_empty(), "the listing rule is not asked: {hints}");
+        }
+    }
+
+    #[test]
+    fn every_item_is_checked_before_any_is_judged() {
+        // a bad item late in the list (or in a second list) withholds the answer before
+        // the listing rule sees the good ones
+        for result in [
+            json!({"tools":[{"name":"echo"},{"name":"b","annotations":7}]}),
+            json!({"tools":[{"name":"echo"}],"prompts":[{"title":"no name"}]}),
+            json!({"tools":[{"name":"echo"},["secret"]]}),
+        ] {
+            let message = json!({"jsonrpc":"2.0","id":1,"result":result});
+            let mut s = scope(&["1"]);
+            let mut stats = FilterStats::default();
+            let out = filter_document(message.to_string().as_bytes(), &mut s, &mut stats).unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(out["error"]["code"], UPSTREAM_UNFILTERABLE, "{result}");
+            assert!(s.seen.is_empty(), "{result}");
+        }
     }
 
     #[test]
@@ -653,7 +1005,7 @@ mod tests {
                 k: ListKind,
                 n: &str,
                 a: Option<&Map<String, Value>>,
-                i: &Map<String, Value>,
+                i: &ListItem<'_>,
             ) -> bool {
                 self.0.keep(k, n, a, i)
             }
@@ -744,7 +1096,7 @@ mod tests {
                 k: ListKind,
                 n: &str,
                 a: Option<&Map<String, Value>>,
-                i: &Map<String, Value>,
+                i: &ListItem<'_>,
             ) -> bool {
                 self.0.keep(k, n, a, i)
             }
@@ -795,7 +1147,7 @@ mod tests {
             _: ListKind,
             _: &str,
             _: Option<&Map<String, Value>>,
-            _: &Map<String, Value>,
+            _: &ListItem<'_>,
         ) -> bool {
             true
         }

@@ -103,7 +103,7 @@ fn not_rpc(reason: impl Into<String>) -> BodyError {
 const MAX_ECHO: usize = 256;
 
 /// `text`, cut to at most [`MAX_ECHO`] bytes (on a character boundary) with `…` added.
-fn bounded(mut text: String) -> String {
+pub(crate) fn bounded(mut text: String) -> String {
     if text.len() > MAX_ECHO {
         let mut end = MAX_ECHO;
         while !text.is_char_boundary(end) {

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod filter;
 pub mod headers;
 pub mod jsonrpc;
+pub mod raw;
 pub mod sse;
 
 pub use action::{methods, Classified, CompletionRef, ListKind, McpAction};

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use mcp_warden::exchange::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use mcp_warden::exchange::response::{FilterStats, JsonBuffer, ListItem, ListScope, SseFilter};
 use mcp_warden::mcp::jsonrpc::id_key;
 use mcp_warden::mcp::{ListKind, SseFramer};
 
@@ -38,7 +38,7 @@ impl ListScope for Scope {
         _: ListKind,
         name: &str,
         _: Option<&Map<String, Value>>,
-        _: &Map<String, Value>,
+        _: &ListItem<'_>,
     ) -> bool {
         !name.starts_with(HIDDEN)
     }

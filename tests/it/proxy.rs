@@ -431,3 +431,30 @@ async fn jwt_secret_from_the_environment_verifies_tokens() {
         .await;
     assert!(refused.is_err(), "a forged token was accepted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filtered_list_is_private_to_its_caller_whatever_the_server_said() {
+    // MCP 2026-07-28 cache hints, with rmcp on both sides: the server calls its list
+    // public; through the proxy it is this caller's view, which no shared cache may serve
+    // to anyone else.
+    use rmcp::model::CacheScope;
+    let up = upstream(ResponseMode::Json).await;
+    up.tools.set_cache_hints(60_000, CacheScope::Public);
+    let direct = ClientBuilder::new(&up.url, Revision::Modern)
+        .connect()
+        .await;
+    let listed = direct.list_tools(None).await.expect("tools/list direct");
+    assert_eq!(listed.cache_scope, Some(CacheScope::Public));
+
+    let warden = warden_for(&up);
+    let staff = ClientBuilder::new(&warden.url, Revision::Modern)
+        .bearer(token("sam", &["staff"], "mcp:tools"))
+        .connect()
+        .await;
+    let listed = staff.list_tools(None).await.expect("tools/list");
+    assert_eq!(listed.cache_scope, Some(CacheScope::Private));
+    assert_eq!(listed.ttl_ms, Some(60_000));
+    let mut names: Vec<String> = listed.tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["echo", "get_weather", "whoami"]);
+}

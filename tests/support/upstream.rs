@@ -143,6 +143,8 @@ impl SeenRequest {
 #[derive(Debug, Default)]
 pub struct ToolPatches {
     patches: Mutex<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
+    /// The cache hints (MCP 2026-07-28) every `tools/list` result carries, if set.
+    hints: Mutex<Option<(u64, rmcp::model::CacheScope)>>,
 }
 
 impl ToolPatches {
@@ -157,6 +159,20 @@ impl ToolPatches {
     /// List every tool as the handlers define it again.
     pub fn clear(&self) {
         lock(&self.patches).clear();
+    }
+
+    /// From now on, `tools/list` results say they stay fresh `ttl_ms` and who may cache
+    /// them (without this, rmcp fills in `ttlMs: 0`, `cacheScope: "private"` on 2026-07-28).
+    pub fn set_cache_hints(&self, ttl_ms: u64, scope: rmcp::model::CacheScope) {
+        *lock(&self.hints) = Some((ttl_ms, scope));
+    }
+
+    fn list_result(&self, tools: Vec<Tool>) -> ListToolsResult {
+        let result = ListToolsResult::with_all_items(self.apply(tools));
+        match *lock(&self.hints) {
+            Some((ttl_ms, scope)) => result.with_ttl_ms(ttl_ms).with_cache_scope(scope),
+            None => result,
+        }
     }
 
     fn apply(&self, tools: Vec<Tool>) -> Vec<Tool> {
@@ -547,9 +563,7 @@ impl ServerHandler for UpstreamServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            self.patches.apply(self.tool_router.list_all()),
-        ))
+        Ok(self.patches.list_result(self.tool_router.list_all()))
     }
 
     async fn list_resources(

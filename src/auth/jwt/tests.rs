@@ -651,3 +651,113 @@ fn jwks_with_mixed_key_types() {
         assert!(v.verify(&sign(alg, &claims())).is_ok(), "{alg:?}");
     }
 }
+
+/// A verifier whose token cache reads time from the returned cell (seconds since the
+/// epoch; starts at the real time, which `jsonwebtoken` uses for the first check).
+fn cached_verifier(cfg: &JwtConfig) -> (JwtVerifier, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut v = verifier(cfg);
+    let clock = Arc::new(AtomicU64::new(now()));
+    let read = Arc::clone(&clock);
+    v.set_cache(
+        VerifiedCache::new(16, cfg.leeway.as_secs())
+            .with_clock(Arc::new(move || read.load(Ordering::SeqCst))),
+    );
+    (v, clock)
+}
+
+#[test]
+fn a_cached_token_still_expires() {
+    use std::sync::atomic::Ordering;
+    let cfg = config();
+    let (v, clock) = cached_verifier(&cfg);
+    let mut c = claims();
+    c["exp"] = json!(now() + 60);
+    let token = sign(Algorithm::RS256, &c);
+    assert!(v.verify(&token).is_ok());
+    assert_eq!(v.cache().len(), 1, "remembered");
+    // within the leeway after `exp`: still served
+    clock.store(now() + 60 + cfg.leeway.as_secs(), Ordering::SeqCst);
+    assert!(v.verify(&token).is_ok());
+    // past it: refused as expired and forgotten
+    clock.store(now() + 61 + cfg.leeway.as_secs(), Ordering::SeqCst);
+    assert_eq!(v.verify(&token), Err(AuthError::Expired));
+    assert_eq!(v.cache().len(), 0);
+}
+
+#[test]
+fn a_tampered_token_is_never_served_from_the_cache() {
+    let (v, _clock) = cached_verifier(&config());
+    let token = sign(Algorithm::RS256, &claims());
+    assert!(v.verify(&token).is_ok());
+    assert_eq!(v.cache().len(), 1);
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    // other claims under the same signature
+    let mut forged = claims();
+    forged["sub"] = json!("mallory");
+    let tampered_claims = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(forged.to_string().as_bytes()),
+        parts[2]
+    );
+    assert_eq!(v.verify(&tampered_claims), Err(AuthError::BadSignature));
+    // the same claims under a changed signature
+    let last = parts[2].pop().expect("signature");
+    parts[2].push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(v.verify(&parts.join(".")), Err(AuthError::BadSignature));
+    assert_eq!(v.cache().len(), 1, "refusals are not remembered");
+}
+
+#[test]
+fn a_key_reload_forgets_every_verified_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jwks = dir.path().join("jwks.json");
+    write_jwks(
+        &jwks,
+        &[public_jwk("rsa_private.pem", Algorithm::RS256, "k1")],
+    );
+    let cfg = JwtConfig {
+        keys: Vec::new(),
+        jwks_file: Some("jwks.json".into()),
+        ..config()
+    };
+    let v = JwtVerifier::from_config(&cfg, dir.path()).expect("loads");
+    let rsa1 = encoding_key(Algorithm::RS256, "rsa_private.pem");
+    let t1 = sign_with(Algorithm::RS256, Some("k1"), &claims(), &rsa1);
+    assert!(v.verify(&t1).is_ok());
+    assert!(v.verify(&t1).is_ok());
+    assert_eq!(v.cache().len(), 1);
+    // k1 is retired: its token must fail at once, not be served from the cache
+    write_jwks(
+        &jwks,
+        &[public_jwk("rsa2_private.pem", Algorithm::RS256, "k2")],
+    );
+    v.reload().expect("reloads");
+    assert_eq!(v.cache().len(), 0);
+    assert_eq!(v.verify(&t1), Err(AuthError::UnknownKey));
+
+    // a verification that started under the old keys cannot store its result after
+    // the reload
+    let before = v.cache().generation();
+    v.reload().expect("reloads");
+    let id = verifier(&config())
+        .verify(&sign(Algorithm::HS256, &claims()))
+        .expect("valid");
+    v.cache()
+        .insert(VerifiedCache::digest("stale"), before, &id);
+    assert_eq!(v.cache().len(), 0);
+    assert!(v.cache().get(&VerifiedCache::digest("stale")).is_none());
+}
+
+#[test]
+fn cache_size_zero_verifies_every_time() {
+    let v = verifier(&JwtConfig {
+        cache_size: 0,
+        ..config()
+    });
+    let token = sign(Algorithm::HS256, &claims());
+    assert!(v.verify(&token).is_ok());
+    assert!(v.verify(&token).is_ok());
+    assert_eq!(v.cache().len(), 0);
+}

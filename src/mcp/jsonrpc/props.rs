@@ -181,6 +181,12 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 /// The strict parser against `serde_json` on one input.
 fn agrees_with_serde_json(bytes: &[u8]) -> Result<(), TestCaseError> {
     let strict = parse_strict(bytes, DEPTH);
+    // The tree-less check the answer filter uses gives the same verdict, refusal included.
+    prop_assert_eq!(
+        crate::mcp::raw::check_strict(bytes, DEPTH).map(|_| ()),
+        strict.as_ref().map(|_| ()).map_err(Clone::clone),
+        "check_strict disagrees with parse_strict"
+    );
     let reference = serde_json::from_slice::<Value>(bytes);
     let written = serde_json::from_slice::<Written>(bytes);
     match (&strict, &reference) {

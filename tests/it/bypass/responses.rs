@@ -276,3 +276,43 @@ async fn list_result_on_a_get_stream_that_is_not_sse_is_withheld() {
     let r = get_stream(&s, "ev-1").await;
     assert_no_hidden_tool(&r.text());
 }
+
+/// `TOOLS_RESULT` with `members` added to its `result`.
+fn tools_result_with(members: Value) -> String {
+    let mut answer: Value = serde_json::from_str(TOOLS_RESULT).unwrap();
+    answer["result"]
+        .as_object_mut()
+        .unwrap()
+        .extend(members.as_object().unwrap().clone());
+    answer.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filtered_list_goes_out_private_whatever_the_server_said() {
+    // MCP 2026-07-28 cache hints: the server calls its list public; the proxy's list is
+    // this caller's view, which a shared cache must not serve to anyone else.
+    let answer = tools_result_with(serde_json::json!({"ttlMs": 60000, "cacheScope": "public"}));
+    let s = setup_with(ECHO_ONLY, "", move |_| json_reply(&answer));
+    let r = post(s.url(), tools_list(1)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_no_hidden_tool(&r.text());
+    assert_eq!(listed_names(&r.text()), ["echo"]);
+    assert_eq!(r.json()["result"]["cacheScope"], "private");
+    assert_eq!(r.json()["result"]["ttlMs"], 60000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_with_a_cache_hint_the_proxy_cannot_read_is_withheld() {
+    for hints in [
+        serde_json::json!({"ttlMs": "60000"}),
+        serde_json::json!({"ttlMs": -5}),
+        serde_json::json!({"cacheScope": "shared"}),
+        serde_json::json!({"cacheScope": 1}),
+    ] {
+        let answer = tools_result_with(hints.clone());
+        let s = setup_with(ECHO_ONLY, "", move |_| json_reply(&answer));
+        let r = post(s.url(), tools_list(1)).await;
+        assert_eq!(r.code(), UPSTREAM_UNFILTERABLE, "{hints}: {}", r.text());
+        assert_no_hidden_tool(&r.text());
+    }
+}

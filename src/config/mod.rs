@@ -89,6 +89,9 @@ pub struct RawConfig {
     /// (and per tool with `per_tool`).
     #[serde(default)]
     pub rate_limits: Vec<RateLimitConfig>,
+    /// `[tls]`: serve HTTPS (and mTLS) on `listen`. Absent: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// `[tools."<name>"]`: what the operator says about one upstream tool.
@@ -343,6 +346,11 @@ pub struct IdentityHeadersConfig {
     /// Header carrying how the caller authenticated (`jwt`, `api_key`, `anonymous`).
     /// Default `X-MCP-Auth-Method`.
     pub auth_method: String,
+    /// Prefix of the headers carrying the connection's verified client certificate:
+    /// `<prefix>Spiffe-Id`, `<prefix>Dns` (comma separated), `<prefix>Subject`,
+    /// `<prefix>Fingerprint`. Client-sent headers with this prefix are always removed.
+    /// Default `X-MCP-Client-Cert-`; empty: not sent.
+    pub client_cert_prefix: String,
     /// Extra headers from claims: header name → claim name, e.g.
     /// `{ "X-MCP-Department" = "department" }`. Arrays are joined with commas.
     pub claims: std::collections::BTreeMap<String, String>,
@@ -359,6 +367,7 @@ impl Default for IdentityHeadersConfig {
             agent: "X-MCP-Agent".to_owned(),
             roles: "X-MCP-Roles".to_owned(),
             auth_method: "X-MCP-Auth-Method".to_owned(),
+            client_cert_prefix: "X-MCP-Client-Cert-".to_owned(),
             claims: Default::default(),
             pass_authorization: false,
         }
@@ -514,6 +523,9 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
         .parse(&raw.log.level)
         .map_err(|e| ("log.level", format!("`{}`: {e}", raw.log.level)))?;
     raw.audit.check()?;
+    if let Some(tls) = &raw.tls {
+        tls.check()?;
+    }
     raw.taint.check()?;
     raw.state.check()?;
     crate::state::check_rules(&raw.rate_limits)?;

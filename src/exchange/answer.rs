@@ -190,6 +190,11 @@ impl Exchange {
         &self.admitted.identity
     }
 
+    /// The connection's verified client certificate, if any.
+    pub fn client_cert(&self) -> Option<&crate::auth::ClientCert> {
+        self.admitted.client_cert.as_deref()
+    }
+
     /// The body to forward, if this is a POST.
     pub fn forward_body(&self) -> Option<&Bytes> {
         self.forward.as_ref().map(|f| &f.body)
@@ -560,6 +565,7 @@ impl ListScope for Scope<'_> {
                     session_id: self.session_id.map(str::to_owned),
                     taints: self.admitted_taints.to_vec(),
                     protocol_version: None,
+                    mtls: None,
                 };
                 &fallback
             }

@@ -230,6 +230,7 @@ mod tests {
             session_id: None,
             taints: vec![],
             protocol_version: None,
+            mtls: None,
         }
     }
 

@@ -288,6 +288,7 @@ mod tests {
             session_id: None,
             taints: vec![],
             protocol_version: None,
+            mtls: None,
         };
         let d = generation.engine.decide(&AuthzRequest {
             identity: &identity,

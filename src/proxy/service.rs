@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::exchange::admission::{self, Refused, RequestHead, RequestKind, SESSION_HEADER};
 use crate::exchange::answer::{AnswerHead, Exchange, HeadRewrite};
 use crate::exchange::decide::decide;
-use crate::exchange::forward::{headers_to_strip, identity_headers};
+use crate::exchange::forward::{client_cert_headers, headers_to_strip, identity_headers};
 use crate::exchange::in_flight::{InFlight, Kind};
 use crate::exchange::observe::{self, request_id, RequestFacts, REQUEST_ID_HEADER};
 use crate::exchange::refusal::{Refusal, UpstreamFailed, Withheld};
@@ -125,6 +125,11 @@ impl ProxyHttp for WardenProxy {
         if let Some(exchange) = &ctx.exchange {
             for (name, value) in identity_headers(cfg, exchange.identity()) {
                 upstream_request.insert_header(name, value)?;
+            }
+            if let Some(cert) = exchange.client_cert() {
+                for (name, value) in client_cert_headers(cfg, cert) {
+                    upstream_request.insert_header(name, value)?;
+                }
             }
         }
         // The proxy must read what it filters: ask for an uncompressed answer.
@@ -275,6 +280,7 @@ impl WardenProxy {
     ) -> Result<Exchange, Refused> {
         let warden = &*self.warden;
         let req = session.req_header();
+        let tls = super::tls::connection_tls(session);
         let admitted = admission::admit(
             warden,
             &RequestHead {
@@ -282,6 +288,7 @@ impl WardenProxy {
                 path: req.uri.path(),
                 headers: &req.headers,
                 peer: facts.source,
+                client_cert: tls.map(|t| &t.peer),
             },
         )?;
         let mut taints = shared::check_caller(warden, &admitted)

@@ -25,4 +25,5 @@ mod proxy;
 mod replicas;
 mod soak;
 mod taint;
+mod tls;
 mod upstream_smoke;

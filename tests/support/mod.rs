@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests (`tests/it/`; see `tests/README.md`).
 //!
 //! - [`audit`]: reading the proxy's audit log.
+//! - [`certs`]: a test CA and the server, client and SPIFFE certificates it signs.
 //! - [`upstream`]: a real rmcp MCP server that records what reaches it.
 //! - [`client`]: the rmcp Streamable HTTP client, for either protocol lifecycle.
 //! - [`http`]: plain HTTP requests, for what the rmcp client would never send.
@@ -21,6 +22,7 @@
 
 pub mod audit;
 pub mod biscuit;
+pub mod certs;
 pub mod client;
 pub mod demo;
 pub mod fake;

@@ -1,5 +1,5 @@
 //! `tools/list` result filtering: a result of 10, 100 or 1,000 tools, half of them hidden
-//! by the Cedar listing rule (`CedarEngine::may_list`), filtered as an `application/json`
+//! by the Cedar listing rule (`PolicyEngine::listing`, built once per list), filtered as an `application/json`
 //! body (`filter_document`) and as a `text/event-stream` (`SseFilter` fed 4 KiB chunks).
 //!
 //! Why: an agent lists tools at the start of every session, and the proxy parses the
@@ -20,7 +20,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use mcp_warden::auth::Identity;
 use mcp_warden::exchange::response::{filter_document, FilterStats, ListScope, SseFilter};
 use mcp_warden::mcp::ListKind;
-use mcp_warden::policy::{CedarEngine, ListedItem, PolicyEngine, RequestEnv};
+use mcp_warden::policy::{CedarEngine, ListQuery, ListedItem, Listing, PolicyEngine, RequestEnv};
 use serde_json::{json, Map, Value};
 
 use crate::cedar::{engine, env, staff};
@@ -36,18 +36,14 @@ const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// One outstanding `tools/list`, answered through the Cedar listing rule.
 struct Scope<'a> {
-    engine: &'a CedarEngine,
-    identity: &'a Identity,
-    env: &'a RequestEnv,
+    listing: Box<dyn Listing + 'a>,
     outstanding: Option<ListKind>,
 }
 
 impl<'a> Scope<'a> {
     fn new(engine: &'a CedarEngine, identity: &'a Identity, env: &'a RequestEnv) -> Self {
         Scope {
-            engine,
-            identity,
-            env,
+            listing: engine.listing(&ListQuery { identity, env }),
             outstanding: Some(ListKind::Tools),
         }
     }
@@ -75,7 +71,7 @@ impl ListScope for Scope<'_> {
             annotations,
             definition: Default::default(),
         };
-        self.engine.may_list(self.identity, &item, self.env)
+        self.listing.may_list(&item)
     }
 }
 

@@ -5,7 +5,9 @@
 //! [`Exchange`] is the per-request state from admission to the last byte of the answer;
 //! the proxy keeps one per request and calls it from its callbacks.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -14,7 +16,7 @@ use serde_json::{Map, Value};
 use crate::auth::Identity;
 use crate::mcp::ListKind;
 use crate::pins::DefinitionKind;
-use crate::policy::{DefinitionFacts, Generation, ListedItem, RequestEnv};
+use crate::policy::{DefinitionFacts, Generation, ListQuery, ListedItem, Listing, RequestEnv};
 use crate::taint::{call_outcome, CallOutcome, SourceCall, TaintReason};
 
 use super::admission::{Admitted, RequestKind};
@@ -319,6 +321,8 @@ impl Exchange {
             let mut own_lists = HashMap::new();
             let mut own_sources = HashMap::new();
             let mut own_failed = HashMap::new();
+            let pinned = OnceCell::new();
+            let stream_env = OnceCell::new();
             let mut scope = Scope {
                 warden,
                 own_lists: lists.unwrap_or(&mut own_lists),
@@ -328,10 +332,14 @@ impl Exchange {
                 session_id,
                 replays,
                 identity: &self.admitted.identity,
+                client_cert: self.admitted.client_cert.as_ref(),
                 generation,
                 env,
                 request_id: &self.facts.request_id,
                 admitted_taints: &self.admitted_taints,
+                pinned: &pinned,
+                stream_env: &stream_env,
+                listing: None,
             };
             let stats = &mut self.stats;
             match &mut body {
@@ -444,12 +452,58 @@ struct Scope<'a> {
     /// are filtered again.
     replays: bool,
     identity: &'a Identity,
-    generation: Option<&'a std::sync::Arc<Generation>>,
+    /// The connection's verified client certificate (a GET stream's `context.mtls`).
+    client_cert: Option<&'a Arc<crate::auth::ClientCert>>,
+    generation: Option<&'a Arc<Generation>>,
     env: Option<&'a RequestEnv>,
     /// For audit lines about definitions seen in this answer.
     request_id: &'a str,
     /// The taint labels read when a GET stream was admitted.
     admitted_taints: &'a [String],
+    /// The generation a GET stream's lists are judged by, taken once for this chunk.
+    pinned: &'a OnceCell<Arc<Generation>>,
+    /// A GET stream's environment, built once for this chunk.
+    stream_env: &'a OnceCell<RequestEnv>,
+    /// The listing question of this chunk's lists: one caller, one environment, one
+    /// generation for every item.
+    listing: Option<Box<dyn Listing + 'a>>,
+}
+
+impl<'a> Scope<'a> {
+    /// The listing, built at the first item. A POST answer is filtered by the
+    /// generation and environment its request was decided with; a long-lived GET
+    /// stream by the generation in force when the chunk arrived and the taints read at
+    /// admission.
+    fn listing(&mut self) -> &dyn Listing {
+        if self.listing.is_none() {
+            let pinned: &'a OnceCell<Arc<Generation>> = self.pinned;
+            let stream_env: &'a OnceCell<RequestEnv> = self.stream_env;
+            let warden = self.warden;
+            let generation: &'a Arc<Generation> = match self.generation {
+                Some(g) => g,
+                None => pinned.get_or_init(|| warden.policies.current()),
+            };
+            let (session_id, taints) = (self.session_id, self.admitted_taints);
+            let client_cert = self.client_cert;
+            let env: &'a RequestEnv = match self.env {
+                Some(env) => env,
+                None => stream_env.get_or_init(|| RequestEnv {
+                    time: SystemTime::now(),
+                    source_ip: None,
+                    session_id: session_id.map(str::to_owned),
+                    taints: taints.to_vec(),
+                    protocol_version: None,
+                    mtls: client_cert.cloned(),
+                }),
+            };
+            let query = ListQuery {
+                identity: self.identity,
+                env,
+            };
+            self.listing = Some(generation.engine.listing(&query));
+        }
+        self.listing.as_deref().expect("built above")
+    }
 }
 
 impl ListScope for Scope<'_> {
@@ -545,38 +599,13 @@ impl ListScope for Scope<'_> {
         } else {
             annotations
         };
-        // A POST answer is filtered by the generation its request was decided with; a
-        // long-lived GET stream by the generation in force now.
-        let current;
-        let generation = match self.generation {
-            Some(g) => g,
-            None => {
-                current = self.warden.policies.current();
-                &current
-            }
-        };
-        let fallback;
-        let env = match self.env {
-            Some(env) => env,
-            None => {
-                fallback = RequestEnv {
-                    time: SystemTime::now(),
-                    source_ip: None,
-                    session_id: self.session_id.map(str::to_owned),
-                    taints: self.admitted_taints.to_vec(),
-                    protocol_version: None,
-                    mtls: None,
-                };
-                &fallback
-            }
-        };
         let item = ListedItem {
             kind,
             name,
             annotations,
             definition,
         };
-        let listed = generation.engine.may_list(self.identity, &item, env);
+        let listed = self.listing().may_list(&item);
         if !listed {
             self.warden.metrics.hidden(kind, 1);
         }
@@ -587,6 +616,7 @@ impl ListScope for Scope<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{AuthzRequest, Decision, PolicyEngine};
 
     fn head<'a>(status: u16, content_type: &'a str, encoding: Option<&'a str>) -> AnswerHead<'a> {
         AnswerHead {
@@ -713,6 +743,110 @@ mod tests {
             plan(&head(200, "application/json", None), both),
             AnswerPlan::FilterJson
         );
+    }
+
+    /// An engine whose listing says `lists`, and swaps `next` in as a new generation
+    /// each time it is asked about an item: a reload in the middle of a list.
+    struct ReloadingMidList {
+        lists: bool,
+        warden: &'static Warden,
+        next: Option<Arc<dyn PolicyEngine>>,
+    }
+
+    impl PolicyEngine for ReloadingMidList {
+        fn name(&self) -> &'static str {
+            "reloading"
+        }
+        fn decide(&self, _: &AuthzRequest<'_>) -> Decision {
+            Decision::deny_error("not asked", 0)
+        }
+        fn listing<'a>(&'a self, _: &ListQuery<'a>) -> Box<dyn Listing + 'a> {
+            Box::new(self)
+        }
+    }
+
+    impl Listing for &ReloadingMidList {
+        fn may_list(&self, _: &ListedItem<'_>) -> bool {
+            if let Some(next) = &self.next {
+                self.warden.policies.install(next.clone());
+            }
+            self.lists
+        }
+    }
+
+    #[test]
+    fn a_stream_list_is_judged_by_one_generation_across_a_reload() {
+        let warden: &'static Warden = Box::leak(Box::new(crate::exchange::test_warden()));
+        let hide_all: Arc<dyn PolicyEngine> = Arc::new(ReloadingMidList {
+            lists: false,
+            warden,
+            next: None,
+        });
+        warden.policies.install(Arc::new(ReloadingMidList {
+            lists: true,
+            warden,
+            next: Some(hide_all),
+        }));
+        let identity = Identity::anonymous();
+        let sid = "s-reload";
+        warden
+            .sessions
+            .bind(sid, &identity.principal_key())
+            .expect("bound");
+        warden
+            .sessions
+            .add_pending(
+                sid,
+                crate::mcp::id_key(&serde_json::json!(1)),
+                ListKind::Tools,
+            )
+            .expect("pending");
+        let admitted = Admitted {
+            identity,
+            session_id: Some(sid.to_owned()),
+            kind: RequestKind::StreamGet,
+            protocol_version: None,
+            client_cert: None,
+        };
+        let facts = RequestFacts {
+            request_id: "r-1".to_owned(),
+            http_method: "GET".to_owned(),
+            source: None,
+            session_id: Some(sid.to_owned()),
+            started: std::time::Instant::now(),
+        };
+        let mut exchange = Exchange::new(admitted, Vec::new(), &facts, None);
+        let rewrite = exchange.answer_head(
+            warden,
+            &AnswerHead {
+                status: 200,
+                content_type: "text/event-stream",
+                content_encoding: None,
+                session_id: None,
+            },
+        );
+        assert_eq!(rewrite, HeadRewrite::Reframe);
+        let tools: Vec<Value> = (0..3)
+            .map(
+                |i| serde_json::json!({"name": format!("t{i}"), "inputSchema": {"type": "object"}}),
+            )
+            .collect();
+        let message = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}});
+        let event = format!("event: message\ndata: {message}\n\n");
+        let mut chunk = Some(Bytes::from(event));
+        exchange.answer_chunk(warden, &mut chunk, false);
+        let out = String::from_utf8(chunk.expect("a chunk").to_vec()).expect("utf-8");
+        // The first item's question swapped a hide-everything generation in; the list
+        // was still judged whole by the generation it started with.
+        for name in ["t0", "t1", "t2"] {
+            assert!(
+                out.contains(&format!("\"{name}\"")),
+                "{name} missing: {out}"
+            );
+        }
+        assert_eq!((exchange.stats().lists, exchange.stats().hidden), (1, 0));
+        // Generation 2 was asked about all three items (each swapped a new one in).
+        assert_eq!(warden.policies.current().number, 5);
     }
 
     #[test]

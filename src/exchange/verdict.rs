@@ -191,7 +191,7 @@ pub fn target_of(action: &McpAction) -> Option<String> {
 mod tests {
     use super::*;
     use crate::mcp::errors::{BATCH_REFUSED, FORBIDDEN};
-    use crate::policy::ListedItem;
+    use crate::policy::{ListEverything, ListQuery, Listing};
     use serde_json::json;
     use std::time::SystemTime;
 
@@ -218,8 +218,8 @@ mod tests {
                 generation: 1,
             }
         }
-        fn may_list(&self, _: &Identity, _: &ListedItem<'_>, _: &RequestEnv) -> bool {
-            true
+        fn listing<'a>(&'a self, _: &ListQuery<'a>) -> Box<dyn Listing + 'a> {
+            Box::new(ListEverything)
         }
     }
 

@@ -22,8 +22,8 @@
 //! context, clones the static entity map (cheap for a role hierarchy) and evaluates. The
 //! context's `datetime` and `source_ip` expressions come from a small cache (per second,
 //! per address), because building one parses the extension's name with Cedar's parser.
-//! The listing rule reuses the principal and context of the previous item while the
-//! caller and environment are the same (every item of one list result).
+//! The listing rule builds the principal, the context and the entity stores holding the
+//! principal once per list result ([`PolicyEngine::listing`]).
 //!
 //! Fail closed: a request that cannot be built is a deny, and a `forbid` policy that
 //! fails to evaluate denies as if it had matched (Cedar itself would skip it).
@@ -37,7 +37,6 @@ use cedar_policy::{
     Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request,
     ResourceConstraint, RestrictedExpression,
 };
-use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
 use super::convert::{self, ConvertError};
@@ -67,7 +66,10 @@ fn mtls_record(cert: &crate::auth::ClientCert) -> Result<RestrictedExpression, B
 use super::extension_cache::rfc3339_utc;
 use super::extension_cache::ExtensionCache;
 use super::load::{PolicyBundle, PolicyLoadError};
-use super::{AuthzRequest, Decision, DefinitionFacts, ListedItem, PolicyEngine, RequestEnv};
+use super::{
+    AuthzRequest, Decision, DefinitionFacts, ListQuery, ListedItem, Listing, PolicyEngine,
+    RequestEnv,
+};
 use crate::auth::Identity;
 use crate::mcp::{CompletionRef, ListKind, McpAction};
 
@@ -222,16 +224,6 @@ pub struct CedarEngine {
     policy_count: usize,
     /// `context.datetime` and `context.source_ip` expressions, reused.
     extensions: ExtensionCache,
-    /// The last listing question's principal and context (see `listing_parts`).
-    listing_memo: Mutex<Option<ListingMemo>>,
-}
-
-/// A listing question's caller-dependent parts, with what they were built from.
-struct ListingMemo {
-    identity: Identity,
-    env: RequestEnv,
-    principal: Entity,
-    context: Context,
 }
 
 impl std::fmt::Debug for CedarEngine {
@@ -323,7 +315,6 @@ impl CedarEngine {
             forbids,
             policy_count: bundle.policies.num_of_policies(),
             extensions: ExtensionCache::new(),
-            listing_memo: Mutex::new(None),
             entities: bundle.entities,
             types: Types {
                 user: type_name("User")?,
@@ -632,35 +623,36 @@ impl CedarEngine {
         }
     }
 
-    /// The principal and the context (arguments `{}`) of a listing question. Every item of
-    /// one list result is asked with the same caller and environment, so the last pair is
-    /// kept and reused while both are equal (compared whole, never by a hash).
-    fn listing_parts(
-        &self,
-        identity: &Identity,
-        env: &RequestEnv,
-    ) -> Result<(Entity, Context), BuildError> {
-        if let Some(memo) = &*self.listing_memo.lock() {
-            if memo.identity == *identity && memo.env == *env {
-                return Ok((memo.principal.clone(), memo.context.clone()));
-            }
-        }
-        let principal = self.principal(identity)?;
-        let context = self.context(identity, env, convert::empty_record("arguments")?)?;
-        *self.listing_memo.lock() = Some(ListingMemo {
-            identity: identity.clone(),
-            env: env.clone(),
-            principal: principal.clone(),
-            context: context.clone(),
-        });
-        Ok((principal, context))
+    /// The caller-dependent parts of one list result's questions, built once.
+    fn listing_parts(&self, query: &ListQuery<'_>) -> Result<ListingParts, BuildError> {
+        let principal = self.principal(query.identity)?;
+        let context = self.context(
+            query.identity,
+            query.env,
+            convert::empty_record("arguments")?,
+        )?;
+        let principal_uid = principal.uid();
+        let with_principal = |base: &Entities| {
+            base.clone()
+                .add_entities([principal.clone()], None)
+                .map_err(|e| BuildError::Entity {
+                    what: "principal",
+                    message: e.to_string(),
+                })
+        };
+        Ok(ListingParts {
+            listing_entities: with_principal(&self.listing_entities)?,
+            entities: with_principal(&self.entities)?,
+            principal_uid,
+            context,
+        })
     }
 
+    /// One item's listing question, with the list's parts.
     fn try_may_list(
         &self,
-        identity: &Identity,
+        parts: &ListingParts,
         item: &ListedItem<'_>,
-        env: &RequestEnv,
     ) -> Result<bool, BuildError> {
         let (action, resource) = match item.kind {
             ListKind::Tools => (
@@ -673,9 +665,33 @@ impl CedarEngine {
             }
         };
         let listing = ACTIONS_WITH_ARGUMENTS.contains(&action);
-        let (principal, context) = self.listing_parts(identity, env)?;
-        let (request, entities, policies) =
-            self.prepare(principal, action, resource, context, listing)?;
+        let (index, base) = if listing {
+            (self.listing.get(action), &parts.listing_entities)
+        } else {
+            (self.by_action.get(action), &parts.entities)
+        };
+        let (Some(action_uid), Some(index)) = (self.actions.get(action), index) else {
+            return Err(BuildError::UnknownAction { action });
+        };
+        let resource_uid = resource.uid();
+        let policies = index.get(&resource_uid);
+        let entities =
+            base.clone()
+                .add_entities([resource], None)
+                .map_err(|e| BuildError::Entity {
+                    what: "request",
+                    message: e.to_string(),
+                })?;
+        let request = Request::new(
+            parts.principal_uid.clone(),
+            action_uid.clone(),
+            resource_uid,
+            parts.context.clone(),
+            None,
+        )
+        .map_err(|e| BuildError::Request {
+            message: e.to_string(),
+        })?;
         let partial = self
             .authorizer
             .is_authorized_partial(&request, policies, &entities);
@@ -691,6 +707,33 @@ impl CedarEngine {
             // Residual: the outcome depends on the arguments, so some call may succeed.
             None => true,
         })
+    }
+}
+
+/// What every item of one list result shares: the principal (inside both entity
+/// stores) and the context.
+struct ListingParts {
+    /// The list-time entities (with the unknown arguments) plus the principal.
+    listing_entities: Entities,
+    /// The static entities plus the principal.
+    entities: Entities,
+    principal_uid: EntityUid,
+    context: Context,
+}
+
+/// A [`Listing`] under one Cedar generation.
+struct CedarListing<'a> {
+    engine: &'a CedarEngine,
+    /// `None` if the caller's parts could not be built: every item is hidden.
+    parts: Option<ListingParts>,
+}
+
+impl Listing for CedarListing<'_> {
+    fn may_list(&self, item: &ListedItem<'_>) -> bool {
+        let Some(parts) = &self.parts else {
+            return false;
+        };
+        self.engine.try_may_list(parts, item).unwrap_or(false)
     }
 }
 
@@ -721,7 +764,8 @@ impl PolicyEngine for CedarEngine {
     /// item; a concrete deny hides it; a residual (the answer depends on the arguments)
     /// lists it, because some arguments might be allowed; each call is decided again
     /// with its real arguments. A `forbid` that errors regardless of arguments hides the
-    /// item, and any failure to build the question hides it (fail closed).
+    /// item, and any failure to build the question hides it (fail closed). The principal,
+    /// the context and the entity stores holding the principal are built once per list.
     ///
     /// How the unknown is placed: Cedar's partial evaluator does not reduce attribute
     /// access on a context record that holds an unknown, so an unknown inside the context
@@ -730,8 +774,18 @@ impl PolicyEngine for CedarEngine {
     /// attribute of a listing-only entity whose value is the unknown
     /// (`RestrictedExpression::new_unknown`), and the context carries `arguments: {}`.
     /// Everything else in the context is the listing request's real value.
-    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
-        self.try_may_list(identity, item, env).unwrap_or(false)
+    fn listing<'a>(&'a self, query: &ListQuery<'a>) -> Box<dyn Listing + 'a> {
+        let parts = match self.listing_parts(query) {
+            Ok(parts) => Some(parts),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot build the listing question; hiding every item");
+                None
+            }
+        };
+        Box::new(CedarListing {
+            engine: self,
+            parts,
+        })
     }
 }
 

@@ -1,5 +1,7 @@
 //! Authorization: one chokepoint, [`PolicyEngine::decide`], for every message, and one
-//! listing rule, [`PolicyEngine::may_list`], for filtering list results.
+//! listing rule, [`PolicyEngine::listing`], for filtering list results: a [`Listing`]
+//! built once per list from the caller, the environment and one generation, then asked
+//! per item.
 //!
 //! The engine sees plain data ([`AuthzRequest`]): the caller's [`Identity`], the
 //! classified [`McpAction`], what the proxy knows of the target (the annotations the
@@ -153,9 +155,43 @@ pub trait PolicyEngine: Send + Sync {
     /// Decide one message. Must not panic; any internal error is a deny.
     fn decide(&self, request: &AuthzRequest<'_>) -> Decision;
 
-    /// The listing rule: `true` if some call to `item` could be allowed for this caller
-    /// (whatever its arguments), `false` if every call would be denied.
-    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool;
+    /// The listing rule for one list result: what depends only on the caller and the
+    /// environment is prepared here, once, and each item is then judged with
+    /// [`Listing::may_list`]. The listing borrows this engine, so every item of the list
+    /// is judged by the generation it was built from.
+    fn listing<'a>(&'a self, query: &ListQuery<'a>) -> Box<dyn Listing + 'a>;
+
+    /// The listing rule for a single item: a listing of one (tests, `policy test`).
+    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
+        self.listing(&ListQuery { identity, env }).may_list(item)
+    }
+}
+
+/// Who asks for a list, and in what environment: the same for every item of it.
+#[derive(Debug, Clone, Copy)]
+pub struct ListQuery<'a> {
+    /// The caller.
+    pub identity: &'a Identity,
+    /// The list request's environment (its time, address, session and taints).
+    pub env: &'a RequestEnv,
+}
+
+/// One list result being filtered (see [`PolicyEngine::listing`]).
+pub trait Listing {
+    /// `true` if some call to `item` could be allowed for this caller (whatever its
+    /// arguments), `false` if every call would be denied. Any failure is `false`.
+    fn may_list(&self, item: &ListedItem<'_>) -> bool;
+}
+
+/// A [`Listing`] that lists every item (test engines).
+#[cfg(test)]
+pub(crate) struct ListEverything;
+
+#[cfg(test)]
+impl Listing for ListEverything {
+    fn may_list(&self, _: &ListedItem<'_>) -> bool {
+        true
+    }
 }
 
 pub mod biscuit;

@@ -205,6 +205,20 @@ impl PolicyStore {
         Ok(number)
     }
 
+    /// Swaps `engine` in as the next generation, as a reload would (tests of what a
+    /// reload does to requests in flight).
+    #[cfg(test)]
+    pub(crate) fn install(&self, engine: Arc<dyn PolicyEngine>) -> u64 {
+        let _serialized = self.reload_lock.lock();
+        let number = self.current.load().number + 1;
+        self.current.store(Arc::new(Generation {
+            number,
+            engine,
+            loaded_at: SystemTime::now(),
+        }));
+        number
+    }
+
     /// Paths to watch: the policy directory (empty for a fixed engine).
     pub fn watched_paths(&self) -> Vec<PathBuf> {
         self.dir.iter().cloned().collect()

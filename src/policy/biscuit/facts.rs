@@ -221,13 +221,9 @@ pub(crate) fn request_facts(
     Ok(out)
 }
 
-/// The facts of the call an item of a list result stands for (no arguments).
-pub(crate) fn listing_facts(
-    identity: &Identity,
-    item: &ListedItem<'_>,
-    env: &RequestEnv,
-) -> Vec<Fact> {
-    let mut out = Vec::with_capacity(16);
+/// The facts of the call a list item stands for that depend on the item.
+pub(crate) fn item_facts(item: &ListedItem<'_>) -> Vec<Fact> {
+    let mut out = Vec::with_capacity(8);
     match item.kind {
         ListKind::Tools => {
             out.push(fact("method", vec![string(methods::TOOLS_CALL)]));
@@ -245,6 +241,12 @@ pub(crate) fn listing_facts(
             out.push(fact("resource", vec![string(item.name)]));
         }
     }
+    out
+}
+
+/// The facts of a listing that depend only on the caller and the environment.
+pub(crate) fn caller_facts(identity: &Identity, env: &RequestEnv) -> Vec<Fact> {
+    let mut out = Vec::with_capacity(8);
     context_facts(identity, env, &mut out);
     out
 }

@@ -58,7 +58,7 @@ use crate::biscuit::DatalogLimits;
 pub use load::{compile, load_datalog_dir, AuthorizerProgram};
 
 use super::load::PolicyLoadError;
-use super::{AuthzRequest, Decision, ListedItem, PolicyEngine, RequestEnv, FAILED_CHECK};
+use super::{AuthzRequest, Decision, ListQuery, ListedItem, Listing, PolicyEngine, FAILED_CHECK};
 use crate::auth::Identity;
 
 /// The `[policy.biscuit]` section.
@@ -163,22 +163,97 @@ fn run(
     mode: Mode,
     limits: &AuthorizerLimits,
 ) -> Result<usize, TokenError> {
-    let prepared = relaxations
-        .get(mode)
-        .and_then(|prepared| prepared.builder_for(token));
-    let mut builder = prepared.unwrap_or(&program.builder).clone();
-    for fact in facts {
-        builder = builder.fact(fact)?;
+    Base::new(program, relaxations, token, mode, limits, Vec::new())?.run(facts)
+}
+
+/// An authorizer builder ready for one caller's questions in one mode: the program
+/// (relaxed once per generation where possible), the run limits and the facts every
+/// question shares. A listing builds it once per list and adds each item's facts.
+struct Base<'a> {
+    builder: AuthorizerBuilder,
+    token: Option<&'a Biscuit>,
+    /// The seeds still to relax per question (the token mentions an unknown).
+    relax_each: Option<&'static [&'static str]>,
+}
+
+impl<'a> Base<'a> {
+    fn new(
+        program: &AuthorizerProgram,
+        relaxations: &Relaxations,
+        token: Option<&'a Biscuit>,
+        mode: Mode,
+        limits: &AuthorizerLimits,
+        shared: Vec<Fact>,
+    ) -> Result<Self, TokenError> {
+        let prepared = relaxations
+            .get(mode)
+            .and_then(|prepared| prepared.builder_for(token));
+        let mut builder = prepared.unwrap_or(&program.builder).clone();
+        for fact in shared {
+            builder = builder.fact(fact)?;
+        }
+        Ok(Base {
+            builder: builder.set_limits(limits.clone()),
+            token,
+            relax_each: if prepared.is_none() {
+                mode.relax()
+            } else {
+                None
+            },
+        })
     }
-    let builder = builder.set_limits(limits.clone());
-    let mut authorizer = match token {
-        Some(token) => builder.build(token)?,
-        None => builder.build_unauthenticated()?,
-    };
-    if let (None, Some(seeds)) = (prepared, mode.relax()) {
-        authorizer = relax::relaxed(&authorizer, seeds)?;
+
+    /// Authorizes with `facts` added to the shared ones.
+    fn run(&self, facts: Vec<Fact>) -> Result<usize, TokenError> {
+        let mut builder = self.builder.clone();
+        for fact in facts {
+            builder = builder.fact(fact)?;
+        }
+        let mut authorizer = match self.token {
+            Some(token) => builder.build(token)?,
+            None => builder.build_unauthenticated()?,
+        };
+        if let Some(seeds) = self.relax_each {
+            authorizer = relax::relaxed(&authorizer, seeds)?;
+        }
+        authorizer.authorize()
     }
-    authorizer.authorize()
+}
+
+/// A [`Listing`] under one Biscuit program: the caller's builder, built once.
+struct BiscuitListing<'a> {
+    program: &'a AuthorizerProgram,
+    /// `Err` if the caller's builder could not be made: every item is hidden.
+    base: Result<Base<'a>, TokenError>,
+    generation: u64,
+}
+
+impl<'a> BiscuitListing<'a> {
+    fn new(
+        program: &'a AuthorizerProgram,
+        relaxations: &Relaxations,
+        limits: &AuthorizerLimits,
+        generation: u64,
+        query: &ListQuery<'a>,
+    ) -> Self {
+        let token = BiscuitEngine::token(query.identity);
+        let shared = facts::caller_facts(query.identity, query.env);
+        BiscuitListing {
+            program,
+            base: Base::new(program, relaxations, token, Mode::Listing, limits, shared),
+            generation,
+        }
+    }
+}
+
+impl Listing for BiscuitListing<'_> {
+    fn may_list(&self, item: &ListedItem<'_>) -> bool {
+        let result = match &self.base {
+            Ok(base) => base.run(facts::item_facts(item)),
+            Err(e) => Err(e.clone()),
+        };
+        judge(self.program, result, false, self.generation).allow
+    }
 }
 
 /// Turns Biscuit's answer into a [`Decision`] (see the module docs).
@@ -324,17 +399,14 @@ impl PolicyEngine for BiscuitEngine {
         )
     }
 
-    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
-        let facts = facts::listing_facts(identity, item, env);
-        let result = run(
+    fn listing<'a>(&'a self, query: &ListQuery<'a>) -> Box<dyn Listing + 'a> {
+        Box::new(BiscuitListing::new(
             &self.program,
             &self.relaxations,
-            Self::token(identity),
-            facts,
-            Mode::Listing,
             &self.limits,
-        );
-        judge(&self.program, result, false, self.generation).allow
+            self.generation,
+            query,
+        ))
     }
 }
 
@@ -408,22 +480,33 @@ impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
         self.inner.decide(request)
     }
 
-    fn may_list(&self, identity: &Identity, item: &ListedItem<'_>, env: &RequestEnv) -> bool {
-        if let Some(token) = BiscuitEngine::token(identity) {
-            let facts = facts::listing_facts(identity, item, env);
-            let result = run(
+    fn listing<'a>(&'a self, query: &ListQuery<'a>) -> Box<dyn Listing + 'a> {
+        let inner = self.inner.listing(query);
+        if query.identity.biscuit.is_none() {
+            return inner;
+        }
+        Box::new(CheckedListing {
+            checks: BiscuitListing::new(
                 &self.program,
                 &self.relaxations,
-                Some(token),
-                facts,
-                Mode::Listing,
                 &self.limits,
-            );
-            if !judge(&self.program, result, false, self.generation).allow {
-                return false;
-            }
-        }
-        self.inner.may_list(identity, item, env)
+                self.generation,
+                query,
+            ),
+            inner,
+        })
+    }
+}
+
+/// A Biscuit caller's token checks around another engine's listing.
+struct CheckedListing<'a> {
+    checks: BiscuitListing<'a>,
+    inner: Box<dyn Listing + 'a>,
+}
+
+impl Listing for CheckedListing<'_> {
+    fn may_list(&self, item: &ListedItem<'_>) -> bool {
+        self.checks.may_list(item) && self.inner.may_list(item)
     }
 }
 

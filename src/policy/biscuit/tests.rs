@@ -12,6 +12,7 @@ use super::*;
 use crate::auth::AuthMethod;
 use crate::biscuit::BiscuitToken;
 use crate::mcp::{ListKind, McpAction};
+use crate::policy::{ListEverything, ListedItem, RequestEnv};
 
 const AUTHORIZER: &str = r#"
 // @id("admin-any-tool")
@@ -298,8 +299,8 @@ impl PolicyEngine for AllowAll {
             generation: 9,
         }
     }
-    fn may_list(&self, _: &Identity, _: &ListedItem<'_>, _: &RequestEnv) -> bool {
-        true
+    fn listing<'a>(&'a self, _: &ListQuery<'a>) -> Box<dyn Listing + 'a> {
+        Box::new(ListEverything)
     }
 }
 

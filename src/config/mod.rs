@@ -92,6 +92,10 @@ pub struct RawConfig {
     /// `[tls]`: serve HTTPS (and mTLS) on `listen`. Absent: plain HTTP.
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// `[upstream_tls]`: CA bundle, server name and client certificate for an
+    /// `https://` upstream.
+    #[serde(default)]
+    pub upstream_tls: crate::tls::UpstreamTlsConfig,
 }
 
 /// `[tools."<name>"]`: what the operator says about one upstream tool.
@@ -526,6 +530,7 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
     if let Some(tls) = &raw.tls {
         tls.check()?;
     }
+    raw.upstream_tls.check()?;
     raw.taint.check()?;
     raw.state.check()?;
     crate::state::check_rules(&raw.rate_limits)?;

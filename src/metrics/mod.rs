@@ -164,7 +164,7 @@ pub struct Metrics {
     /// `mcp_warden_key_reloads_total{result}`.
     pub key_reloads: IntCounterVec,
     /// `mcp_warden_tls_reloads_total{listener,result}`: TLS material reloads (certificate,
-    /// key, client CA bundle, CRLs) of the `proxy` or `admin` listener.
+    /// key, client CA bundle, CRLs) of the `proxy` listener, or of the `upstream`.
     pub tls_reloads: IntCounterVec,
     /// `mcp_warden_tls_cert_expiry_timestamp_seconds{listener}`: `notAfter` of the served
     /// certificate, Unix seconds.
@@ -317,7 +317,7 @@ impl Metrics {
             ),
             tls_reloads: counter_vec(
                 "tls_reloads_total",
-                "TLS certificate, key, client CA and CRL reloads, by listener (proxy, admin) \
+                "TLS certificate, key, client CA and CRL reloads, by listener (proxy, upstream) \
                  and result (success, failure).",
                 &["listener", "result"],
             ),

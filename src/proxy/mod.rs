@@ -164,8 +164,40 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let proxy =
-        pingora::proxy::http_proxy(&server.configuration, WardenProxy::new(Arc::clone(&warden)));
+    let mut app = WardenProxy::new(Arc::clone(&warden));
+    let mut _upstream_tls_watch = None;
+    if warden.config.upstream.tls {
+        let tls = Arc::new(
+            upstream::UpstreamTls::load(&warden.config.raw.upstream_tls, &warden.config.base_dir)
+                .context("[upstream_tls]")?,
+        );
+        let files = tls.watched_files();
+        if !files.is_empty() {
+            let t = Arc::clone(&tls);
+            let reloads = warden.metrics.tls_reloads.clone();
+            _upstream_tls_watch = Some(watch::spawn_watcher(
+                files,
+                crate::tls::RELOAD_DEBOUNCE,
+                Box::new(move || {
+                    let result = match t.reload() {
+                        Ok(()) => {
+                            tracing::info!(
+                                "tls: reloaded the upstream CA bundle and client certificate"
+                            );
+                            "success"
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "tls: rejected a changed upstream TLS file; the last good one stays");
+                            "failure"
+                        }
+                    };
+                    reloads.with_label_values(&["upstream", result]).inc();
+                }),
+            )?);
+        }
+        app = app.with_upstream_tls(tls);
+    }
+    let proxy = pingora::proxy::http_proxy(&server.configuration, app);
     let mut gate = listener::Gate::new(
         proxy,
         listener::Limits::from(&warden.config.raw.connections),

@@ -32,12 +32,22 @@ use super::upstream;
 /// The Pingora service.
 pub struct WardenProxy {
     warden: Arc<Warden>,
+    upstream_tls: Option<Arc<upstream::UpstreamTls>>,
 }
 
 impl WardenProxy {
     /// Wrap the shared state.
     pub fn new(warden: Arc<Warden>) -> Self {
-        WardenProxy { warden }
+        WardenProxy {
+            warden,
+            upstream_tls: None,
+        }
+    }
+
+    /// Connect to an `https://` upstream with this material (`[upstream_tls]`).
+    pub(crate) fn with_upstream_tls(mut self, tls: Arc<upstream::UpstreamTls>) -> Self {
+        self.upstream_tls = Some(tls);
+        self
     }
 }
 
@@ -109,7 +119,11 @@ impl ProxyHttp for WardenProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         ctx.upstream_started = Some(Instant::now());
-        Ok(Box::new(upstream::peer(&self.warden, ctx.in_flight.kind())))
+        Ok(Box::new(upstream::peer(
+            &self.warden,
+            ctx.in_flight.kind(),
+            self.upstream_tls.as_deref(),
+        )))
     }
 
     async fn upstream_request_filter(

@@ -128,3 +128,62 @@ impl TlsConfig {
         }
     }
 }
+
+/// `[upstream_tls]`: how the proxy checks an `https://` upstream, and the client
+/// certificate it presents to one that requires mTLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamTlsConfig {
+    /// PEM CA bundles the upstream's certificate must chain to. Empty: the system's trust
+    /// store. Reloaded on change.
+    pub ca_files: Vec<PathBuf>,
+    /// The name sent as SNI and checked against the upstream's certificate. Default: the
+    /// host of `upstream`.
+    pub server_name: Option<String>,
+    /// Check that the certificate names `server_name`. Default `true`; turning it off
+    /// still checks the chain.
+    pub verify_hostname: bool,
+    /// PEM certificate chain presented to the upstream (upstream mTLS). Reloaded on change.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl Default for UpstreamTlsConfig {
+    fn default() -> Self {
+        UpstreamTlsConfig {
+            ca_files: Vec::new(),
+            server_name: None,
+            verify_hostname: true,
+            client_cert_file: None,
+            client_key_file: None,
+        }
+    }
+}
+
+impl UpstreamTlsConfig {
+    /// Checks serde cannot express: (key, reason).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(_), None) => Err((
+                "upstream_tls.client_key_file",
+                "`client_cert_file` needs its key".into(),
+            )),
+            (None, Some(_)) => Err((
+                "upstream_tls.client_cert_file",
+                "`client_key_file` needs its certificate".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every file, resolved against `base`.
+    pub fn files(&self, base: &Path) -> Vec<PathBuf> {
+        self.ca_files
+            .iter()
+            .chain(&self.client_cert_file)
+            .chain(&self.client_key_file)
+            .map(|p| base.join(p))
+            .collect()
+    }
+}

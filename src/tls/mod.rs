@@ -36,7 +36,7 @@ use crate::policy::watch::{spawn_watcher, WatchError, WatchHandle};
 pub mod config;
 pub mod server;
 
-pub use config::{ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion};
+pub use config::{ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion, UpstreamTlsConfig};
 pub use server::{ReloadingClientVerifier, ServerTls};
 
 /// A certificate or key could not be loaded.

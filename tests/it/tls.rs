@@ -15,6 +15,7 @@ use crate::support::biscuit::{example_policies as biscuit_policies, Keys, ENGINE
 use crate::support::certs::{Leaf, TestCa};
 use crate::support::client::{args, call_tool, list_tool_names, ClientBuilder, Revision};
 use crate::support::http::send;
+use crate::support::tls_front::TlsFront;
 use crate::support::tokens::{claims, sign, token, AUTH_TOML};
 use crate::support::upstream::{ResponseMode, Upstream, UpstreamBuilder};
 use crate::support::wait;
@@ -528,4 +529,94 @@ async fn the_certificate_rotates_while_a_client_keeps_calling() {
         "{metrics}"
     );
     assert!(metrics.contains("mcp_warden_tls_cert_expiry_timestamp_seconds{listener=\"proxy\"}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_upstream_is_verified_and_can_require_the_proxys_certificate() {
+    let pki = Pki::new();
+    let up = upstream().await;
+    let server = pki.ca.server("upstream.internal");
+    let dir = tempfile::tempdir().unwrap();
+    let upstream_ca = pki.ca.write(dir.path(), "upstream-ca.pem");
+    let tls_upstream = |front: &TlsFront| format!("https://127.0.0.1:{}/mcp", front.addr.port());
+
+    // Verified against the CA bundle, by the configured server name.
+    let front = TlsFront::start(up.addr, &server, None).await;
+    let warden = Warden::start(
+        &tls_upstream(&front),
+        &example_policies(),
+        &format!(
+            "{AUTH_TOML}[upstream_tls]\nca_files = [\"{}\"]\nserver_name = \"upstream.internal\"\n",
+            upstream_ca.display()
+        ),
+    );
+    let client = ClientBuilder::new(&warden.url, Revision::legacy())
+        .bearer(token("pat", &[], "mcp:tools"))
+        .connect()
+        .await;
+    assert_eq!(
+        sorted(list_tool_names(&client).await),
+        ["echo", "get_weather"]
+    );
+    drop(warden);
+
+    // Another name than the certificate's: refused (502), never sent.
+    let warden = Warden::start(
+        &tls_upstream(&front),
+        &example_policies(),
+        &format!(
+            "{AUTH_TOML}[upstream_tls]\nca_files = [\"{}\"]\nserver_name = \"evil.internal\"\n",
+            upstream_ca.display()
+        ),
+    );
+    let resp = post_with(
+        &crate::support::http::client(),
+        &warden.url,
+        &token("pat", &[], ""),
+    )
+    .await;
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    drop(warden);
+
+    // The upstream requires a client certificate: the proxy presents its own.
+    let proxy_leaf = pki.ca.spiffe("spiffe://example.org/mcp-warden");
+    let (cert, key) = proxy_leaf.write(dir.path(), "proxy-client");
+    let mtls_front = TlsFront::start(up.addr, &server, Some(&pki.ca)).await;
+    let warden = Warden::start(
+        &tls_upstream(&mtls_front),
+        &example_policies(),
+        &format!(
+            "{AUTH_TOML}[upstream_tls]\nca_files = [\"{}\"]\nserver_name = \"upstream.internal\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+            upstream_ca.display(),
+            cert.display(),
+            key.display()
+        ),
+    );
+    let resp = post_with(
+        &crate::support::http::client(),
+        &warden.url,
+        &token("pat", &[], ""),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let clients = mtls_front.clients.lock().unwrap().clone();
+    assert_eq!(clients, [Some(proxy_leaf.der.clone())]);
+    drop(warden);
+
+    // Without the client certificate that upstream refuses the proxy: 502.
+    let warden = Warden::start(
+        &tls_upstream(&mtls_front),
+        &example_policies(),
+        &format!(
+            "{AUTH_TOML}[upstream_tls]\nca_files = [\"{}\"]\nserver_name = \"upstream.internal\"\n",
+            upstream_ca.display()
+        ),
+    );
+    let resp = post_with(
+        &crate::support::http::client(),
+        &warden.url,
+        &token("pat", &[], ""),
+    )
+    .await;
+    assert_eq!(resp.status, 502, "{}", resp.text());
 }

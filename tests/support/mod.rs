@@ -8,6 +8,7 @@
 //! - [`interop`]: the official Python SDK client and the TypeScript server-everything.
 //! - [`warden`]: the real `mcp-warden` binary with a generated configuration.
 //! - [`fake`]: a scriptable hostile upstream for shapes real servers won't produce.
+//! - [`tls_front`]: TLS (and mTLS) in front of a real upstream.
 //! - [`tokens`]: JWTs signed with the test configurations' secret.
 //! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
@@ -30,6 +31,7 @@ pub mod http;
 pub mod interop;
 pub mod postgres;
 pub mod redis;
+pub mod tls_front;
 pub mod tokens;
 pub mod upstream;
 pub mod wait;

@@ -7,7 +7,8 @@
 //! - `jwt/`: JWT verification (HS256, RS256, ES256);
 //! - `jsonrpc/`: strict parsing and classification of request bodies;
 //! - `list/`: `tools/list` result filtering, JSON and SSE;
-//! - `state/`: the shared-state round trip of a decision, memory and Redis.
+//! - `state/`: the shared-state round trip of a decision, memory and Redis;
+//! - `tls/`: the listener's mTLS handshake, full and resumed.
 //!
 //! Timing is set for a 2-core machine: the whole suite runs in about three minutes.
 //! Every fixture is built (and its result checked) outside the timed closures.
@@ -18,6 +19,7 @@ mod jsonrpc;
 mod jwt;
 mod list;
 mod state;
+mod tls;
 
 use std::time::Duration;
 
@@ -34,6 +36,6 @@ criterion_group! {
     name = micro;
     config = config();
     targets = cedar::benches, biscuit::benches, jwt::benches, jsonrpc::benches, list::benches,
-        state::benches
+        state::benches, tls::benches
 }
 criterion_main!(micro);

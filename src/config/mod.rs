@@ -755,6 +755,15 @@ mod doc_keys;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_tls_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tls.toml");
+        let cfg = load_with_env(&path, std::iter::empty()).unwrap_or_else(|e| panic!("{e}"));
+        let tls = cfg.raw.tls.expect("config/tls.toml has [tls]");
+        assert_eq!(tls.client_auth.mode, crate::tls::ClientAuthMode::Required);
+        assert!(cfg.raw.auth.mtls.is_some());
+    }
+
     use super::*;
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {

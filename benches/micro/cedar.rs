@@ -1,6 +1,7 @@
-//! Cedar decisions: `CedarEngine::decide` for one `tools/call` (allowed and denied) and
-//! `CedarEngine::may_list` for one tool, over generated policy sets of 10, 100 and 1,000
-//! policies.
+//! Cedar decisions: `CedarEngine::decide` for one `tools/call` (allowed and denied), the
+//! listing rule for one tool (`may_list`: a listing of one) and for a list of 1,000 tools
+//! through one `PolicyEngine::listing` (`list_1000`), over generated policy sets of 10,
+//! 100 and 1,000 policies.
 //!
 //! Why: every request pays one decision, and every item of a list result pays one
 //! listing question, so these are the per-message cost of the Cedar engine. The cost
@@ -26,7 +27,9 @@ use criterion::{BenchmarkId, Criterion};
 use mcp_warden::auth::{AuthMethod, Identity};
 use mcp_warden::mcp::{ListKind, McpAction};
 use mcp_warden::policy::load::{compile, SourceFile};
-use mcp_warden::policy::{AuthzRequest, CedarEngine, ListedItem, PolicyEngine, RequestEnv};
+use mcp_warden::policy::{
+    AuthzRequest, CedarEngine, ListQuery, ListedItem, PolicyEngine, RequestEnv,
+};
 use serde_json::{json, Map, Value};
 
 /// Policy-set sizes benchmarked.
@@ -163,6 +166,24 @@ pub fn env() -> RequestEnv {
     }
 }
 
+/// `n` tools as a server lists them: even ones read-only, odd ones destructive (the
+/// `list/` benchmark's catalogue, names and annotations only).
+fn catalogue(n: usize) -> Vec<(String, Map<String, Value>)> {
+    (0..n)
+        .map(|i| {
+            let read_only = i % 2 == 0;
+            let annotations = object(json!({
+                "title": format!("Service tool {i}"),
+                "readOnlyHint": read_only,
+                "destructiveHint": !read_only,
+                "idempotentHint": read_only,
+                "openWorldHint": false
+            }));
+            (format!("svc_tool_{i}"), annotations)
+        })
+        .collect()
+}
+
 /// `v` as a JSON object map.
 pub fn object(v: Value) -> Map<String, Value> {
     match v {
@@ -244,6 +265,32 @@ pub fn benches(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("may_list", n), &item, |b, item| {
             b.iter(|| engine.may_list(black_box(&identity), black_box(item), black_box(&env)))
+        });
+        let catalogue = catalogue(1_000);
+        let list = |catalogue: &[(String, Map<String, Value>)]| {
+            let listing = engine.listing(&ListQuery {
+                identity: &identity,
+                env: &env,
+            });
+            catalogue
+                .iter()
+                .filter(|(name, annotations)| {
+                    listing.may_list(&ListedItem {
+                        kind: ListKind::Tools,
+                        name,
+                        annotations: Some(annotations),
+                        definition: Default::default(),
+                    })
+                })
+                .count()
+        };
+        assert_eq!(
+            list(&catalogue),
+            500,
+            "read-only tools listed, destructive hidden"
+        );
+        group.bench_with_input(BenchmarkId::new("list_1000", n), &catalogue, |b, c| {
+            b.iter(|| list(black_box(c)))
         });
     }
     group.finish();

@@ -8,7 +8,8 @@
 //! - `jsonrpc/`: strict parsing and classification of request bodies;
 //! - `list/`: `tools/list` result filtering, JSON and SSE;
 //! - `state/`: the shared-state round trip of a decision, memory and Redis;
-//! - `tls/`: the listener's mTLS handshake, full and resumed.
+//! - `tls/`: the listener's mTLS handshake, full and resumed;
+//! - `pins/`: pinning and argument validation per call and per list.
 //!
 //! Timing is set for a 2-core machine: the whole suite runs in about three minutes.
 //! Every fixture is built (and its result checked) outside the timed closures.
@@ -18,6 +19,7 @@ mod cedar;
 mod jsonrpc;
 mod jwt;
 mod list;
+mod pins;
 mod state;
 mod tls;
 
@@ -36,6 +38,6 @@ criterion_group! {
     name = micro;
     config = config();
     targets = cedar::benches, biscuit::benches, jwt::benches, jsonrpc::benches, list::benches,
-        state::benches, tls::benches
+        state::benches, pins::benches, tls::benches
 }
 criterion_main!(micro);

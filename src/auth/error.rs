@@ -140,6 +140,24 @@ impl AuthError {
     }
 }
 
+/// The `WWW-Authenticate` value of a 403 for scopes the token lacks (RFC 6750 §3.1,
+/// MCP 2025-11-25 step-up): `Bearer error="insufficient_scope", scope="…"`, with the
+/// metadata URL when there is one, so the client can ask for a token with those scopes.
+pub fn insufficient_scope_challenge(scopes: &[String], resource_metadata: Option<&str>) -> String {
+    let mut params = vec![
+        "error=\"insufficient_scope\"".to_owned(),
+        format!("scope={}", quoted(&scopes.join(" "))),
+        format!(
+            "error_description={}",
+            quoted("the token lacks a scope this request needs")
+        ),
+    ];
+    if let Some(url) = resource_metadata {
+        params.push(format!("resource_metadata={}", quoted(url)));
+    }
+    format!("Bearer {}", params.join(", "))
+}
+
 /// An HTTP quoted-string (RFC 9110 §5.6.4): `"` and `\` escaped, control characters and
 /// non-ASCII dropped so the header value stays valid whatever the configuration holds.
 fn quoted(text: &str) -> String {

@@ -28,6 +28,7 @@ mod identity;
 mod jwt;
 mod keys;
 mod mtls;
+pub mod resource_metadata;
 
 use std::path::{Path, PathBuf};
 
@@ -37,7 +38,7 @@ pub use crate::biscuit::{BiscuitConfig, BiscuitKeyConfig};
 pub use api_key::hash_api_key;
 pub use client_cert::{CertField, CertRefusal, ClientCert, PeerCert};
 pub use config::{ApiKeyConfig, AuthConfig, JwtConfig, JwtKeyConfig, MtlsConfig};
-pub use error::{AuthConfigError, AuthError};
+pub use error::{insufficient_scope_challenge, AuthConfigError, AuthError};
 pub use identity::{AuthMethod, Identity};
 
 use crate::biscuit::BiscuitVerifier;

@@ -96,6 +96,11 @@ pub struct RawConfig {
     /// `https://` upstream.
     #[serde(default)]
     pub upstream_tls: crate::tls::UpstreamTlsConfig,
+    /// The protected resource this proxy is (OAuth 2.0 Protected Resource Metadata, RFC
+    /// 9728): served at `/.well-known/oauth-protected-resource…`, advertised on 401s,
+    /// and the audience JWTs must name.
+    #[serde(default)]
+    pub oauth: crate::auth::resource_metadata::OAuthConfig,
 }
 
 /// `[tools."<name>"]`: what the operator says about one upstream tool.
@@ -533,6 +538,8 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
     raw.upstream_tls.check()?;
     raw.taint.check()?;
     raw.state.check()?;
+    raw.oauth.check()?;
+    check_audience(raw)?;
     crate::state::check_rules(&raw.rate_limits)?;
     for sink in &raw.taint.sinks {
         let declared = raw
@@ -566,6 +573,41 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
         ));
     }
     Ok(())
+}
+
+/// With `[oauth] check_audience`, a JWT's `aud` must name the resource (RFC 8707), and
+/// only it: the resource becomes the accepted audience. An `[auth.jwt] audience` list
+/// naming others would accept tokens issued for other resources, so it is refused
+/// rather than silently narrowed or widened.
+fn check_audience(raw: &RawConfig) -> Result<(), (&'static str, String)> {
+    let (Some(resource), Some(jwt)) = (&raw.oauth.resource, &raw.auth.jwt) else {
+        return Ok(());
+    };
+    if raw.oauth.check_audience && jwt.audience.iter().any(|a| a != resource) {
+        return Err((
+            "auth.jwt.audience",
+            format!(
+                "`[oauth] check_audience` makes `{resource}` the only audience: leave `auth.jwt.audience` unset, or set `oauth.check_audience = false`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl RawConfig {
+    /// The `[auth]` the authenticator is built from: as written, with the `[oauth]`
+    /// resource as the JWT audience when `check_audience` holds.
+    pub fn effective_auth(&self) -> AuthConfig {
+        let mut auth = self.auth.clone();
+        if let (Some(resource), Some(jwt), true) = (
+            &self.oauth.resource,
+            auth.jwt.as_mut(),
+            self.oauth.check_audience,
+        ) {
+            jwt.audience = vec![resource.clone()];
+        }
+        auth
+    }
 }
 
 fn table_is_unchanged(text: &str, table: &toml::Table) -> bool {

@@ -153,7 +153,7 @@ pub fn admit(warden: &Warden, head: &RequestHead<'_>) -> Result<Admitted, Refuse
         .authenticate_peer(head.headers, client_cert.as_deref())
         .map_err(|error| Refusal::Unauthenticated {
             error,
-            resource_metadata: http.resource_metadata.clone(),
+            resource_metadata: warden.metadata_url(),
         })?;
 
     // Known from here on, so refusals name who was refused.
@@ -195,6 +195,10 @@ pub fn admit(warden: &Warden, head: &RequestHead<'_>) -> Result<Admitted, Refuse
 /// The connection's verified client certificate, or the refusal of a connection without
 /// one in `required` mode, or of one that cannot name a caller (in any mode: a
 /// certificate presented but unusable is never treated as absent).
+#[allow(
+    clippy::result_large_err,
+    reason = "one refusal per refused request, moved once into the response"
+)]
 fn client_cert(
     mode: ClientAuthMode,
     peer: Option<&PeerCert>,

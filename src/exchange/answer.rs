@@ -24,6 +24,8 @@ use super::decide::{Awaited, Forward};
 use super::observe::{self, RequestFacts};
 use super::refusal::Withheld;
 use super::response::{FilterStats, JsonBuffer, ListScope, SseFilter};
+use super::sessions::SessionError;
+use super::tasks::{created_task_id, TaskCall};
 use super::Warden;
 
 /// How an answer's body is handled, chosen by [`plan`] from its head.
@@ -211,9 +213,23 @@ impl Exchange {
         }
     }
 
+    /// Has the answer been ended early? An event stream the proxy could no longer filter
+    /// (an event over `limits.max_response_bytes`) went out with an error in its place;
+    /// the proxy then closes it instead of passing what the upstream still sends.
+    pub fn ended_early(&self) -> bool {
+        matches!(&self.body, Body::Sse(filter) if filter.ended())
+    }
+
     /// What filtering did so far.
     pub fn stats(&self) -> FilterStats {
         self.stats
+    }
+
+    /// Does this answer stream the session's messages, so that list answers already seen
+    /// may come again (a GET stream, resumed or not, or a `subscriptions/listen` stream)?
+    fn replays(&self) -> bool {
+        self.admitted.kind == RequestKind::StreamGet
+            || self.forward.as_ref().is_some_and(|f| f.awaited.listens)
     }
 
     fn session_id(&self) -> Option<&str> {
@@ -230,13 +246,22 @@ impl Exchange {
     pub fn answer_head(&mut self, warden: &Warden, head: &AnswerHead<'_>) -> HeadRewrite {
         self.upstream_status = Some(head.status);
         if let Some(sid) = head.session_id.filter(|_| is_success(head.status)) {
-            if let Err(e) = warden
+            match warden
                 .sessions
                 .bind(sid, &self.admitted.identity.principal_key())
             {
-                tracing::warn!(error = %e, "upstream issued a session id owned by another principal");
-                self.body = Body::Withhold(Withheld::Unfilterable);
-                return HeadRewrite::Withhold;
+                Ok(()) => {}
+                Err(SessionError::Full) => {
+                    // The table filled while the `initialize` was forwarded.
+                    tracing::warn!("session table full; the new session is refused");
+                    self.body = Body::Withhold(Withheld::TooManySessions);
+                    return HeadRewrite::Withhold;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "upstream issued a session id owned by another principal");
+                    self.body = Body::Withhold(Withheld::Unfilterable);
+                    return HeadRewrite::Withhold;
+                }
             }
             if self.admitted.session_id.is_none() {
                 self.admitted.session_id = Some(sid.to_owned());
@@ -249,9 +274,12 @@ impl Exchange {
                 warden.state.forget_session(sid);
             }
         }
-        let replays = self.admitted.kind == RequestKind::StreamGet;
+        let replays = self.replays();
         let (own_lists, watching) = match &self.forward {
-            Some(f) => (!f.awaited.lists.is_empty(), !f.awaited.sources.is_empty()),
+            Some(f) => (
+                !f.awaited.lists.is_empty(),
+                !f.awaited.sources.is_empty() || !f.awaited.tasks.is_empty(),
+            ),
             None => (false, false),
         };
         let expecting = Expecting {
@@ -306,18 +334,20 @@ impl Exchange {
         let mut body = std::mem::replace(&mut self.body, Body::Pass);
         let mut tainting = Vec::new();
         {
-            let replays = self.admitted.kind == RequestKind::StreamGet;
+            let replays = self.replays();
             let session_id = self.admitted.session_id.as_deref();
-            let (lists, sources, failed, generation, env) = match &mut self.forward {
+            let (lists, sources, failed, tasks, generation, env) = match &mut self.forward {
                 Some(f) => (
                     Some(&mut f.awaited.lists),
                     Some(&mut f.awaited.sources),
                     Some(&mut f.awaited.failed_sources),
+                    Some(&mut f.awaited.tasks),
                     Some(&f.generation),
                     Some(&f.env),
                 ),
-                None => (None, None, None, None, None),
+                None => (None, None, None, None, None, None),
             };
+            let mut own_tasks = HashMap::new();
             let mut own_lists = HashMap::new();
             let mut own_sources = HashMap::new();
             let mut own_failed = HashMap::new();
@@ -328,6 +358,7 @@ impl Exchange {
                 own_lists: lists.unwrap_or(&mut own_lists),
                 sources: sources.unwrap_or(&mut own_sources),
                 failed: failed.unwrap_or(&mut own_failed),
+                tasks: tasks.unwrap_or(&mut own_tasks),
                 tainting: &mut tainting,
                 session_id,
                 replays,
@@ -445,6 +476,8 @@ struct Scope<'a> {
     sources: &'a mut HashMap<String, SourceCall>,
     /// Source calls answered as failed, still watched for a second answer.
     failed: &'a mut HashMap<String, SourceCall>,
+    /// Calls that may be answered with a task handle, by id key.
+    tasks: &'a mut HashMap<String, TaskCall>,
     /// Source calls to taint for, once the filter is done with this chunk.
     tainting: &'a mut Vec<(SourceCall, TaintReason)>,
     session_id: Option<&'a str>,
@@ -515,13 +548,27 @@ impl ListScope for Scope<'_> {
     }
 
     fn watching(&self) -> bool {
-        !self.sources.is_empty() || !self.failed.is_empty()
+        !self.sources.is_empty() || !self.failed.is_empty() || !self.tasks.is_empty()
     }
 
     /// Judge an answer to a watched call. A call answered as failed stays watched: a
     /// second answer to its id is judged too (a success then taints), so the first
     /// answer cannot switch watching off.
     fn answered(&mut self, id_key: &str, message: &Value) {
+        if let Some(task_id) = self
+            .tasks
+            .get(id_key)
+            .and_then(|_| created_task_id(message))
+        {
+            // A task handle: bound to this caller (one answer binds; a repeat is harmless,
+            // an id another principal holds keeps its owner).
+            if let Some(call) = self.tasks.remove(id_key) {
+                let owner = self.identity.principal_key();
+                if let Err(e) = self.warden.tasks.bind(task_id, &owner, call) {
+                    tracing::warn!(error = %e, "upstream issued a task id owned by another principal");
+                }
+            }
+        }
         let Some(call) = self
             .sources
             .remove(id_key)
@@ -566,6 +613,11 @@ impl ListScope for Scope<'_> {
             .and_then(|sid| self.warden.sessions.take_pending(sid, id_key))
     }
 
+    fn own_list_ids(&self) -> Vec<Value> {
+        let keys = self.own_lists.keys();
+        keys.filter_map(|k| serde_json::from_str(k).ok()).collect()
+    }
+
     fn overrides(&self, name: &str) -> Option<&Map<String, Value>> {
         self.warden.annotations.overrides_of(name)
     }
@@ -583,7 +635,10 @@ impl ListScope for Scope<'_> {
             self.warden.catalogue.active(),
             DefinitionKind::of_list(kind),
         ) {
-            let observed = self.warden.catalogue.observe(pinned_kind, item);
+            let observed = self
+                .warden
+                .catalogue
+                .observe(pinned_kind, item, &self.warden.state);
             observe::record_definitions(self.warden, self.request_id, &observed.events);
             if !observed.visible {
                 self.warden.metrics.hidden(kind, 1);

@@ -23,7 +23,8 @@
 //!
 //! Beside them: [`refusal`] is every error a client can get from the proxy, with its HTTP
 //! status and JSON-RPC code; [`sessions`] binds sessions to principals and remembers
-//! outstanding list requests; [`annotations`] remembers the tools' declared hints;
+//! outstanding list requests; [`tasks`] binds task ids to the principal whose call
+//! created them; [`annotations`] remembers the tools' declared hints;
 //! [`observe`] logs, counts and audits; [`in_flight`] counts requests in flight; and
 //! [`Warden`] is the state every exchange shares.
 
@@ -38,6 +39,8 @@ pub mod refusal;
 pub mod response;
 pub mod sessions;
 pub mod shared;
+pub mod step_up;
+pub mod tasks;
 pub mod verdict;
 mod warden;
 

@@ -7,7 +7,7 @@
 //!   rate limits, shared state);
 //! - [`MessageRefusal`]: the per-message errors of a body refused by policy (a batch is
 //!   all or nothing);
-//! - [`call_problem`]: a `tools/call` the tool catalogue refused before the policy
+//! - [`call_problem`]: a `tools/call` (or `prompts/get`) the tool catalogue refused before the policy
 //!   (definition not approved, arguments that miss the tool's `inputSchema`);
 //! - [`Withheld`]: an upstream answer the proxy could not filter, replaced by an error;
 //! - [`UpstreamFailed`]: the upstream could not be reached or failed mid-answer.
@@ -32,6 +32,7 @@ use crate::pins::{CallProblem, PinStatus};
 use crate::policy::Decision;
 
 use super::sessions::SessionError;
+use super::tasks::TaskError;
 
 /// Why a request was answered by the proxy instead of forwarded.
 #[derive(Debug, Clone)]
@@ -55,8 +56,22 @@ pub enum Refusal {
     /// No client certificate where one is required, or one that cannot name a caller
     /// (several URI SANs, a CA certificate).
     ClientCert(CertRefusal),
+    /// A request denied only for scopes the caller's token lacks (every deciding policy
+    /// says `@insufficient_scope`): HTTP 403 with a step-up challenge (MCP 2025-11-25).
+    InsufficientScope {
+        /// The scopes to ask the authorization server for.
+        scopes: Vec<String>,
+        /// The request's id.
+        id: Value,
+        /// The deciding policies.
+        policy_ids: Vec<String>,
+        /// RFC 9728 metadata URL to advertise.
+        resource_metadata: Option<String>,
+    },
     /// The session id is unknown or belongs to someone else.
     Session(SessionError),
+    /// A task operation on a task the proxy did not see created for this caller.
+    Task(TaskError),
     /// `Mcp-Session-Id` sent more than once or not text.
     BadSessionHeader,
     /// Body larger than the limit.
@@ -133,6 +148,9 @@ impl Refusal {
             Refusal::Session(SessionError::Unknown) => 404,
             Refusal::Session(SessionError::NotOwner) => 403,
             Refusal::Session(SessionError::TooManyPending) => 429,
+            Refusal::Session(SessionError::Full) => 503,
+            Refusal::Task(TaskError::Unknown | TaskError::NotOwner) => 403,
+            Refusal::Task(TaskError::NoTaskId) => 400,
             Refusal::BadSessionHeader => 400,
             Refusal::TooLarge { .. } => 413,
             Refusal::Encoded { .. } => 415,
@@ -142,6 +160,7 @@ impl Refusal {
             Refusal::Body(_) => 400,
             Refusal::HeaderMismatch(_) => 400,
             Refusal::Denied { status, .. } => *status,
+            Refusal::InsufficientScope { .. } => 403,
             Refusal::AuditUnavailable => 503,
             Refusal::RateLimited { .. } => 429,
             Refusal::StateUnavailable { .. } => 503,
@@ -160,6 +179,10 @@ impl Refusal {
             Refusal::Session(SessionError::Unknown) => "unknown_session",
             Refusal::Session(SessionError::NotOwner) => "session_not_owner",
             Refusal::Session(SessionError::TooManyPending) => "too_many_pending_lists",
+            Refusal::Session(SessionError::Full) => "too_many_sessions",
+            Refusal::Task(TaskError::Unknown) => "unknown_task",
+            Refusal::Task(TaskError::NotOwner) => "task_not_owner",
+            Refusal::Task(TaskError::NoTaskId) => "task_without_id",
             Refusal::BadSessionHeader => "bad_session_header",
             Refusal::TooLarge { .. } => "too_large",
             Refusal::Encoded { .. } => "encoding",
@@ -172,6 +195,7 @@ impl Refusal {
             Refusal::Body(BodyError::NotJsonRpc { .. }) => "not_jsonrpc",
             Refusal::HeaderMismatch(_) => "header_mismatch",
             Refusal::Denied { .. } => "denied",
+            Refusal::InsufficientScope { .. } => "insufficient_scope",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::StateUnavailable { .. } => "state_unavailable",
@@ -182,13 +206,16 @@ impl Refusal {
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
         match self {
-            Refusal::Denied { .. } => FORBIDDEN,
+            Refusal::Denied { .. } | Refusal::InsufficientScope { .. } => FORBIDDEN,
             Refusal::BadOrigin { .. } | Refusal::Session(SessionError::NotOwner) => FORBIDDEN,
             Refusal::Unauthenticated { .. } | Refusal::ClientCert(_) => UNAUTHENTICATED,
             Refusal::Body(e) => e.code(),
             Refusal::HeaderMismatch(_) => HEADER_MISMATCH,
             Refusal::AuditUnavailable | Refusal::Internal { .. } => INTERNAL_ERROR,
             Refusal::RateLimited { .. } => RATE_LIMITED,
+            Refusal::Session(SessionError::Full) => OVERLOADED,
+            Refusal::Task(TaskError::Unknown | TaskError::NotOwner) => FORBIDDEN,
+            Refusal::Task(TaskError::NoTaskId) => INVALID_PARAMS,
             Refusal::StateUnavailable { .. } => STATE_UNAVAILABLE,
             Refusal::NotFound
             | Refusal::MethodNotAllowed
@@ -206,6 +233,9 @@ impl Refusal {
     pub fn message(&self) -> String {
         match self {
             Refusal::Denied { .. } => DENIED_MESSAGE.into(),
+            Refusal::InsufficientScope { scopes, .. } => {
+                format!("insufficient scope: this needs {}", scopes.join(" "))
+            }
             Refusal::NotFound => "not found: not the MCP endpoint".into(),
             Refusal::MethodNotAllowed => "method not allowed: use POST, GET or DELETE".into(),
             Refusal::BadOrigin { .. } => "origin not allowed".into(),
@@ -218,6 +248,12 @@ impl Refusal {
             Refusal::Session(SessionError::TooManyPending) => {
                 "too many outstanding list requests in this session".into()
             }
+            Refusal::Session(SessionError::Full) => {
+                "too many sessions: the new session was refused; try again later".into()
+            }
+            Refusal::Task(TaskError::Unknown) => "task not found".into(),
+            Refusal::Task(TaskError::NotOwner) => "task belongs to another principal".into(),
+            Refusal::Task(TaskError::NoTaskId) => "task operation without a taskId".into(),
             Refusal::BadSessionHeader => "invalid Mcp-Session-Id header".into(),
             Refusal::TooLarge { limit } => format!("request body too large (limit {limit} bytes)"),
             Refusal::Encoded { encoding } => {
@@ -241,6 +277,17 @@ impl Refusal {
     pub fn body(&self) -> Value {
         match self {
             Refusal::Denied { body, .. } => body.clone(),
+            Refusal::InsufficientScope {
+                scopes,
+                id,
+                policy_ids,
+                ..
+            } => error_response(
+                Some(id),
+                self.code(),
+                &self.message(),
+                Some(json!({ "policy_ids": policy_ids, "scope": scopes.join(" ") })),
+            ),
             Refusal::RateLimited { rule, retry_after } => error_response(
                 None,
                 self.code(),
@@ -279,11 +326,21 @@ impl Refusal {
                 "WWW-Authenticate",
                 error.www_authenticate(resource_metadata.as_deref()),
             )],
+            Refusal::InsufficientScope {
+                scopes,
+                resource_metadata,
+                ..
+            } => vec![(
+                "WWW-Authenticate",
+                crate::auth::insufficient_scope_challenge(scopes, resource_metadata.as_deref()),
+            )],
             Refusal::MethodNotAllowed => vec![("Allow", "GET, POST, DELETE".into())],
             Refusal::RateLimited { retry_after, .. } => {
                 vec![("Retry-After", retry_after_seconds(*retry_after).to_string())]
             }
-            Refusal::StateUnavailable { .. } => vec![("Retry-After", "1".into())],
+            Refusal::StateUnavailable { .. } | Refusal::Session(SessionError::Full) => {
+                vec![("Retry-After", "1".into())]
+            }
             _ => Vec::new(),
         }
     }
@@ -363,14 +420,19 @@ impl MessageRefusal {
 /// The message clients get for a tool whose definition is not approved (stable).
 pub const NOT_APPROVED_MESSAGE: &str = "tool definition not approved";
 
-/// The JSON-RPC code of a `tools/call` the catalogue refused: `-32602` for arguments
-/// that miss the schema and for a tool never listed, `FORBIDDEN` for a definition that
-/// is not approved or cannot be checked.
+/// The message clients get for a prompt whose definition is not approved (stable).
+pub const PROMPT_NOT_APPROVED_MESSAGE: &str = "prompt definition not approved";
+
+/// The JSON-RPC code of a `tools/call` or `prompts/get` the catalogue refused: `-32602`
+/// for arguments that miss the schema and for a tool never listed, `FORBIDDEN` for a
+/// definition that is not approved or cannot be checked.
 pub fn call_problem_code(problem: &CallProblem) -> i64 {
     match problem {
         CallProblem::InvalidArguments { .. } | CallProblem::UnknownTool => INVALID_PARAMS,
         CallProblem::NotApproved { .. }
         | CallProblem::InvisibleCharacters
+        | CallProblem::PromptNotApproved { .. }
+        | CallProblem::PromptInvisibleCharacters
         | CallProblem::SchemaUnusable { .. } => FORBIDDEN,
     }
 }
@@ -389,6 +451,10 @@ pub fn call_problem_message(problem: &CallProblem) -> String {
         CallProblem::UnknownTool => "unknown tool: not listed by the server".into(),
         CallProblem::NotApproved { .. } => NOT_APPROVED_MESSAGE.into(),
         CallProblem::InvisibleCharacters => "tool definition carries invisible characters".into(),
+        CallProblem::PromptNotApproved { .. } => PROMPT_NOT_APPROVED_MESSAGE.into(),
+        CallProblem::PromptInvisibleCharacters => {
+            "prompt definition carries invisible characters".into()
+        }
         CallProblem::SchemaUnusable { .. } => {
             "tool unavailable: its input schema cannot be checked".into()
         }
@@ -403,7 +469,7 @@ pub fn call_problem(id: Option<&Value>, problem: &CallProblem) -> Value {
     let reason = problem.label();
     let data = match problem {
         CallProblem::InvalidArguments { errors } => json!({ "reason": reason, "errors": errors }),
-        CallProblem::NotApproved { status } => {
+        CallProblem::NotApproved { status } | CallProblem::PromptNotApproved { status } => {
             let status = match status {
                 PinStatus::Drifted { .. } => "changed since it was approved",
                 _ => "not approved",
@@ -432,6 +498,10 @@ pub enum Withheld {
     /// state (`[state.on_unavailable] taint = "deny"`): the client must not hold the
     /// data while the other replicas see the credential clean.
     StateUnavailable,
+    /// The answer to an `initialize` that would open a session over
+    /// `sessions.max_sessions` (the table filled while it was forwarded): the client never
+    /// learns the session id, and the upstream's session idles out.
+    TooManySessions,
 }
 
 impl Withheld {
@@ -445,6 +515,7 @@ impl Withheld {
         match self {
             Withheld::Unfilterable | Withheld::TooLarge => UPSTREAM_UNFILTERABLE,
             Withheld::StateUnavailable => STATE_UNAVAILABLE,
+            Withheld::TooManySessions => OVERLOADED,
         }
     }
 
@@ -454,6 +525,9 @@ impl Withheld {
             Withheld::Unfilterable => "upstream response could not be filtered",
             Withheld::TooLarge => "upstream response too large to filter",
             Withheld::StateUnavailable => "shared state unavailable; answer withheld",
+            Withheld::TooManySessions => {
+                "too many sessions: the new session was refused; try again later"
+            }
         }
     }
 
@@ -628,6 +702,10 @@ impl Refusal {
             Refusal::Session(SessionError::Unknown),
             Refusal::Session(SessionError::NotOwner),
             Refusal::Session(SessionError::TooManyPending),
+            Refusal::Session(SessionError::Full),
+            Refusal::Task(TaskError::Unknown),
+            Refusal::Task(TaskError::NotOwner),
+            Refusal::Task(TaskError::NoTaskId),
             Refusal::BadSessionHeader,
             Refusal::TooLarge { limit: 4_194_304 },
             Refusal::Encoded {
@@ -654,6 +732,12 @@ impl Refusal {
                 body: MessageRefusal::Denied.error(Some(&json!(1)), &decision),
             },
             Refusal::denied_without_answer(&decision),
+            Refusal::InsufficientScope {
+                scopes: vec!["mcp:admin".into()],
+                id: json!(1),
+                policy_ids: vec!["admin-tools-need-scope".into()],
+                resource_metadata: None,
+            },
             Refusal::AuditUnavailable,
             Refusal::RateLimited {
                 rule: "calls".into(),
@@ -670,13 +754,17 @@ impl Refusal {
     }
 }
 
-/// One example of each refused `tools/call`.
+/// One example of each refused `tools/call` and `prompts/get`.
 fn call_problem_examples() -> Vec<CallProblem> {
     vec![
         CallProblem::NotApproved {
             status: PinStatus::Unpinned,
         },
         CallProblem::InvisibleCharacters,
+        CallProblem::PromptNotApproved {
+            status: PinStatus::Unpinned,
+        },
+        CallProblem::PromptInvisibleCharacters,
         CallProblem::UnknownTool,
         CallProblem::SchemaUnusable {
             reason: "too deep".into(),
@@ -737,6 +825,11 @@ pub fn catalogue() -> Vec<WireError> {
             "withheld_state_unavailable_in_place",
             Withheld::StateUnavailable,
             Http::InPlace,
+        ),
+        (
+            "withheld_too_many_sessions",
+            Withheld::TooManySessions,
+            Http::Status(Withheld::STATUS),
         ),
     ] {
         all.push(WireError {

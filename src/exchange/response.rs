@@ -63,6 +63,11 @@ pub trait ListScope {
     fn unreadable(&mut self) {}
     /// The list request answered by a response with this id key, if any; removes it.
     fn take(&mut self, id_key: &str) -> Option<ListKind>;
+    /// The ids of this request's own list requests, for the errors that end a stream
+    /// the proxy can no longer filter ([`SseFilter::push`]).
+    fn own_list_ids(&self) -> Vec<Value> {
+        Vec::new()
+    }
     /// The operator's annotation overrides for a listed tool, written into the item.
     fn overrides(&self, _name: &str) -> Option<&Map<String, Value>> {
         None
@@ -356,10 +361,17 @@ impl JsonBuffer {
 }
 
 /// Filters a `text/event-stream` response event by event.
+///
+/// An event larger than the limit (an endless one included) cannot be filtered: what is
+/// buffered of it is dropped, and the stream *ends* — the client gets one withheld-answer
+/// error event per list request of its own POST (one with id `null` if none), and the
+/// filter is then [`SseFilter::ended`]: it passes nothing more, and the proxy closes the
+/// stream rather than leave the client waiting on an upstream that keeps sending.
 #[derive(Debug)]
 pub struct SseFilter {
     framer: SseFramer,
     events: Vec<SseEvent>,
+    ended: bool,
 }
 
 impl SseFilter {
@@ -368,7 +380,14 @@ impl SseFilter {
         SseFilter {
             framer: SseFramer::with_limit(max_event_bytes),
             events: Vec::new(),
+            ended: false,
         }
+    }
+
+    /// An event was too large to filter: the stream ended with an error, and nothing
+    /// more passes.
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// Feed one chunk; returns the bytes to send downstream now (whole events only).
@@ -378,32 +397,46 @@ impl SseFilter {
         scope: &mut dyn ListScope,
         stats: &mut FilterStats,
     ) -> Bytes {
+        if self.ended {
+            return Bytes::new();
+        }
         self.events.clear();
-        if let Err(e) = self.framer.push(chunk, &mut self.events) {
-            // An event too large to filter: drop what is buffered of it. If it answered
-            // a list request the client sees no answer (it will time out) rather than an
-            // unfiltered one.
-            tracing::warn!(error = %e, "dropping oversized SSE event");
+        let too_large = self.framer.push(chunk, &mut self.events).err();
+        let mut out = BytesMut::new();
+        for event in &self.events {
+            out.extend_from_slice(&filter_event(event, scope, stats));
+        }
+        if let Some(e) = too_large {
+            // An event too large to filter: drop what is buffered of it and end the
+            // stream with an error in its place (an unfiltered answer never goes out,
+            // and the client is not left waiting).
+            tracing::warn!(error = %e, "SSE event too large to filter; ending the stream");
             stats.withheld += 1;
             if scope.watching() {
                 scope.unreadable();
             }
-        }
-        match self.events.len() {
-            0 => Bytes::new(),
-            _ => {
-                let mut out = BytesMut::new();
-                for event in &self.events {
-                    out.extend_from_slice(&filter_event(event, scope, stats));
-                }
-                out.freeze()
+            let mut ids: Vec<Option<Value>> = scope.own_list_ids().into_iter().map(Some).collect();
+            if ids.is_empty() {
+                ids.push(None);
             }
+            for id in ids {
+                let error = Withheld::TooLarge.error(id.as_ref()).to_string();
+                out.extend_from_slice(b"event: message\ndata: ");
+                out.extend_from_slice(error.as_bytes());
+                out.extend_from_slice(b"\n\n");
+            }
+            self.ended = true;
+            self.framer = SseFramer::new();
         }
+        out.freeze()
     }
 
     /// End of stream: what is still buffered (an event ended by a lone `\r`, or an
     /// unfinished one some clients still deliver) goes through the same filter.
     pub fn finish(&mut self, scope: &mut dyn ListScope, stats: &mut FilterStats) -> Bytes {
+        if self.ended {
+            return Bytes::new();
+        }
         let raw = self.framer.take_pending();
         if raw.is_empty() {
             return raw;
@@ -439,6 +472,10 @@ mod tests {
     impl ListScope for Scope {
         fn pending(&self) -> bool {
             !self.lists.is_empty()
+        }
+        fn own_list_ids(&self) -> Vec<Value> {
+            let keys = self.lists.keys();
+            keys.filter_map(|k| serde_json::from_str(k).ok()).collect()
         }
         fn take(&mut self, id_key: &str) -> Option<ListKind> {
             self.lists.remove(id_key)
@@ -860,6 +897,37 @@ mod tests {
             &mut stats,
         );
         assert_eq!(s.unreadable, 1);
+    }
+
+    #[test]
+    fn an_event_too_large_ends_the_stream_with_an_error() {
+        let mut stats = FilterStats::default();
+        let mut s = scope(&["2"]);
+        let mut f = SseFilter::new(64);
+        let before = "data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n";
+        let out = f.push(
+            format!("{before}data: {{\"jsonrpc\":\"2.0\",\"id\":2,").as_bytes(),
+            &mut s,
+            &mut stats,
+        );
+        assert_eq!(&out[..], before.as_bytes(), "whole events before it pass");
+        assert!(!f.ended());
+        // the event never ends: past the limit, the stream ends with the error
+        let out = f.push(&[b' '; 100], &mut s, &mut stats);
+        assert!(f.ended());
+        assert_eq!(stats.withheld, 1);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let data = text.strip_prefix("event: message\ndata: ").unwrap();
+        let error: Value = serde_json::from_str(data.trim_end()).unwrap();
+        assert_eq!(error["id"], json!(2));
+        assert_eq!(error["error"]["code"], UPSTREAM_UNFILTERABLE);
+        assert!(text.ends_with("\n\n"));
+        // nothing more passes, however much follows
+        assert!(f
+            .push(b"secret\n\ndata: {}\n\n", &mut s, &mut stats)
+            .is_empty());
+        assert!(f.finish(&mut s, &mut stats).is_empty());
+        assert_eq!(stats.withheld, 1);
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! proxy filter a `tools/list` result wherever it arrives — on the POST's own stream or
 //! on a resumed GET stream. The table is bounded (entries, outstanding lists per
 //! session) and forgets idle sessions; a forgotten session's next request gets 404,
-//! which MCP clients answer by initializing a new session.
+//! which MCP clients answer by initializing a new session. At `max_sessions` live
+//! sessions a *new* one is refused ([`SessionError::Full`]); existing sessions are never
+//! evicted to make room (that would end a caller's session because another arrived), and
+//! only idle expiry or a DELETE frees a slot.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -38,6 +41,9 @@ pub enum SessionError {
     /// Too many list requests outstanding in this session.
     #[error("too many outstanding list requests in this session")]
     TooManyPending,
+    /// `sessions.max_sessions` live sessions already: a new one is refused. HTTP 503.
+    #[error("too many sessions")]
+    Full,
 }
 
 struct Entry {
@@ -109,18 +115,8 @@ impl SessionTable {
                 Err(SessionError::NotOwner)
             };
         }
-        if entries.len() >= self.max_sessions {
-            let ttl = self.idle_timeout;
-            entries.retain(|_, e| now.duration_since(e.last_seen) <= ttl);
-            if entries.len() >= self.max_sessions {
-                if let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.last_seen)
-                    .map(|(k, _)| k.clone())
-                {
-                    entries.remove(&oldest);
-                }
-            }
+        if !Self::room(&mut entries, self.max_sessions, self.idle_timeout, now) {
+            return Err(SessionError::Full);
         }
         entries.insert(
             session_id.to_owned(),
@@ -133,6 +129,25 @@ impl SessionTable {
             },
         );
         Ok(())
+    }
+
+    /// Is there room for one more session? Idle sessions are forgotten first; a full
+    /// table refuses new sessions ([`SessionError::Full`]) and never evicts a live one.
+    pub fn has_room(&self) -> bool {
+        let mut entries = self.entries.lock();
+        Self::room(
+            &mut entries,
+            self.max_sessions,
+            self.idle_timeout,
+            Instant::now(),
+        )
+    }
+
+    fn room(entries: &mut HashMap<String, Entry>, max: usize, ttl: Duration, now: Instant) -> bool {
+        if entries.len() >= max {
+            entries.retain(|_, e| now.duration_since(e.last_seen) <= ttl);
+        }
+        entries.len() < max
     }
 
     /// Forget a session (the client deleted it).
@@ -262,14 +277,32 @@ mod tests {
     }
 
     #[test]
-    fn table_is_bounded() {
+    fn a_full_table_refuses_new_sessions_and_keeps_the_old() {
         let t = SessionTable::new(2, Duration::from_secs(60));
         t.bind("s1", "a").unwrap();
-        t.bind("s2", "a").unwrap();
-        t.bind("s3", "a").unwrap();
+        t.bind("s2", "b").unwrap();
+        assert!(!t.has_room());
+        assert_eq!(t.bind("s3", "a"), Err(SessionError::Full));
         assert_eq!(t.len(), 2);
-        assert_eq!(t.active(), 2);
-        assert_eq!(t.check("s3", "a"), Ok(()));
+        assert_eq!(t.check("s1", "a"), Ok(()), "no eviction");
+        assert_eq!(t.check("s2", "b"), Ok(()));
+        assert_eq!(t.check("s3", "a"), Err(SessionError::Unknown));
+        // a known session rebinds at the cap (the upstream repeats its id)
+        assert_eq!(t.bind("s1", "a"), Ok(()));
+        // a DELETE frees a slot
+        t.remove("s2");
+        assert!(t.has_room());
+        assert_eq!(t.bind("s3", "a"), Ok(()));
+    }
+
+    #[test]
+    fn idle_sessions_free_their_slots() {
+        let t = SessionTable::new(1, Duration::ZERO);
+        t.bind("s1", "a").unwrap();
+        crate::testing::let_the_clock_tick();
+        assert!(t.has_room());
+        assert_eq!(t.bind("s2", "a"), Ok(()));
+        assert_eq!(t.len(), 1);
     }
 
     #[test]

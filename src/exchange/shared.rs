@@ -23,9 +23,7 @@ pub async fn check_caller(warden: &Warden, admitted: &Admitted) -> Result<Vec<St
         .check_caller(identity, taint_keys)
         .await
         .map(|caller| caller.taints)
-        .map_err(|refusal| {
-            Refusal::from_state(refusal, warden.config.raw.http.resource_metadata.clone())
-        })
+        .map_err(|refusal| Refusal::from_state(refusal, warden.metadata_url()))
 }
 
 /// Spend the rate-limit budget of an allowed body (all its buckets or none). On a
@@ -40,8 +38,5 @@ pub async fn spend(warden: &Warden, admitted: &Admitted, forward: &Forward) -> R
             let _ = warden.sessions.take_pending(sid, key);
         }
     }
-    Err(Refusal::from_state(
-        refusal,
-        warden.config.raw.http.resource_metadata.clone(),
-    ))
+    Err(Refusal::from_state(refusal, warden.metadata_url()))
 }

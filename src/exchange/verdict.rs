@@ -10,7 +10,8 @@
 //! ([`Catalogue::check_call`]): a tool whose definition is not approved, or arguments
 //! that do not match its `inputSchema`, are refused without asking the policy (the
 //! error says which field and rule, see [`call_problem`]); otherwise the policy sees
-//! the tool's pin facts (`resource.pinned`).
+//! the tool's pin facts (`resource.pinned`). A `prompts/get` is held to the prompt's
+//! pin the same way ([`Catalogue::check_prompt`]).
 
 use serde_json::Value;
 
@@ -143,6 +144,7 @@ fn decide_message(
             annotations.effective(name),
             catalogue.check_call(name, arguments),
         ),
+        McpAction::GetPrompt { name, .. } => (None, catalogue.check_prompt(name)),
         _ => (None, Default::default()),
     };
     let mut decided = MessageDecision {

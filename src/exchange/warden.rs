@@ -30,6 +30,8 @@ pub struct Warden {
     pub policies: PolicyStore,
     /// Session ownership and outstanding list requests.
     pub sessions: SessionTable,
+    /// Task ownership (tasks extension) and the calls that created them.
+    pub tasks: super::tasks::TaskTable,
     /// Tool annotations learned from `tools/list`, and the operator's overrides.
     pub annotations: AnnotationCache,
     /// Definitions seen and pinned, and each tool's compiled `inputSchema`.
@@ -45,6 +47,9 @@ pub struct Warden {
     pub audit: AuditLog,
     /// Requests in flight; draining.
     pub lifecycle: Arc<Lifecycle>,
+    /// The OAuth protected-resource metadata document (`[oauth]`), if a resource is
+    /// named.
+    pub resource_metadata: Option<crate::auth::resource_metadata::ResourceMetadata>,
 }
 
 /// Why the proxy could not be built from its configuration.
@@ -68,7 +73,7 @@ impl Warden {
     /// Build from a checked configuration: set up authentication and compile policies.
     /// Fails on any error, so a bad configuration never starts.
     pub fn build(config: Config) -> Result<Self, BuildError> {
-        let mut auth = Authenticator::from_config(&config.raw.auth, &config.base_dir)?;
+        let mut auth = Authenticator::from_config(&config.raw.effective_auth(), &config.base_dir)?;
         auth.set_datalog_limits(config.raw.policy.biscuit.limits.to_limits());
         let policies = PolicyStore::load(&config.raw.policy, &config.base_dir)?;
         let sessions = SessionTable::new(
@@ -96,11 +101,15 @@ impl Warden {
             config.raw.taint.ttl,
             &config.base_dir,
         )?;
+        let resource_metadata =
+            crate::auth::resource_metadata::ResourceMetadata::from_config(&config.raw.oauth);
         let warden = Warden {
+            resource_metadata,
             config,
             auth,
             policies,
             sessions,
+            tasks: Default::default(),
             annotations,
             catalogue,
             sources,
@@ -111,6 +120,17 @@ impl Warden {
         };
         warden.refresh_gauges();
         Ok(warden)
+    }
+
+    /// The metadata URL 401 challenges name (RFC 9728 §5.1): `[http] resource_metadata`
+    /// if set, else the document this proxy serves for `[oauth] resource`.
+    pub fn metadata_url(&self) -> Option<String> {
+        self.config
+            .raw
+            .http
+            .resource_metadata
+            .clone()
+            .or_else(|| self.resource_metadata.as_ref().map(|m| m.url.clone()))
     }
 
     /// Reload everything reloadable (policies, key files, the pin file). Each part keeps its last

@@ -45,6 +45,9 @@ pub mod methods {
     pub const TASKS_CANCEL: &str = "tasks/cancel";
     /// Update a task (tasks extension).
     pub const TASKS_UPDATE: &str = "tasks/update";
+    /// Open a stream of list-changed and other subscribed notifications (revision
+    /// 2026-07-28); its answer is a long-lived event stream, filtered like a GET stream.
+    pub const SUBSCRIPTIONS_LISTEN: &str = "subscriptions/listen";
     /// Prefix of every notification method (`notifications/initialized`, …).
     pub const NOTIFICATIONS_PREFIX: &str = "notifications/";
 }
@@ -152,7 +155,8 @@ pub enum McpAction {
     /// One of the list methods; the result is filtered per caller.
     List(ListKind),
     /// Protocol plumbing: `initialize`, `ping`, `notifications/*`, `server/discover`,
-    /// `logging/setLevel`, `tasks/*`. Allowed for an authenticated caller unless a
+    /// `logging/setLevel`, `subscriptions/listen`, `tasks/*` (a task operation is decided as
+    /// the call that created its task, see [`crate::exchange::tasks`]). Allowed for an authenticated caller unless a
     /// policy forbids it.
     Protocol {
         /// The JSON-RPC method.

@@ -461,6 +461,7 @@ fn is_protocol_method(method: &str) -> bool {
             | methods::PING
             | methods::SERVER_DISCOVER
             | methods::LOGGING_SET_LEVEL
+            | methods::SUBSCRIPTIONS_LISTEN
             | methods::TASKS_GET
             | methods::TASKS_RESULT
             | methods::TASKS_LIST

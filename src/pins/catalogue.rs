@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use super::definition::{changed_fields, Definition, DefinitionKind};
 use super::file::{PinFile, PinFileError};
 use super::invisible::{scan, Finding, Findings};
+use super::learned::{Claim, LearnedStore};
 use super::{PinMode, PinningConfig};
 use crate::policy::DefinitionFacts;
 use crate::schema::{
@@ -137,6 +138,15 @@ pub enum CallProblem {
     },
     /// Its definition carries invisible characters and `refuse_invisible` is set.
     InvisibleCharacters,
+    /// A `prompts/get` of a prompt whose definition is not approved (as
+    /// [`CallProblem::NotApproved`] for tools).
+    PromptNotApproved {
+        /// Where it stands.
+        status: PinStatus,
+    },
+    /// A `prompts/get` of a prompt whose definition carries invisible characters, with
+    /// `refuse_invisible` set.
+    PromptInvisibleCharacters,
     /// Never listed: no schema to check against.
     UnknownTool,
     /// Its schema could not be compiled.
@@ -157,6 +167,8 @@ impl CallProblem {
         match self {
             CallProblem::NotApproved { .. } => "tool_not_approved",
             CallProblem::InvisibleCharacters => "tool_invisible_characters",
+            CallProblem::PromptNotApproved { .. } => "prompt_not_approved",
+            CallProblem::PromptInvisibleCharacters => "prompt_invisible_characters",
             CallProblem::UnknownTool => "unknown_tool",
             CallProblem::SchemaUnusable { .. } => "schema_unusable",
             CallProblem::InvalidArguments { .. } => "invalid_arguments",
@@ -171,6 +183,12 @@ impl CallProblem {
             }
             CallProblem::InvisibleCharacters => {
                 vec!["tool definition carries invisible characters".into()]
+            }
+            CallProblem::PromptNotApproved { status } => {
+                vec![format!("prompt definition is {}", status.label())]
+            }
+            CallProblem::PromptInvisibleCharacters => {
+                vec!["prompt definition carries invisible characters".into()]
             }
             CallProblem::UnknownTool => vec!["tool never listed by the upstream".into()],
             CallProblem::SchemaUnusable { reason } => vec![format!("input schema: {reason}")],
@@ -194,6 +212,20 @@ pub struct CallCheck {
     pub refusal: Option<CallProblem>,
     /// Forward, but audit this (`warn` modes).
     pub warning: Option<CallProblem>,
+}
+
+impl CallCheck {
+    /// Record `p`: the first enforced problem refuses, the first other one warns.
+    fn problem(&mut self, p: CallProblem, enforced: bool) {
+        let slot = if enforced {
+            &mut self.refusal
+        } else {
+            &mut self.warning
+        };
+        if slot.is_none() {
+            *slot = Some(p);
+        }
+    }
 }
 
 /// A definition as seen, with what was derived from it once.
@@ -344,7 +376,15 @@ impl Catalogue {
 
     /// Judge one list item (see the module docs). Items without a name are left to the
     /// list filter, which refuses the whole result.
-    pub fn observe(&self, kind: DefinitionKind, item: &Map<String, Value>) -> Observed {
+    ///
+    /// In `learn`, a definition no pin holds is offered to `store` first, so replicas
+    /// sharing one agree on what was seen first ([`super::learned`]).
+    pub fn observe(
+        &self,
+        kind: DefinitionKind,
+        item: &Map<String, Value>,
+        store: &dyn LearnedStore,
+    ) -> Observed {
         let Some(definition) = Definition::from_item(kind, item) else {
             return Observed {
                 visible: false,
@@ -389,20 +429,7 @@ impl Catalogue {
             }
         };
         let status = if self.mode == PinMode::Learn && status == PinStatus::Unpinned {
-            let mut state = self.state.write();
-            if state.learned.len() < MAX_DEFINITIONS && !state.learned.contains_key(&key) {
-                state.learned.insert(key.clone(), Arc::clone(&known));
-                events.push(self.event(kind, &known, Change::Learned, None, Vec::new(), true));
-                PinStatus::Pinned
-            } else if state
-                .learned
-                .get(&key)
-                .is_some_and(|k| k.definition.digest == digest)
-            {
-                PinStatus::Pinned
-            } else {
-                PinStatus::Unpinned
-            }
+            self.learn(kind, &key, &known, store, &mut events)
         } else {
             status
         };
@@ -505,9 +532,56 @@ impl Catalogue {
         }
     }
 
+    /// Trust on first sight (`learn`) a definition no pin holds: this one, unless the
+    /// store holds an earlier one of that name (then this one has drifted from it).
+    fn learn(
+        &self,
+        kind: DefinitionKind,
+        key: &Key,
+        known: &Arc<Known>,
+        store: &dyn LearnedStore,
+        events: &mut Vec<PinEvent>,
+    ) -> PinStatus {
+        let digest = &known.definition.digest;
+        let held = match store.claim(kind, &known.definition) {
+            Claim::Local => Arc::clone(known),
+            Claim::Held(definition) if definition.digest == *digest => Arc::clone(known),
+            Claim::Held(definition) => Arc::new(self.know(kind, definition)),
+            Claim::Unavailable(reason) => {
+                tracing::warn!(
+                    kind = kind.label(),
+                    name = %key.1,
+                    %reason,
+                    "definition not trusted: the shared store of learned pins did not answer"
+                );
+                return PinStatus::Unpinned;
+            }
+        };
+        let mut state = self.state.write();
+        let in_force = match state.learned.get(key) {
+            // Learned meanwhile by another request of this process.
+            Some(k) => Arc::clone(k),
+            None if state.learned.len() < MAX_DEFINITIONS => {
+                state.learned.insert(key.clone(), Arc::clone(&held));
+                if held.definition.digest == *digest {
+                    events.push(self.event(kind, known, Change::Learned, None, Vec::new(), true));
+                }
+                held
+            }
+            None => return PinStatus::Unpinned,
+        };
+        if in_force.definition.digest == *digest {
+            PinStatus::Pinned
+        } else {
+            PinStatus::Drifted {
+                pinned: in_force.definition.digest.clone(),
+            }
+        }
+    }
+
     /// What policies see of a tool for a call, without judging the arguments.
     pub fn facts(&self, name: &str) -> DefinitionFacts {
-        self.resolve(name).0
+        self.resolve(DefinitionKind::Tool, name).0
     }
 
     /// Where a tool's definition stands against the pins (for audit lines).
@@ -515,12 +589,17 @@ impl Catalogue {
         if self.mode == PinMode::Off {
             return PinStatus::NotChecked;
         }
-        self.resolve(name).1
+        self.resolve(DefinitionKind::Tool, name).1
     }
 
-    /// The tool's facts, its pin status and the definition to check arguments against.
-    fn resolve(&self, name: &str) -> (DefinitionFacts, PinStatus, Option<Arc<Known>>) {
-        let key: Key = (DefinitionKind::Tool, name.to_owned());
+    /// A definition's facts, its pin status and (tools only) the definition to check
+    /// arguments against.
+    fn resolve(
+        &self,
+        kind: DefinitionKind,
+        name: &str,
+    ) -> (DefinitionFacts, PinStatus, Option<Arc<Known>>) {
+        let key: Key = (kind, name.to_owned());
         let file = self.file.load();
         let state = self.state.read();
         let seen = state.seen.get(&key).cloned();
@@ -541,6 +620,7 @@ impl Catalogue {
         // listed definition otherwise.
         let strict = matches!(self.mode, PinMode::Enforce | PinMode::Learn);
         let basis = match (&seen, &pin, &status) {
+            _ if kind != DefinitionKind::Tool => None,
             (Some(s), _, PinStatus::Pinned) => Some(Arc::clone(s)),
             (None, Some((digest, fields)), PinStatus::Pinned) => {
                 let cached = state.pinned_schemas.get(digest).cloned();
@@ -587,46 +667,20 @@ impl Catalogue {
         if !self.active() {
             return CallCheck::default();
         }
-        let (facts, status, basis) = self.resolve(name);
+        let (facts, status, basis) = self.resolve(DefinitionKind::Tool, name);
         let mut check = CallCheck {
             facts,
             refusal: None,
             warning: None,
         };
-        let mut problem = |p: CallProblem, enforced: bool| {
-            if enforced {
-                if check.refusal.is_none() {
-                    check.refusal = Some(p);
-                }
-            } else if check.warning.is_none() {
-                check.warning = Some(p);
-            }
-        };
-        match (self.mode, &status) {
-            (PinMode::Off, _) | (_, PinStatus::Pinned) => {}
-            (PinMode::Enforce, _) => problem(
-                CallProblem::NotApproved {
-                    status: status.clone(),
-                },
-                true,
-            ),
-            (PinMode::Learn, PinStatus::Unknown) => {}
-            (PinMode::Learn, _) => problem(
-                CallProblem::NotApproved {
-                    status: status.clone(),
-                },
-                true,
-            ),
-            (PinMode::Warn, _) => problem(
-                CallProblem::NotApproved {
-                    status: status.clone(),
-                },
-                false,
-            ),
+        self.judge_pin(&status, &mut check, |status| CallProblem::NotApproved {
+            status,
+        });
+        let invisible = facts.invisible_characters && self.mode != PinMode::Off;
+        if invisible && self.refuse_invisible {
+            check.problem(CallProblem::InvisibleCharacters, true);
         }
-        if facts.invisible_characters && self.mode != PinMode::Off && self.refuse_invisible {
-            problem(CallProblem::InvisibleCharacters, true);
-        }
+        let mut problem = |p: CallProblem, enforced: bool| check.problem(p, enforced);
         let enforce = self.validation == ValidationMode::Enforce;
         if self.validation != ValidationMode::Off {
             match basis.as_ref().and_then(|k| k.schema.as_ref()) {
@@ -645,6 +699,48 @@ impl Catalogue {
             }
         }
         check
+    }
+
+    /// Judge one `prompts/get` by the prompt's pin, as [`Catalogue::check_call`] judges
+    /// a tool's: in `enforce` (and for a drift in `learn`) a prompt whose definition is
+    /// not approved is refused, in `warn` it is audited. Prompts carry no schema, so
+    /// there are no arguments to check.
+    pub fn check_prompt(&self, name: &str) -> CallCheck {
+        if self.mode == PinMode::Off {
+            return CallCheck::default();
+        }
+        let (facts, status, _) = self.resolve(DefinitionKind::Prompt, name);
+        let mut check = CallCheck {
+            facts,
+            refusal: None,
+            warning: None,
+        };
+        self.judge_pin(&status, &mut check, |status| {
+            CallProblem::PromptNotApproved { status }
+        });
+        if facts.invisible_characters && self.refuse_invisible {
+            check.problem(CallProblem::PromptInvisibleCharacters, true);
+        }
+        check
+    }
+
+    /// The pin rule of the mode, for a definition in `status`: refused in `enforce`
+    /// unless pinned, in `learn` unless pinned or never listed (first sight pins it when
+    /// listed), audited in `warn`.
+    fn judge_pin(
+        &self,
+        status: &PinStatus,
+        check: &mut CallCheck,
+        not_approved: impl FnOnce(PinStatus) -> CallProblem,
+    ) {
+        let enforced = match (self.mode, status) {
+            (PinMode::Off, _) | (_, PinStatus::Pinned) | (PinMode::Learn, PinStatus::Unknown) => {
+                return
+            }
+            (PinMode::Enforce | PinMode::Learn, _) => true,
+            (PinMode::Warn, _) => false,
+        };
+        check.problem(not_approved(status.clone()), enforced);
     }
 
     /// The pins now in force (file and learned), for `pin diff` style reports.

@@ -23,6 +23,7 @@ pub mod diff;
 pub mod fetch;
 pub mod file;
 pub mod invisible;
+pub mod learned;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,7 @@ use serde::Deserialize;
 pub use catalogue::{CallCheck, CallProblem, Catalogue, Change, Observed, PinEvent, PinStatus};
 pub use definition::{Definition, DefinitionKind};
 pub use file::{PinEntry, PinFile, PinFileError};
+pub use learned::{Claim, LearnedStore, LocalOnly};
 
 /// How definitions are held to their pins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

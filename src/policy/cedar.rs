@@ -18,18 +18,21 @@
 //! action and by resource. A policy is evaluated for a request only if its action scope
 //! can match the request's action and its resource scope is not `resource == <another
 //! entity>`; a policy skipped this way could not have been satisfied (nor failed: scope
-//! conditions are evaluated first and cannot error). A decision builds two entities and a
-//! context, clones the static entity map (cheap for a role hierarchy) and evaluates. The
-//! context's `datetime` and `source_ip` expressions come from a small cache (per second,
-//! per address), because building one parses the extension's name with Cedar's parser.
-//! The listing rule builds the principal, the context and the entity stores holding the
-//! principal once per list result ([`PolicyEngine::listing`]).
+//! conditions are evaluated first and cannot error). The principal and the entity stores
+//! holding it are built once per caller and kept (`callers`, bounded); a decision builds
+//! the resource entity and a context, adds the resource to a clone of the caller's store
+//! and evaluates. The context's `datetime` and `source_ip` expressions come from a small
+//! cache (per second, per address), because building one parses the extension's name
+//! with Cedar's parser. The listing rule builds the context once per list result
+//! ([`PolicyEngine::listing`]) and evaluates the policies blind to the item's identity
+//! once per class of items (`listing`).
 //!
 //! Fail closed: a request that cannot be built is a deny, and a `forbid` policy that
 //! fails to evaluate denies as if it had matched (Cedar itself would skip it).
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use cedar_policy::{
@@ -210,8 +213,15 @@ pub struct CedarEngine {
     authorizer: Authorizer,
     /// Per action name: the policies whose action scope can match it.
     by_action: HashMap<&'static str, Index>,
-    /// The list-time forms of the `call_tool` and `get_prompt` policies.
-    listing: HashMap<&'static str, Index>,
+    /// Per listed action (`call_tool`, `get_prompt` in their list-time forms,
+    /// `read_resource`): the policies split for one-pass listing.
+    one_pass: HashMap<&'static str, listing::ListingIndex>,
+    /// Every policy in its list-time form, unindexed: the single-pass rule the
+    /// one-pass listing is tested against.
+    #[cfg(test)]
+    naive_listing: PolicySet,
+    #[cfg(test)]
+    naive: PolicySet,
     /// `entities` plus the listing entity holding the unknown arguments.
     listing_entities: Entities,
     /// `Action::"<name>"` uids.
@@ -224,6 +234,8 @@ pub struct CedarEngine {
     policy_count: usize,
     /// `context.datetime` and `context.source_ip` expressions, reused.
     extensions: ExtensionCache,
+    /// Recent callers' principals and entity stores.
+    callers: callers::Callers,
 }
 
 impl std::fmt::Debug for CedarEngine {
@@ -269,19 +281,38 @@ impl CedarEngine {
             .map(listing_variant)
             .collect::<Result<Vec<_>, _>>()?;
         let mut by_action = HashMap::new();
-        let mut listing = HashMap::new();
+        let mut one_pass = HashMap::new();
         for (&name, uid) in &actions {
             by_action.insert(
                 name,
                 Index::build(bundle.policies.policies().filter(|p| applies(p, uid)))?,
             );
+            let declared: &[&str] = if name == "call_tool" {
+                &["annotations", "pinned", "invisible_characters"]
+            } else {
+                &[]
+            };
             if ACTIONS_WITH_ARGUMENTS.contains(&name) {
-                listing.insert(
+                one_pass.insert(
                     name,
-                    Index::build(listing_policies.iter().filter(|p| applies(p, uid)))?,
+                    listing::ListingIndex::build(
+                        listing_policies.iter().filter(|p| applies(p, uid)),
+                        declared,
+                    )?,
+                );
+            } else if name == "read_resource" {
+                one_pass.insert(
+                    name,
+                    listing::ListingIndex::build(
+                        bundle.policies.policies().filter(|p| applies(p, uid)),
+                        declared,
+                    )?,
                 );
             }
         }
+        #[cfg(test)]
+        let naive_listing =
+            PolicySet::from_policies(listing_policies.iter().cloned()).map_err(engine_error)?;
         let listing_entity = Entity::new(
             EntityUid::from_type_name_and_id(
                 type_name(LISTING_TYPE)?,
@@ -309,12 +340,17 @@ impl CedarEngine {
             generation,
             authorizer: Authorizer::new(),
             by_action,
-            listing,
+            one_pass,
+            #[cfg(test)]
+            naive_listing,
+            #[cfg(test)]
+            naive: bundle.policies.clone(),
             listing_entities,
             actions,
             forbids,
             policy_count: bundle.policies.num_of_policies(),
             extensions: ExtensionCache::new(),
+            callers: callers::Callers::default(),
             entities: bundle.entities,
             types: Types {
                 user: type_name("User")?,
@@ -529,30 +565,27 @@ impl CedarEngine {
     /// policies that can apply (from the list-time forms if `listing`).
     fn prepare(
         &self,
-        principal: Entity,
+        caller: &callers::Caller,
         action: &'static str,
         resource: Entity,
         context: Context,
-        listing: bool,
     ) -> Result<(Request, Entities, &PolicySet), BuildError> {
-        let (index, base) = if listing {
-            (self.listing.get(action), &self.listing_entities)
-        } else {
-            (self.by_action.get(action), &self.entities)
-        };
-        let (Some(action_uid), Some(index)) = (self.actions.get(action), index) else {
+        let base = &caller.entities;
+        let (Some(action_uid), Some(index)) =
+            (self.actions.get(action), self.by_action.get(action))
+        else {
             return Err(BuildError::UnknownAction { action });
         };
-        let principal_uid = principal.uid();
+        let principal_uid = caller.principal_uid.clone();
         let resource_uid = resource.uid();
         let policies = index.get(&resource_uid);
-        let entities = base
-            .clone()
-            .add_entities([principal, resource], None)
-            .map_err(|e| BuildError::Entity {
-                what: "request",
-                message: e.to_string(),
-            })?;
+        let entities =
+            base.clone()
+                .add_entities([resource], None)
+                .map_err(|e| BuildError::Entity {
+                    what: "request",
+                    message: e.to_string(),
+                })?;
         let request = Request::new(
             principal_uid,
             action_uid.clone(),
@@ -574,13 +607,9 @@ impl CedarEngine {
             None => convert::empty_record("arguments")?,
         };
         let context = self.context(request.identity, request.env, arguments)?;
-        let (cedar_request, entities, policies) = self.prepare(
-            self.principal(request.identity)?,
-            action.policy_action(),
-            resource,
-            context,
-            false,
-        )?;
+        let caller = self.callers.get(self, request.identity)?;
+        let (cedar_request, entities, policies) =
+            self.prepare(&caller, action.policy_action(), resource, context)?;
         let response = self
             .authorizer
             .is_authorized(&cedar_request, policies, &entities);
@@ -625,36 +654,20 @@ impl CedarEngine {
 
     /// The caller-dependent parts of one list result's questions, built once.
     fn listing_parts(&self, query: &ListQuery<'_>) -> Result<ListingParts, BuildError> {
-        let principal = self.principal(query.identity)?;
         let context = self.context(
             query.identity,
             query.env,
             convert::empty_record("arguments")?,
         )?;
-        let principal_uid = principal.uid();
-        let with_principal = |base: &Entities| {
-            base.clone()
-                .add_entities([principal.clone()], None)
-                .map_err(|e| BuildError::Entity {
-                    what: "principal",
-                    message: e.to_string(),
-                })
-        };
         Ok(ListingParts {
-            listing_entities: with_principal(&self.listing_entities)?,
-            entities: with_principal(&self.entities)?,
-            principal_uid,
+            caller: self.callers.get(self, query.identity)?,
             context,
         })
     }
 
-    /// One item's listing question, with the list's parts.
-    fn try_may_list(
-        &self,
-        parts: &ListingParts,
-        item: &ListedItem<'_>,
-    ) -> Result<bool, BuildError> {
-        let (action, resource) = match item.kind {
+    /// The call a list item stands for: its action and resource entity.
+    fn listed_call(&self, item: &ListedItem<'_>) -> Result<(&'static str, Entity), BuildError> {
+        Ok(match item.kind {
             ListKind::Tools => (
                 "call_tool",
                 self.tool(item.name, item.annotations, item.definition)?,
@@ -663,18 +676,27 @@ impl CedarEngine {
             ListKind::Resources | ListKind::ResourceTemplates => {
                 ("read_resource", self.resource_entity(item.name)?)
             }
-        };
-        let listing = ACTIONS_WITH_ARGUMENTS.contains(&action);
-        let (index, base) = if listing {
-            (self.listing.get(action), &parts.listing_entities)
+        })
+    }
+
+    /// Cedar's partial answer for a listed call under `policies` (arguments unknown).
+    fn partial_listing(
+        &self,
+        parts: &ListingParts,
+        action: &'static str,
+        policies: &PolicySet,
+        resource: Entity,
+    ) -> Result<cedar_policy::PartialResponse, BuildError> {
+        let base = if ACTIONS_WITH_ARGUMENTS.contains(&action) {
+            &parts.caller.listing_entities
         } else {
-            (self.by_action.get(action), &parts.entities)
+            &parts.caller.entities
         };
-        let (Some(action_uid), Some(index)) = (self.actions.get(action), index) else {
-            return Err(BuildError::UnknownAction { action });
-        };
+        let action_uid = self
+            .actions
+            .get(action)
+            .ok_or(BuildError::UnknownAction { action })?;
         let resource_uid = resource.uid();
-        let policies = index.get(&resource_uid);
         let entities =
             base.clone()
                 .add_entities([resource], None)
@@ -683,7 +705,7 @@ impl CedarEngine {
                     message: e.to_string(),
                 })?;
         let request = Request::new(
-            parts.principal_uid.clone(),
+            parts.caller.principal_uid.clone(),
             action_uid.clone(),
             resource_uid,
             parts.context.clone(),
@@ -692,49 +714,41 @@ impl CedarEngine {
         .map_err(|e| BuildError::Request {
             message: e.to_string(),
         })?;
-        let partial = self
+        Ok(self
             .authorizer
-            .is_authorized_partial(&request, policies, &entities);
-        if partial
-            .definitely_errored()
-            .any(|id| self.forbids.contains(id))
-        {
-            return Ok(false);
-        }
-        Ok(match partial.decision() {
-            Some(CedarDecision::Allow) => true,
-            Some(CedarDecision::Deny) => false,
-            // Residual: the outcome depends on the arguments, so some call may succeed.
-            None => true,
-        })
+            .is_authorized_partial(&request, policies, &entities))
+    }
+
+    /// The single-pass listing rule, every policy evaluated for the item at once (what
+    /// the one-pass listing must agree with).
+    #[cfg(test)]
+    fn single_pass_may_list(
+        &self,
+        identity: &Identity,
+        item: &ListedItem<'_>,
+        env: &RequestEnv,
+    ) -> bool {
+        let query = ListQuery { identity, env };
+        let run = || -> Result<bool, BuildError> {
+            let parts = self.listing_parts(&query)?;
+            let (action, resource) = self.listed_call(item)?;
+            let policies = if ACTIONS_WITH_ARGUMENTS.contains(&action) {
+                &self.naive_listing
+            } else {
+                &self.naive
+            };
+            let response = self.partial_listing(&parts, action, policies, resource)?;
+            Ok(listing::Flags::of(self, &response).listed())
+        };
+        run().unwrap_or(false)
     }
 }
 
 /// What every item of one list result shares: the principal (inside both entity
 /// stores) and the context.
 struct ListingParts {
-    /// The list-time entities (with the unknown arguments) plus the principal.
-    listing_entities: Entities,
-    /// The static entities plus the principal.
-    entities: Entities,
-    principal_uid: EntityUid,
+    caller: Arc<callers::Caller>,
     context: Context,
-}
-
-/// A [`Listing`] under one Cedar generation.
-struct CedarListing<'a> {
-    engine: &'a CedarEngine,
-    /// `None` if the caller's parts could not be built: every item is hidden.
-    parts: Option<ListingParts>,
-}
-
-impl Listing for CedarListing<'_> {
-    fn may_list(&self, item: &ListedItem<'_>) -> bool {
-        let Some(parts) = &self.parts else {
-            return false;
-        };
-        self.engine.try_may_list(parts, item).unwrap_or(false)
-    }
 }
 
 impl PolicyEngine for CedarEngine {
@@ -782,12 +796,18 @@ impl PolicyEngine for CedarEngine {
                 None
             }
         };
-        Box::new(CedarListing {
+        Box::new(listing::CedarListing {
             engine: self,
             parts,
+            classes: Default::default(),
         })
     }
 }
+
+#[path = "cedar_callers.rs"]
+mod callers;
+#[path = "cedar_listing.rs"]
+mod listing;
 
 #[cfg(test)]
 #[path = "cedar_tests.rs"]

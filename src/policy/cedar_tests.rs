@@ -752,3 +752,235 @@ fn undeclared_hints_take_the_spec_defaults() {
     );
     assert!(!d.allow);
 }
+
+/// The one-pass listing (blind policies once per class of items, the rest per item)
+/// against the single-pass rule (every policy, unindexed, for each item), on generated
+/// policy sets, catalogues, callers and environments.
+mod one_pass {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Policy templates; `{n}` is an item number. Together they reach every split: tool
+    /// scopes, blind annotation rules, name patterns, conditions on `resource ==`,
+    /// argument residuals, taints, pinning facts, forbids that always error, other kinds.
+    const TEMPLATES: &[&str] = &[
+        r#"permit (principal, action == Action::"call_tool", resource == Tool::"t{n}");"#,
+        r#"forbid (principal, action == Action::"call_tool", resource == Tool::"t{n}") when { resource.annotations.destructiveHint };"#,
+        r#"permit (principal in Role::"staff", action == Action::"call_tool", resource) when { resource.annotations.readOnlyHint };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { resource.annotations.destructiveHint } unless { principal in Role::"admin" };"#,
+        r#"permit (principal, action == Action::"call_tool", resource) when { resource.name like "t{n}*" };"#,
+        r#"permit (principal, action == Action::"call_tool", resource) when { context.arguments has count && context.arguments.count < {n} };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { context.session.taints.contains("secret") && resource.annotations.openWorldHint };"#,
+        r#"permit (principal, action, resource is Tool) when { resource.pinned };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { resource.invisible_characters };"#,
+        r#"permit (principal, action == Action::"read_resource", resource) when { resource.uri like "docs://*" };"#,
+        r#"permit (principal in Role::"admin", action == Action::"get_prompt", resource == Prompt::"p{n}");"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { resource == Tool::"t{n}" };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource == Tool::"t{n}") when { context.time * 10000000000000 > 0 };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { resource.annotations.idempotentHint && context.time * 10000000000000 > 0 };"#,
+        r#"permit (principal, action in [Action::"call_tool", Action::"get_prompt"], resource);"#,
+        r#"permit (principal, action == Action::"call_tool", resource) when { resource.annotations has title && resource.annotations.title == "T{n}" };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { context.arguments has note && context.arguments.note == "x" && resource.annotations.readOnlyHint };"#,
+        r#"permit (principal, action == Action::"read_resource", resource == Resource::"file://r{n}");"#,
+        r#"permit (principal in Role::"staff", action == Action::"get_prompt", resource) when { resource.name != "p{n}" };"#,
+        r#"forbid (principal, action, resource) when { context.session.taints.contains("quarantine") };"#,
+    ];
+
+    fn policy_set(picks: &[(usize, usize)]) -> String {
+        picks
+            .iter()
+            .map(|&(t, n)| TEMPLATES[t].replace("{n}", &n.to_string()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[derive(Debug, Clone)]
+    struct Item {
+        kind: ListKind,
+        n: usize,
+        annotations: Option<Map<String, Value>>,
+        definition: DefinitionFacts,
+    }
+
+    impl Item {
+        fn name(&self) -> String {
+            match self.kind {
+                ListKind::Tools => format!("t{}", self.n),
+                ListKind::Prompts => format!("p{}", self.n),
+                ListKind::Resources => format!("file://r{}", self.n),
+                ListKind::ResourceTemplates => format!("docs://d{}", self.n),
+            }
+        }
+    }
+
+    fn annotations() -> impl Strategy<Value = Option<Map<String, Value>>> {
+        let hint = || prop_oneof![Just(None), Just(Some(true)), Just(Some(false))];
+        (
+            any::<bool>(),
+            hint(),
+            hint(),
+            hint(),
+            prop_oneof![Just(None), (0..3usize).prop_map(Some)],
+        )
+            .prop_map(|(present, read_only, destructive, idempotent, title)| {
+                present.then(|| {
+                    let mut m = Map::new();
+                    for (k, v) in [
+                        ("readOnlyHint", read_only),
+                        ("destructiveHint", destructive),
+                        ("idempotentHint", idempotent),
+                    ] {
+                        if let Some(v) = v {
+                            m.insert(k.to_owned(), Value::Bool(v));
+                        }
+                    }
+                    if let Some(t) = title {
+                        m.insert("title".to_owned(), json!(format!("T{t}")));
+                    }
+                    m
+                })
+            })
+    }
+
+    fn item() -> impl Strategy<Value = Item> {
+        (
+            prop_oneof![
+                4 => Just(ListKind::Tools),
+                1 => Just(ListKind::Prompts),
+                1 => Just(ListKind::Resources),
+                1 => Just(ListKind::ResourceTemplates),
+            ],
+            0..6usize,
+            annotations(),
+            any::<(bool, bool)>(),
+        )
+            .prop_map(
+                |(kind, n, annotations, (pinned, invisible_characters))| Item {
+                    kind,
+                    n,
+                    annotations,
+                    definition: DefinitionFacts {
+                        pinned,
+                        invisible_characters,
+                    },
+                },
+            )
+    }
+
+    /// A fixed case budget and seed, unless `PROPTEST_CASES`/`PROPTEST_RNG_SEED` say
+    /// otherwise.
+    fn budget(cases: u32) -> ProptestConfig {
+        let env = ProptestConfig::default();
+        ProptestConfig {
+            cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+                env.cases
+            } else {
+                cases
+            },
+            rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+                env.rng_seed
+            } else {
+                proptest::test_runner::RngSeed::Fixed(0x6c69_7374_696e_6721)
+            },
+            failure_persistence: None,
+            ..env
+        }
+    }
+
+    proptest! {
+        #![proptest_config(budget(96))]
+
+        #[test]
+        fn one_pass_listing_equals_the_single_pass_rule(
+            picks in proptest::collection::vec((0..TEMPLATES.len(), 0..6usize), 1..12),
+            items in proptest::collection::vec(item(), 1..24),
+            roles in proptest::sample::subsequence(vec!["admin", "staff"], 0..=2),
+            taints in proptest::sample::subsequence(vec!["quarantine", "secret"], 0..=2),
+        ) {
+            let engine = engine(&policy_set(&picks));
+            let identity = user("u", &roles);
+            let env = RequestEnv {
+                taints: taints.iter().map(|t| (*t).to_owned()).collect(),
+                ..env()
+            };
+            let listing = engine.listing(&ListQuery { identity: &identity, env: &env });
+            for item in &items {
+                let name = item.name();
+                let listed = ListedItem {
+                    kind: item.kind,
+                    name: &name,
+                    annotations: item.annotations.as_ref(),
+                    definition: item.definition,
+                };
+                prop_assert_eq!(
+                    listing.may_list(&listed),
+                    engine.single_pass_may_list(&identity, &listed, &env),
+                    "item {:?} under {}", item, policy_set(&picks)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_cached_caller_with_other_claims_is_judged_by_its_own_claims() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource)
+           when { principal.claims has department && principal.claims.department == "a" };"#,
+    );
+    let mut a = user("u", &[]);
+    a.claims = obj(json!({"department": "a"}));
+    let mut b = a.clone();
+    b.claims = obj(json!({"department": "b"}));
+    // Same subject, roles and scopes: the same cache slot, told apart by the claims.
+    for _ in 0..2 {
+        assert!(call(&e, &a, "x", json!({})).allow);
+        assert!(!call(&e, &b, "x", json!({})).allow);
+        assert!(listed(&e, &a, ListKind::Tools, "x"));
+        assert!(!listed(&e, &b, ListKind::Tools, "x"));
+    }
+}
+
+#[test]
+fn the_caller_cache_stays_bounded() {
+    let e = engine(r#"permit (principal, action == Action::"call_tool", resource);"#);
+    for i in 0..callers::MAX_CALLERS + 10 {
+        assert!(call(&e, &user(&format!("u{i}"), &[]), "x", json!({})).allow);
+        assert!(e.callers.len() <= callers::MAX_CALLERS);
+    }
+}
+
+#[test]
+fn each_list_is_judged_by_its_own_taints() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource);
+           forbid (principal, action == Action::"call_tool", resource)
+           when { context.session.taints.contains("secret") && resource.annotations.openWorldHint };"#,
+    );
+    let u = user("u", &[]);
+    let clean = env();
+    let tainted = RequestEnv {
+        taints: vec!["secret".to_owned()],
+        ..env()
+    };
+    let item = ListedItem {
+        kind: ListKind::Tools,
+        name: "fetch",
+        annotations: None,
+        definition: Default::default(),
+    };
+    // The same class of item, asked in turn under both environments: no answer is
+    // carried from one list to the next.
+    for _ in 0..2 {
+        let before = e.listing(&ListQuery {
+            identity: &u,
+            env: &clean,
+        });
+        assert!(before.may_list(&item) && before.may_list(&item));
+        let after = e.listing(&ListQuery {
+            identity: &u,
+            env: &tainted,
+        });
+        assert!(!after.may_list(&item) && !after.may_list(&item));
+    }
+}

@@ -68,7 +68,7 @@ pub struct SourceDiagnostic {
 }
 
 impl SourceDiagnostic {
-    fn new(path: &Path, location: Option<LineCol>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &Path, location: Option<LineCol>, message: impl Into<String>) -> Self {
         SourceDiagnostic {
             path: path.to_owned(),
             location,

@@ -199,6 +199,7 @@ pub mod cedar;
 mod convert;
 mod extension_cache;
 pub mod load;
+pub mod scopes;
 pub mod store;
 pub mod testcases;
 pub mod watch;

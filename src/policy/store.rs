@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 use super::biscuit::{load_datalog_dir, BiscuitEngine, BiscuitPolicyConfig, TokenChecks};
 use super::cedar::CedarEngine;
 use super::load::{load_dir, PolicyLoadError};
+use super::scopes::ScopeRequirements;
 use super::watch::{spawn_watcher, WatchError, WatchHandle};
 use super::PolicyEngine;
 
@@ -90,6 +91,8 @@ pub struct Generation {
     pub engine: Arc<dyn PolicyEngine>,
     /// When it was loaded.
     pub loaded_at: SystemTime,
+    /// The scopes its `@insufficient_scope` policies require (OAuth step-up).
+    pub scopes: ScopeRequirements,
 }
 
 impl std::fmt::Debug for Generation {
@@ -128,24 +131,33 @@ fn compile_dir(
     number: u64,
     settings: &Settings,
 ) -> Result<Generation, PolicyLoadError> {
-    let engine: Arc<dyn PolicyEngine> = match settings.engine {
+    let (engine, scopes): (Arc<dyn PolicyEngine>, _) = match settings.engine {
         EngineKind::Cedar => {
             let bundle = load_dir(dir)?;
             for warning in &bundle.warnings {
                 tracing::warn!(%warning, "policy warning");
             }
+            let scopes = ScopeRequirements::from_cedar(&bundle.policies, dir)?;
             let cedar = CedarEngine::new(bundle, number)?;
-            Arc::new(TokenChecks::new(cedar, number, settings.limits.clone()))
+            (
+                Arc::new(TokenChecks::new(cedar, number, settings.limits.clone())),
+                scopes,
+            )
         }
         EngineKind::Biscuit => {
             let program = load_datalog_dir(dir, &settings.external_keys)?;
-            Arc::new(BiscuitEngine::new(program, number, settings.limits.clone()))
+            let scopes = program.scopes.clone();
+            (
+                Arc::new(BiscuitEngine::new(program, number, settings.limits.clone())),
+                scopes,
+            )
         }
     };
     Ok(Generation {
         number,
         engine,
         loaded_at: SystemTime::now(),
+        scopes,
     })
 }
 
@@ -182,6 +194,7 @@ impl PolicyStore {
                 number: 1,
                 engine,
                 loaded_at: SystemTime::now(),
+                scopes: ScopeRequirements::default(),
             }),
             reload_lock: Mutex::new(()),
         }
@@ -215,6 +228,7 @@ impl PolicyStore {
             number,
             engine,
             loaded_at: SystemTime::now(),
+            scopes: ScopeRequirements::default(),
         }));
         number
     }
@@ -312,6 +326,59 @@ mod tests {
             env: &env,
         });
         (d.allow, d.generation)
+    }
+
+    #[test]
+    fn a_reload_of_the_role_hierarchy_is_not_served_from_cached_callers() {
+        let (dir, store) = setup(
+            r#"permit (principal in Role::"staff", action == Action::"call_tool", resource == Tool::"echo");"#,
+        );
+        let entities = |parents: &str| {
+            format!(
+                r#"[{{"uid": {{"type": "Role", "id": "admin"}}, "attrs": {{}}, "parents": [{parents}]}}, {{"uid": {{"type": "Role", "id": "staff"}}, "attrs": {{}}, "parents": []}}]"#
+            )
+        };
+        let pdir = dir.path().join("policies");
+        std::fs::write(
+            pdir.join("entities.json"),
+            entities(r#"{"type": "Role", "id": "staff"}"#),
+        )
+        .unwrap();
+        store.reload().unwrap();
+        let admin = Identity {
+            roles: vec!["admin".to_owned()],
+            ..Identity::anonymous()
+        };
+        let allowed = |generation: &Generation| {
+            let env = RequestEnv {
+                time: SystemTime::now(),
+                source_ip: None,
+                session_id: None,
+                taints: vec![],
+                protocol_version: None,
+                mtls: None,
+            };
+            let action = McpAction::CallTool {
+                name: "echo".into(),
+                arguments: json!({}),
+            };
+            generation
+                .engine
+                .decide(&AuthzRequest {
+                    identity: &admin,
+                    action: &action,
+                    annotations: None,
+                    definition: Default::default(),
+                    env: &env,
+                })
+                .allow
+        };
+        let before = store.current();
+        assert!(allowed(&before) && allowed(&before), "admin is staff");
+        std::fs::write(pdir.join("entities.json"), entities("")).unwrap();
+        store.reload().unwrap();
+        assert!(!allowed(&store.current()), "admin is no longer staff");
+        assert!(allowed(&before), "the old generation keeps its rules");
     }
 
     #[test]

@@ -46,9 +46,12 @@ pub fn spawn_reloaders(warden: &Arc<Warden>) -> anyhow::Result<Vec<watch::WatchH
     }
 
     let w = Arc::clone(warden);
+    let (registered, on_registered) = std::sync::mpsc::channel();
     spawn_with_runtime("sighup", "SIGHUP listener", move || async move {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        let hup = signal(SignalKind::hangup());
+        let _ = registered.send(());
+        let Ok(mut hup) = hup else {
             tracing::error!("cannot listen for SIGHUP");
             return;
         };
@@ -58,6 +61,9 @@ pub fn spawn_reloaders(warden: &Arc<Warden>) -> anyhow::Result<Vec<watch::WatchH
             w.reload();
         }
     })?;
+    // Return once SIGHUP is taken over: from then on it reloads instead of killing the
+    // process (its default action).
+    let _ = on_registered.recv();
     Ok(handles)
 }
 
@@ -147,13 +153,16 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     use pingora::server::{RunArgs, Server};
 
     let listen = warden.config.raw.listen;
-    // Bind first: a taken port stops the start before anything else happens.
-    let socket = listener::bind(listen, "listen")?;
-    let bound = socket.local_addr()?;
     warden.audit.start().context("audit log")?;
     let warden = Arc::new(warden);
-    let admin = admin::spawn(&warden)?;
+    // SIGHUP is taken over before the port is bound: a client may connect (and an operator
+    // signal) as soon as the kernel queues connections, and a SIGHUP must then reload,
+    // never kill the process.
     let _watchers = spawn_reloaders(&warden)?;
+    // Then bind: a taken port stops the start before anything is served.
+    let socket = listener::bind(listen, "listen")?;
+    let bound = socket.local_addr()?;
+    let admin = admin::spawn(&warden)?;
 
     let lc = &warden.config.raw.lifecycle;
     let conf = ServerConf {

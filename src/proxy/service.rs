@@ -61,6 +61,9 @@ pub struct RequestCtx {
     exchange: Option<Exchange>,
     /// When the upstream was picked.
     upstream_started: Option<Instant>,
+    /// The last bytes of an answer the proxy ended early (the error that ends it),
+    /// written by `fail_to_proxy`: Pingora ends a body early only through an error.
+    ended_tail: Option<Bytes>,
 }
 
 #[async_trait]
@@ -79,6 +82,7 @@ impl ProxyHttp for WardenProxy {
             in_flight: self.warden.lifecycle.enter(),
             exchange: None,
             upstream_started: None,
+            ended_tail: None,
         }
     }
 
@@ -87,6 +91,21 @@ impl ProxyHttp for WardenProxy {
         ctx.facts.request_id = request_id(&req.headers);
         ctx.facts.http_method = req.method.to_string();
         ctx.facts.source = client_addr(session);
+        if let Some(metadata) = self
+            .warden
+            .resource_metadata
+            .as_ref()
+            .filter(|m| req.method == http::Method::GET && m.serves(req.uri.path()))
+        {
+            // RFC 9728: public, unauthenticated, and the same for every caller.
+            let headers = [
+                ("cache-control", "public, max-age=3600".to_owned()),
+                ("access-control-allow-origin", "*".to_owned()),
+                (REQUEST_ID_HEADER, ctx.facts.request_id.clone()),
+            ];
+            write_bytes(session, 200, &headers, metadata.document.clone()).await?;
+            return Ok(true);
+        }
         if RequestKind::of(&req.method) == Some(RequestKind::StreamGet) {
             ctx.in_flight.set_kind(Kind::Stream);
         }
@@ -213,6 +232,16 @@ impl ProxyHttp for WardenProxy {
     ) -> Result<Option<Duration>> {
         if let Some(exchange) = &mut ctx.exchange {
             exchange.answer_chunk(&self.warden, body, end_of_stream);
+            if exchange.ended_early() && !end_of_stream {
+                // An event stream the proxy can no longer filter ends here, with the error
+                // this chunk carries: `fail_to_proxy` writes it and ends the body, and the
+                // upstream connection is dropped.
+                ctx.ended_tail = Some(body.take().unwrap_or_default());
+                return Err(pingora::Error::explain(
+                    pingora::ErrorType::Custom("answer_ended_early"),
+                    "event stream ended by the proxy: an event too large to filter",
+                ));
+            }
         }
         Ok(None)
     }
@@ -223,6 +252,14 @@ impl ProxyHttp for WardenProxy {
         e: &pingora::Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if let Some(tail) = ctx.ended_tail.take() {
+            session.set_keepalive(None);
+            let _ = write_ended_stream(session, tail, &ctx.facts.request_id).await;
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
         let failed = match e.esource() {
             pingora::ErrorSource::Upstream => Some(UpstreamFailed::Unavailable),
             pingora::ErrorSource::Downstream => None,
@@ -243,6 +280,11 @@ impl ProxyHttp for WardenProxy {
                 tracing::warn!(%request_id, kind, error = %e, "upstream failed");
             }
         }
+        // Pingora closes the client's connection after a failed proxy attempt: say so
+        // (`Connection: close`), or a keep-alive client sends its next request on a
+        // connection being closed and sees a reset instead of this 502 (the soak's
+        // "non-502 failures" while the upstream was down).
+        session.set_keepalive(None);
         if let Some(failed) = failed.filter(|_| session.response_written().is_none()) {
             let headers = [(REQUEST_ID_HEADER, ctx.facts.request_id.clone())];
             let _ = write_json(session, failed.status(), &headers, &failed.body()).await;
@@ -352,6 +394,8 @@ fn client_addr(session: &Session) -> Option<std::net::SocketAddr> {
 fn withhold(resp: &mut ResponseHeader) -> Result<()> {
     resp.set_status(Withheld::STATUS)?;
     resp.remove_header(&http::header::CONTENT_ENCODING);
+    // A withheld `initialize` answer opens no session: its id is not handed out.
+    resp.remove_header(SESSION_HEADER);
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     reframe(resp)
 }
@@ -377,13 +421,35 @@ async fn write_refusal(session: &mut Session, refusal: &Refusal, request_id: &st
     write_json(session, refusal.status(), &headers, &refusal.body()).await
 }
 
+/// The end of an event stream the proxy ended early: its head too if it has not gone out
+/// (it was in the same batch of upstream data), then `tail`, then the end of the body.
+async fn write_ended_stream(session: &mut Session, tail: Bytes, request_id: &str) -> Result<()> {
+    if session.response_written().is_none() {
+        let mut resp = ResponseHeader::build(200, Some(4))?;
+        resp.insert_header(http::header::CONTENT_TYPE, "text/event-stream")?;
+        resp.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        resp.insert_header(REQUEST_ID_HEADER, request_id)?;
+        session.write_response_header(Box::new(resp), false).await?;
+    }
+    session.write_response_body(Some(tail), true).await?;
+    Ok(())
+}
+
 async fn write_json(
     session: &mut Session,
     status: u16,
     headers: &[(&str, String)],
     body: &Value,
 ) -> Result<()> {
-    let body = Bytes::from(body.to_string());
+    write_bytes(session, status, headers, Bytes::from(body.to_string())).await
+}
+
+async fn write_bytes(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<()> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;

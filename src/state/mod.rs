@@ -25,6 +25,7 @@ mod config;
 pub mod gcra;
 mod memory;
 mod metrics;
+mod pins;
 mod rate;
 mod redis;
 
@@ -75,6 +76,9 @@ pub enum Feature {
     Revocation,
     /// Rate-limit buckets.
     RateLimits,
+    /// Definitions `learn` pinning mode trusted on first sight ([`crate::pins::learned`]);
+    /// always fails closed (the definition stays hidden until the store answers).
+    LearnedPins,
 }
 
 impl Feature {
@@ -84,6 +88,7 @@ impl Feature {
             Feature::Taint => "taint",
             Feature::Revocation => "revocation",
             Feature::RateLimits => "rate_limits",
+            Feature::LearnedPins => "learned_pins",
         }
     }
 }
@@ -272,6 +277,7 @@ impl SharedState {
             Feature::Taint => self.modes.taint,
             Feature::Revocation => self.modes.revocation,
             Feature::RateLimits => self.modes.rate_limits,
+            Feature::LearnedPins => OnUnavailable::Deny,
         };
         match mode {
             OnUnavailable::Deny => {

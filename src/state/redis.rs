@@ -10,7 +10,9 @@
 //! - `<prefix>taint:s:<h>` / `<prefix>taint:c:<h>`: a set of labels for a session /
 //!   credential, expiring `taint.ttl` after its last taint event;
 //! - `<prefix>revoked:<h>`: a revoked token id (`1`), expiring when the revocation does;
-//! - `<prefix>rl:<rule>:<h>`: a rate-limit bucket's TAT (ms), expiring when it refills.
+//! - `<prefix>rl:<rule>:<h>`: a rate-limit bucket's TAT (ms), expiring when it refills;
+//! - `<prefix>pin:<h>`: a definition `learn` pinning mode trusted on first sight (its
+//!   digest and fields, JSON), by kind and name; it does not expire.
 //!
 //! `<h>` is the first 32 hex digits of the SHA-256 of the session id, credential key,
 //! token id or bucket: bounded key sizes, and no token id readable in Redis.
@@ -31,6 +33,15 @@ use super::gcra::{Outcome, LUA};
 use super::rate::Spend;
 use super::StateError;
 
+/// `GET` the key, or `SET` it to the argument when absent (answering nil): the first
+/// writer wins and every later one reads what it wrote.
+const CLAIM_LUA: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+";
+
 /// The shared state in Redis.
 pub struct RedisState {
     rt: Option<tokio::runtime::Runtime>,
@@ -40,6 +51,8 @@ pub struct RedisState {
     command_timeout: Duration,
     taint_ttl: Duration,
     script: Arc<redis::Script>,
+    /// Set-if-absent-else-get, for learned pins.
+    claim: Arc<redis::Script>,
     /// Taint labels seen or recorded here, by Redis key, until they expire.
     cache: Mutex<LruCache<String, (Vec<String>, Instant)>>,
     /// What `/readyz` and errors name.
@@ -169,6 +182,7 @@ impl RedisState {
             command_timeout: cfg.command_timeout,
             taint_ttl,
             script: Arc::new(redis::Script::new(LUA)),
+            claim: Arc::new(redis::Script::new(CLAIM_LUA)),
             cache: Mutex::new(LruCache::new(capacity)),
             url: redact(&cfg.url),
         })
@@ -323,11 +337,45 @@ impl RedisState {
         labels: &[String],
     ) -> Result<(), StateError> {
         self.remember(keys, labels);
-        let write = self.taint_write(keys, labels);
+        self.run_blocking(self.taint_write(keys, labels))
+    }
+
+    /// The key of a definition learned in `learn` pinning mode (`what` names its kind
+    /// and name).
+    pub fn learned_pin_key(&self, what: &str) -> String {
+        self.key("pin", what)
+    }
+
+    /// Hold `value` under `key` unless a value is held there already; `None` when this
+    /// call set it, else the value held. Atomic (one script run), so of several replicas
+    /// that learn the same name at once exactly one wins. Never expires: a learned pin
+    /// is trusted until the operator approves another in the pin file. Blocking, like
+    /// [`RedisState::record_taint_blocking`] (it runs in the list filter).
+    pub fn claim_blocking(&self, key: &str, value: &str) -> Result<Option<String>, StateError> {
+        let mut conn = self.conn.clone();
+        let script = Arc::clone(&self.claim);
+        let key = key.to_owned();
+        let value = value.to_owned();
+        self.run_blocking(async move {
+            script
+                .key(&key)
+                .arg(&value)
+                .invoke_async::<Option<String>>(&mut conn)
+                .await
+        })
+    }
+
+    /// Run `fut` on the client's runtime and wait for it from synchronous code, at most
+    /// `command_timeout`; on a multi-threaded runtime the wait lets other tasks move off
+    /// this thread.
+    fn run_blocking<T: Send + 'static>(
+        &self,
+        fut: impl std::future::Future<Output = RedisResult<T>> + Send + 'static,
+    ) -> Result<T, StateError> {
         let timeout = self.command_timeout;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
-            let _ = tx.send(tokio::time::timeout(timeout, write).await);
+            let _ = tx.send(tokio::time::timeout(timeout, fut).await);
         });
         let wait = move || rx.recv_timeout(timeout + Duration::from_millis(50));
         let got = match tokio::runtime::Handle::try_current() {
@@ -337,7 +385,7 @@ impl RedisState {
             _ => wait(),
         };
         match got {
-            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => Err(StateError::Unavailable {
                 reason: e.to_string(),
             }),

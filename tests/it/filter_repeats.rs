@@ -246,3 +246,57 @@ async fn listed_tools_show_the_annotations_the_proxy_enforces() {
         json!([{"name":"echo","annotations":{"openWorldHint":true,"readOnlyHint":true}}])
     );
 }
+
+/// A `subscriptions/listen` stream (MCP 2026-07-28) is read like a GET stream:
+/// list-changed notifications pass unchanged, and any list answer on it is filtered — an
+/// answer to a list request the session already had answered included, even in a JSON
+/// answer (which a POST with no list request of its own would otherwise pass unread).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriptions_listen_stream_passes_notifications_and_filters_lists() {
+    const CHANGED: &str = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    let listens = std::sync::atomic::AtomicUsize::new(0);
+    let (_up, w) = start("", move |req: &RawRequest| {
+        match req.rpc_method().as_deref() {
+            Some("initialize") => json_reply_with(
+                &[("mcp-session-id", "s-1")],
+                r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"fake","version":"0"}}}"#,
+            ),
+            Some("tools/list") => json_reply(&tools_result(json!(1))),
+            Some("subscriptions/listen") => {
+                if listens.fetch_add(1, std::sync::atomic::Ordering::AcqRel) == 0 {
+                    // the first as an event stream: a notification, a list under a new id
+                    sse_reply(&[
+                        &format!("data: {CHANGED}\n\n"),
+                        &format!("data: {}\n\n", tools_result(json!(77))),
+                    ])
+                } else {
+                    // the second as JSON: the answered list id 1 again
+                    json_reply(&format!("[{CHANGED},{}]", tools_result(json!(1))))
+                }
+            }
+            _ => ok_reply(req),
+        }
+    });
+    let (status, body) = post(&w.url, None, initialize()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&w.url, Some("s-1"), tools_list(1)).await;
+    assert_eq!(status, 200, "{body}");
+    let listen = json!({"jsonrpc":"2.0","id":2,"method":"subscriptions/listen","params":{}});
+
+    let (status, body) = post(&w.url, Some("s-1"), listen.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("data: {CHANGED}\n\n")), "{body}");
+    assert_no_hidden_tool(&body);
+    let lists: Vec<Value> = events(&body)
+        .into_iter()
+        .filter(|m| m.get("id").is_some())
+        .collect();
+    assert_each_filtered_or_withheld(&lists);
+
+    let (status, body) = post(&w.url, Some("s-1"), listen).await;
+    assert_eq!(status, 200, "{body}");
+    assert_no_hidden_tool(&body);
+    let messages: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(messages[0]["method"], "notifications/tools/list_changed");
+    assert_each_filtered_or_withheld(&messages[1..]);
+}

@@ -361,3 +361,75 @@ fn the_example_pinning_configuration_and_pin_file_load() {
     );
     assert!(stderr.contains("pinning.pins.json"), "{stderr}");
 }
+
+/// Every caller may call every tool and get every prompt: what is refused here is refused
+/// by the pins, not by the policy.
+const ALLOW_ALL: &str = "@id(\"all\")\npermit (principal, action, resource);\n";
+
+async fn get_greeting(client: &McpClient) -> Result<String, ServiceError> {
+    let params = rmcp::model::GetPromptRequestParams::new("greeting")
+        .with_arguments(serde_json::from_value(json!({"name": "Ada"})).unwrap());
+    client
+        .get_prompt(params)
+        .await
+        .map(|r| serde_json::to_string(&r.messages).expect("prompt messages are JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enforce_refuses_prompts_get_of_an_unapproved_prompt_until_it_is_pinned() {
+    let up = upstream().await;
+    let pins_dir = tempfile::tempdir().unwrap();
+    let pins = pins_dir.path().join("pins.json");
+    // Approve one tool only: the server's `greeting` prompt is not approved.
+    let (ok, _, stderr) = cli(vec![
+        "pin".into(),
+        "--upstream".into(),
+        up.url.clone(),
+        "--out".into(),
+        pins.display().to_string(),
+        "--tool".into(),
+        "echo".into(),
+    ])
+    .await;
+    assert!(ok, "pin: {stderr}");
+    let warden = Warden::start_with_policy(
+        &up.url,
+        ALLOW_ALL,
+        &format!(
+            "{AUTH_TOML}\n{AUDIT_FILE_TOML}\n{}",
+            pinning_toml("enforce", Some(&pins))
+        ),
+    );
+    let client = connect(&warden).await;
+    let prompts = client.list_prompts(Default::default()).await.unwrap();
+    assert!(
+        prompts.prompts.iter().all(|p| p.name != "greeting"),
+        "an unapproved prompt is not listed: {prompts:?}"
+    );
+    let (code, message, data) = refused(get_greeting(&client).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (FORBIDDEN, "prompt definition not approved")
+    );
+    assert_eq!(data["reason"], "prompt_not_approved");
+    assert!(
+        up.seen.requests_for("prompts/get").is_empty(),
+        "never reached the server"
+    );
+    let audit = warden.dir.path().join("audit.log");
+    wait_audit(&audit, |l| {
+        l["prompt"] == "greeting" && l["decision"] == "deny" && l["reason"] == "prompt_not_approved"
+    });
+
+    // Approving everything the server lists (and reloading) lets the prompt through.
+    let (ok, stdout, stderr) = pin(&up, &pins).await;
+    assert!(ok, "pin: {stderr}");
+    assert!(stdout.contains("approved prompt `greeting`"), "{stdout}");
+    warden.signal("HUP");
+    warden.wait_for_nth_log("pin file reloaded", 1);
+    let text = get_greeting(&client)
+        .await
+        .expect("an approved prompt passes");
+    assert!(text.contains("Hello, Ada!"), "{text}");
+    assert_eq!(up.seen.requests_for("prompts/get").len(), 1);
+}

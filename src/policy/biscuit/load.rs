@@ -27,6 +27,8 @@ pub struct AuthorizerProgram {
     pub(crate) check_ids: Vec<String>,
     /// The files it was built from.
     pub files: Vec<PathBuf>,
+    /// The scopes its `// @insufficient_scope("…")` deny policies require.
+    pub scopes: crate::policy::scopes::ScopeRequirements,
 }
 
 impl std::fmt::Debug for AuthorizerProgram {
@@ -203,6 +205,7 @@ pub fn compile(
         policy_ids,
         check_ids,
         files: files.iter().map(|(p, _)| p.clone()).collect(),
+        scopes: crate::policy::scopes::ScopeRequirements::from_datalog(files)?,
     })
 }
 

@@ -431,6 +431,7 @@ impl<E> TokenChecks<E> {
             policy_ids: vec!["token-checks".to_owned()],
             check_ids: Vec::new(),
             files: Vec::new(),
+            scopes: Default::default(),
         };
         TokenChecks {
             inner,

@@ -162,6 +162,7 @@ pub fn env() -> RequestEnv {
         session_id: Some("3c0f9a52-8d1e-4c7b-9f55-1d2a6e0b7c44".to_owned()),
         taints: Vec::new(),
         protocol_version: Some("2025-06-18".to_owned()),
+        mtls: None,
     }
 }
 

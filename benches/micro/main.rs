@@ -8,6 +8,7 @@
 //! - `jsonrpc/`: strict parsing and classification of request bodies;
 //! - `list/`: `tools/list` result filtering, JSON and SSE;
 //! - `state/`: the shared-state round trip of a decision, memory and Redis;
+//! - `tls/`: the listener's mTLS handshake, full and resumed;
 //! - `pins/`: pinning and argument validation per call and per list.
 //!
 //! Timing is set for a 2-core machine: the whole suite runs in about three minutes.
@@ -20,6 +21,7 @@ mod jwt;
 mod list;
 mod pins;
 mod state;
+mod tls;
 
 use std::time::Duration;
 
@@ -36,6 +38,6 @@ criterion_group! {
     name = micro;
     config = config();
     targets = cedar::benches, biscuit::benches, jwt::benches, jsonrpc::benches, list::benches,
-        state::benches, pins::benches
+        state::benches, pins::benches, tls::benches
 }
 criterion_main!(micro);

@@ -37,6 +37,9 @@
 //! [[auth.biscuit.keys]]
 //! id = 1
 //! public_key_file = "keys/biscuit-root-1.public"
+//!
+//! [auth.mtls]
+//! subject = "spiffe_id"
 //! ```
 
 use std::fmt;
@@ -67,6 +70,40 @@ pub struct AuthConfig {
     /// refused.
     #[serde(default)]
     pub biscuit: Option<crate::biscuit::BiscuitConfig>,
+    /// `[auth.mtls]`: a verified client certificate (`[tls.client_auth]`) is a caller, or
+    /// the agent half of a compound identity. Absent: certificates authenticate no one
+    /// (they still reach policies as `context.mtls` and the identity headers).
+    #[serde(default)]
+    pub mtls: Option<MtlsConfig>,
+}
+
+/// `[auth.mtls]`: what a verified client certificate proves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MtlsConfig {
+    /// A request with a certificate and no other credential is the caller the certificate
+    /// names (`auth_method = "mtls"`). Default `true`.
+    pub caller: bool,
+    /// With a bearer token or API key too, the certificate is the agent acting for the
+    /// token's user (`context.agent`, `X-MCP-Agent`). Default `true`.
+    pub agent: bool,
+    /// Which field names the caller or agent: `spiffe_id` (default), `dns` (the first DNS
+    /// SAN), `subject` (the CN) or `fingerprint`. A certificate without it is refused.
+    pub subject: super::client_cert::CertField,
+    /// Every bearer token must be bound to the connection's certificate (RFC 8705
+    /// `cnf.x5t#S256`). A token that carries a binding is always checked against it.
+    pub require_bound_tokens: bool,
+}
+
+impl Default for MtlsConfig {
+    fn default() -> Self {
+        MtlsConfig {
+            caller: true,
+            agent: true,
+            subject: super::client_cert::CertField::SpiffeId,
+            require_bound_tokens: false,
+        }
+    }
 }
 
 /// The `[auth.jwt]` section: how bearer JWTs are verified and mapped to an identity.

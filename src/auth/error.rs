@@ -69,6 +69,16 @@ pub enum AuthError {
     /// exceeded the configured run limits.
     #[error("token evaluation exceeded the run limits")]
     RunLimit,
+    /// The client certificate lacks the field `auth.mtls.subject` names.
+    #[error("client certificate lacks the field that names the caller")]
+    CertNoSubject,
+    /// The token is bound to a certificate (RFC 8705 `cnf.x5t#S256`) other than the
+    /// connection's, or the connection presented none.
+    #[error("token is bound to another client certificate")]
+    CertBindingMismatch,
+    /// `auth.mtls.require_bound_tokens` is set and the token carries no `cnf.x5t#S256`.
+    #[error("token is not bound to the client certificate")]
+    CertBindingMissing,
 }
 
 impl AuthError {
@@ -90,6 +100,9 @@ impl AuthError {
             AuthError::Revoked => "revoked",
             AuthError::AmbiguousSubject => "ambiguous_subject",
             AuthError::RunLimit => "run_limit",
+            AuthError::CertNoSubject => "cert_no_subject",
+            AuthError::CertBindingMismatch => "cert_binding_mismatch",
+            AuthError::CertBindingMissing => "cert_binding_missing",
         }
     }
 
@@ -230,7 +243,7 @@ pub enum AuthConfigError {
 mod tests {
     use super::*;
 
-    const ALL: [AuthError; 15] = [
+    const ALL: [AuthError; 18] = [
         AuthError::Missing,
         AuthError::Malformed,
         AuthError::Ambiguous,
@@ -246,6 +259,9 @@ mod tests {
         AuthError::Revoked,
         AuthError::AmbiguousSubject,
         AuthError::RunLimit,
+        AuthError::CertNoSubject,
+        AuthError::CertBindingMismatch,
+        AuthError::CertBindingMissing,
     ];
 
     #[test]

@@ -23,6 +23,8 @@ pub enum AuthMethod {
     /// `Authorization: Bearer <Biscuit>`, signature chain verified against a root key,
     /// not revoked, not expired.
     Biscuit,
+    /// A verified TLS client certificate alone (`[auth.mtls]`).
+    Mtls,
 }
 
 impl AuthMethod {
@@ -34,6 +36,7 @@ impl AuthMethod {
             AuthMethod::ApiKey => "api_key",
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Biscuit => "biscuit",
+            AuthMethod::Mtls => "mtls",
         }
     }
 }
@@ -90,6 +93,8 @@ impl Identity {
             },
             AuthMethod::ApiKey => serde_json::json!(["api_key", self.subject]),
             AuthMethod::Anonymous => serde_json::json!(["anonymous"]),
+            // The workload, not the certificate: a rotated certificate keeps the taint.
+            AuthMethod::Mtls => serde_json::json!(["mtls", self.subject]),
             // The authority block's revocation id, which every attenuation of the token
             // shares: a sub-agent's narrowed token carries its parent's taint.
             AuthMethod::Biscuit => match self

@@ -19,6 +19,7 @@
 //! immutable generation behind an `ArcSwap`, replaced whole by [`Authenticator::reload`].
 
 mod api_key;
+pub mod client_cert;
 mod config;
 pub mod dev_jwt;
 mod error;
@@ -27,6 +28,7 @@ mod identity;
 mod jwt;
 mod jwt_cache;
 mod keys;
+mod mtls;
 pub mod resource_metadata;
 
 use std::path::{Path, PathBuf};
@@ -35,7 +37,8 @@ use http::header::{HeaderMap, HeaderValue};
 
 pub use crate::biscuit::{BiscuitConfig, BiscuitKeyConfig};
 pub use api_key::hash_api_key;
-pub use config::{ApiKeyConfig, AuthConfig, JwtConfig, JwtKeyConfig};
+pub use client_cert::{CertField, CertRefusal, ClientCert, PeerCert};
+pub use config::{ApiKeyConfig, AuthConfig, JwtConfig, JwtKeyConfig, MtlsConfig};
 pub use error::{insufficient_scope_challenge, AuthConfigError, AuthError};
 pub use identity::{AuthMethod, Identity};
 
@@ -58,6 +61,7 @@ pub struct Authenticator {
     jwt: Option<JwtVerifier>,
     biscuit: Option<BiscuitVerifier>,
     api_keys: ApiKeys,
+    mtls: Option<MtlsConfig>,
 }
 
 /// The one credential a request carries.
@@ -92,6 +96,7 @@ impl Authenticator {
             jwt,
             biscuit,
             api_keys,
+            mtls: cfg.mtls.clone(),
         })
     }
 
@@ -105,20 +110,42 @@ impl Authenticator {
         }
     }
 
-    /// Authenticate one request by its headers. No I/O, no lock.
+    /// Authenticate one request by its headers (on a connection without a client
+    /// certificate). No I/O, no lock.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+        self.authenticate_peer(headers, None)
+    }
+
+    /// Authenticate one request by its headers and the connection's verified client
+    /// certificate, if any (see `mtls` for how the two combine). No I/O, no lock.
+    pub fn authenticate_peer(
+        &self,
+        headers: &HeaderMap,
+        cert: Option<&ClientCert>,
+    ) -> Result<Identity, AuthError> {
+        let credential = self.credential_identity(headers)?;
+        let combined = mtls::combine(credential, cert, self.mtls.as_ref())?;
+        match combined {
+            Some(identity) => Ok(identity),
+            None if self.allow_anonymous => Ok(Identity::anonymous()),
+            None => Err(AuthError::Missing),
+        }
+    }
+
+    /// The identity the request's one credential header proves; `None` without one.
+    fn credential_identity(&self, headers: &HeaderMap) -> Result<Option<Identity>, AuthError> {
         match credential(headers)? {
             Credential::Bearer(token) => match (&self.jwt, &self.biscuit) {
                 (_, Some(biscuit)) if is_biscuit_shape(token) => biscuit
                     .verify(token)
                     .map(Identity::from)
+                    .map(Some)
                     .map_err(AuthError::from),
-                (Some(jwt), _) => jwt.verify(token),
+                (Some(jwt), _) => jwt.verify(token).map(Some),
                 (None, _) => Err(AuthError::UnknownKey),
             },
-            Credential::ApiKey(key) => self.api_keys.verify(key),
-            Credential::None if self.allow_anonymous => Ok(Identity::anonymous()),
-            Credential::None => Err(AuthError::Missing),
+            Credential::ApiKey(key) => self.api_keys.verify(key).map(Some),
+            Credential::None => Ok(None),
         }
     }
 
@@ -244,6 +271,7 @@ mod tests {
                 ..ApiKeyConfig::default()
             }],
             biscuit: None,
+            mtls: None,
         }
     }
 

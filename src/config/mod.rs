@@ -89,6 +89,13 @@ pub struct RawConfig {
     /// (and per tool with `per_tool`).
     #[serde(default)]
     pub rate_limits: Vec<RateLimitConfig>,
+    /// `[tls]`: serve HTTPS (and mTLS) on `listen`. Absent: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
+    /// `[upstream_tls]`: CA bundle, server name and client certificate for an
+    /// `https://` upstream.
+    #[serde(default)]
+    pub upstream_tls: crate::tls::UpstreamTlsConfig,
     /// The protected resource this proxy is (OAuth 2.0 Protected Resource Metadata, RFC
     /// 9728): served at `/.well-known/oauth-protected-resource…`, advertised on 401s,
     /// and the audience JWTs must name.
@@ -348,6 +355,11 @@ pub struct IdentityHeadersConfig {
     /// Header carrying how the caller authenticated (`jwt`, `api_key`, `anonymous`).
     /// Default `X-MCP-Auth-Method`.
     pub auth_method: String,
+    /// Prefix of the headers carrying the connection's verified client certificate:
+    /// `<prefix>Spiffe-Id`, `<prefix>Dns` (comma separated), `<prefix>Subject`,
+    /// `<prefix>Fingerprint`. Client-sent headers with this prefix are always removed.
+    /// Default `X-MCP-Client-Cert-`; empty: not sent.
+    pub client_cert_prefix: String,
     /// Extra headers from claims: header name → claim name, e.g.
     /// `{ "X-MCP-Department" = "department" }`. Arrays are joined with commas.
     pub claims: std::collections::BTreeMap<String, String>,
@@ -364,6 +376,7 @@ impl Default for IdentityHeadersConfig {
             agent: "X-MCP-Agent".to_owned(),
             roles: "X-MCP-Roles".to_owned(),
             auth_method: "X-MCP-Auth-Method".to_owned(),
+            client_cert_prefix: "X-MCP-Client-Cert-".to_owned(),
             claims: Default::default(),
             pass_authorization: false,
         }
@@ -519,6 +532,10 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
         .parse(&raw.log.level)
         .map_err(|e| ("log.level", format!("`{}`: {e}", raw.log.level)))?;
     raw.audit.check()?;
+    if let Some(tls) = &raw.tls {
+        tls.check()?;
+    }
+    raw.upstream_tls.check()?;
     raw.taint.check()?;
     raw.state.check()?;
     raw.oauth.check()?;
@@ -780,6 +797,15 @@ mod doc_keys;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_tls_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tls.toml");
+        let cfg = load_with_env(&path, std::iter::empty()).unwrap_or_else(|e| panic!("{e}"));
+        let tls = cfg.raw.tls.expect("config/tls.toml has [tls]");
+        assert_eq!(tls.client_auth.mode, crate::tls::ClientAuthMode::Required);
+        assert!(cfg.raw.auth.mtls.is_some());
+    }
+
     use super::*;
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {

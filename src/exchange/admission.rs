@@ -10,10 +10,12 @@
 //! body is not compressed. Deciding the body of a POST is [`super::decide`]'s.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 
-use crate::auth::Identity;
+use crate::auth::{CertRefusal, ClientCert, Identity, PeerCert};
+use crate::tls::ClientAuthMode;
 
 use super::refusal::Refusal;
 use super::Warden;
@@ -70,6 +72,9 @@ pub struct RequestHead<'a> {
     pub headers: &'a HeaderMap,
     /// The client's address, if known.
     pub peer: Option<SocketAddr>,
+    /// What the TLS handshake said of the client's certificate; `None` on a plain
+    /// (non-TLS) connection.
+    pub client_cert: Option<&'a PeerCert>,
 }
 
 /// A request admitted: who asks, in which session, and what kind of request it is.
@@ -83,6 +88,9 @@ pub struct Admitted {
     pub kind: RequestKind,
     /// `MCP-Protocol-Version`, if sent as text.
     pub protocol_version: Option<String>,
+    /// The connection's verified client certificate (policies' `context.mtls`, the
+    /// `X-MCP-Client-Cert-*` headers).
+    pub client_cert: Option<Arc<ClientCert>>,
 }
 
 impl Admitted {
@@ -133,14 +141,20 @@ pub fn admit(warden: &Warden, head: &RequestHead<'_>) -> Result<Admitted, Refuse
     let kind = RequestKind::of(head.method).ok_or(Refusal::MethodNotAllowed)?;
     let http = &warden.config.raw.http;
     check_origin(head.headers, &http.allowed_origins)?;
-    let identity =
-        warden
-            .auth
-            .authenticate(head.headers)
-            .map_err(|error| Refusal::Unauthenticated {
-                error,
-                resource_metadata: warden.metadata_url(),
-            })?;
+    let mode = warden
+        .config
+        .raw
+        .tls
+        .as_ref()
+        .map_or(ClientAuthMode::Off, |t| t.client_auth.mode);
+    let client_cert = client_cert(mode, head.client_cert)?;
+    let identity = warden
+        .auth
+        .authenticate_peer(head.headers, client_cert.as_deref())
+        .map_err(|error| Refusal::Unauthenticated {
+            error,
+            resource_metadata: warden.metadata_url(),
+        })?;
 
     // Known from here on, so refusals name who was refused.
     let refuse = |refusal: Refusal, session_id: Option<String>| Refused {
@@ -174,7 +188,29 @@ pub fn admit(warden: &Warden, head: &RequestHead<'_>) -> Result<Admitted, Refuse
         session_id,
         kind,
         protocol_version,
+        client_cert,
     })
+}
+
+/// The connection's verified client certificate, or the refusal of a connection without
+/// one in `required` mode, or of one that cannot name a caller (in any mode: a
+/// certificate presented but unusable is never treated as absent).
+#[allow(
+    clippy::result_large_err,
+    reason = "one refusal per refused request, moved once into the response"
+)]
+fn client_cert(
+    mode: ClientAuthMode,
+    peer: Option<&PeerCert>,
+) -> Result<Option<Arc<ClientCert>>, Refusal> {
+    match peer {
+        Some(PeerCert::Verified(cert)) => Ok(Some(Arc::clone(cert))),
+        Some(PeerCert::Refused(refusal)) => Err(Refusal::ClientCert(*refusal)),
+        Some(PeerCert::Absent) | None if mode == ClientAuthMode::Required => {
+            Err(Refusal::ClientCert(CertRefusal::Required))
+        }
+        Some(PeerCert::Absent) | None => Ok(None),
+    }
 }
 
 fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Refusal> {
@@ -260,8 +296,68 @@ mod tests {
                 path,
                 headers: h,
                 peer: None,
+                client_cert: None,
             },
         )
+    }
+
+    #[test]
+    fn client_certificates_are_required_and_checked_before_the_credential() {
+        use crate::auth::{CertRefusal, ClientCert, PeerCert};
+        let mut w = test_warden();
+        let tls: crate::tls::TlsConfig = toml::from_str(
+            "cert_file = \"c\"\nkey_file = \"k\"\n[client_auth]\nmode = \"required\"\nca_files = [\"ca\"]",
+        )
+        .unwrap();
+        w.config.raw.tls = Some(tls);
+        let h = headers(&[("x-api-key", API_KEY)]);
+        #[allow(clippy::result_large_err, reason = "`admit`'s result, in a test")]
+        fn admit_with(
+            w: &Warden,
+            h: &HeaderMap,
+            peer: Option<&PeerCert>,
+        ) -> Result<Admitted, Refused> {
+            admit(
+                w,
+                &RequestHead {
+                    method: &Method::POST,
+                    path: "/mcp",
+                    headers: h,
+                    peer: None,
+                    client_cert: peer,
+                },
+            )
+        }
+        // required: no certificate (or no TLS at all) is a 401 even with a valid API key
+        assert_eq!(label(admit_with(&w, &h, None)), "client_cert_required");
+        assert_eq!(
+            label(admit_with(&w, &h, Some(&PeerCert::Absent))),
+            "client_cert_required"
+        );
+        let refused = admit_with(&w, &h, Some(&PeerCert::Absent))
+            .unwrap_err()
+            .refusal;
+        assert_eq!(refused.status(), 401);
+        // a certificate that cannot name a workload is refused in any mode
+        let two_uris = PeerCert::Refused(CertRefusal::SeveralUris);
+        assert_eq!(
+            label(admit_with(&w, &h, Some(&two_uris))),
+            "client_cert_refused"
+        );
+        let cert = std::sync::Arc::new(ClientCert {
+            spiffe_id: Some("spiffe://example.org/agent".into()),
+            dns: vec![],
+            subject: String::new(),
+            fingerprint: "00".repeat(32),
+            x5t_s256: "x".into(),
+        });
+        let admitted = admit_with(&w, &h, Some(&PeerCert::Verified(cert.clone()))).unwrap();
+        assert_eq!(admitted.client_cert, Some(cert));
+        assert_eq!(admitted.identity.subject, "ci-bot");
+        // optional: a connection without one goes on to the other methods
+        w.config.raw.tls.as_mut().unwrap().client_auth.mode = ClientAuthMode::Optional;
+        let admitted = admit_with(&w, &h, Some(&PeerCert::Absent)).unwrap();
+        assert_eq!(admitted.client_cert, None);
     }
 
     fn label(r: Result<Admitted, Refused>) -> &'static str {

@@ -194,6 +194,11 @@ impl Exchange {
         &self.admitted.identity
     }
 
+    /// The connection's verified client certificate, if any.
+    pub fn client_cert(&self) -> Option<&crate::auth::ClientCert> {
+        self.admitted.client_cert.as_deref()
+    }
+
     /// The body to forward, if this is a POST.
     pub fn forward_body(&self) -> Option<&Bytes> {
         self.forward.as_ref().map(|f| &f.body)
@@ -358,6 +363,7 @@ impl Exchange {
                 session_id,
                 replays,
                 identity: &self.admitted.identity,
+                client_cert: self.admitted.client_cert.as_ref(),
                 generation,
                 env,
                 request_id: &self.facts.request_id,
@@ -479,6 +485,8 @@ struct Scope<'a> {
     /// are filtered again.
     replays: bool,
     identity: &'a Identity,
+    /// The connection's verified client certificate (a GET stream's `context.mtls`).
+    client_cert: Option<&'a Arc<crate::auth::ClientCert>>,
     generation: Option<&'a Arc<Generation>>,
     env: Option<&'a RequestEnv>,
     /// For audit lines about definitions seen in this answer.
@@ -509,6 +517,7 @@ impl<'a> Scope<'a> {
                 None => pinned.get_or_init(|| warden.policies.current()),
             };
             let (session_id, taints) = (self.session_id, self.admitted_taints);
+            let client_cert = self.client_cert;
             let env: &'a RequestEnv = match self.env {
                 Some(env) => env,
                 None => stream_env.get_or_init(|| RequestEnv {
@@ -517,6 +526,7 @@ impl<'a> Scope<'a> {
                     session_id: session_id.map(str::to_owned),
                     taints: taints.to_vec(),
                     protocol_version: None,
+                    mtls: client_cert.cloned(),
                 }),
             };
             let query = ListQuery {
@@ -851,6 +861,7 @@ mod tests {
             session_id: Some(sid.to_owned()),
             kind: RequestKind::StreamGet,
             protocol_version: None,
+            client_cert: None,
         };
         let facts = RequestFacts {
             request_id: "r-1".to_owned(),

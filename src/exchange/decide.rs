@@ -101,6 +101,7 @@ pub fn decide(
                 .iter()
                 .find_map(|m| m.protocol_version.clone())
         }),
+        mtls: admitted.client_cert.clone(),
     };
     let generation = warden.policies.current();
     let deciding = Instant::now();

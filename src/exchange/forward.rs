@@ -5,7 +5,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::auth::Identity;
+use crate::auth::{ClientCert, Identity};
 use crate::config::IdentityHeadersConfig;
 
 /// Header names to remove from the client's request before forwarding: every header
@@ -13,6 +13,7 @@ use crate::config::IdentityHeadersConfig;
 /// credentials (`Authorization` unless passthrough is enabled, and `X-API-Key`).
 pub fn headers_to_strip(cfg: &IdentityHeadersConfig, headers: &HeaderMap) -> Vec<HeaderName> {
     let prefix = cfg.strip_prefix.to_ascii_lowercase();
+    let cert_prefix = cfg.client_cert_prefix.to_ascii_lowercase();
     let configured: Vec<String> = configured_names(cfg)
         .map(|n| n.to_ascii_lowercase())
         .collect();
@@ -21,6 +22,7 @@ pub fn headers_to_strip(cfg: &IdentityHeadersConfig, headers: &HeaderMap) -> Vec
         .filter(|name| {
             let n = name.as_str(); // always lowercase in `http`
             (!prefix.is_empty() && n.starts_with(&prefix))
+                || (!cert_prefix.is_empty() && n.starts_with(&cert_prefix))
                 || configured.iter().any(|c| c == n)
                 || n == "x-api-key"
                 || (n == "authorization" && !cfg.pass_authorization)
@@ -70,6 +72,35 @@ pub fn identity_headers(
             push(header, &value);
         }
     }
+    out
+}
+
+/// The headers describing the connection's verified client certificate (see
+/// `identity_headers.client_cert_prefix`); none when the prefix is empty.
+pub fn client_cert_headers(
+    cfg: &IdentityHeadersConfig,
+    cert: &ClientCert,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let prefix = &cfg.client_cert_prefix;
+    if prefix.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(4);
+    let mut push = |suffix: &str, value: &str| {
+        if let Ok(name) = HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes()) {
+            out.push((name, header_value(value)));
+        }
+    };
+    if let Some(id) = &cert.spiffe_id {
+        push("Spiffe-Id", id);
+    }
+    if !cert.dns.is_empty() {
+        push("Dns", &cert.dns.join(","));
+    }
+    if !cert.subject.is_empty() {
+        push("Subject", &cert.subject);
+    }
+    push("Fingerprint", &cert.fingerprint);
     out
 }
 
@@ -146,6 +177,52 @@ mod tests {
             assert!(strip.contains(&name.to_string()), "{name} not stripped");
         }
         assert!(!strip.contains(&"accept".to_string()));
+    }
+
+    #[test]
+    fn client_cert_headers_are_stripped_whatever_the_prefix_and_set_from_the_cert() {
+        let cfg = IdentityHeadersConfig {
+            strip_prefix: "x-ident-".into(),
+            ..Default::default()
+        };
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-mcp-client-cert-spiffe-id",
+            "spiffe://evil/x".parse().unwrap(),
+        );
+        assert_eq!(
+            headers_to_strip(&cfg, &h),
+            [HeaderName::from_static("x-mcp-client-cert-spiffe-id")]
+        );
+        let cert = ClientCert {
+            spiffe_id: Some("spiffe://example.org/agent".into()),
+            dns: vec!["a.example".into(), "b.example".into()],
+            subject: "agent".into(),
+            fingerprint: "ab12".into(),
+            x5t_s256: "q".into(),
+        };
+        let got: Vec<(String, String)> = client_cert_headers(&cfg, &cert)
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "x-mcp-client-cert-spiffe-id".into(),
+                    "spiffe://example.org/agent".into()
+                ),
+                ("x-mcp-client-cert-dns".into(), "a.example,b.example".into()),
+                ("x-mcp-client-cert-subject".into(), "agent".into()),
+                ("x-mcp-client-cert-fingerprint".into(), "ab12".into()),
+            ]
+            .map(|(a, b): (String, String)| (a, b))
+        );
+        let off = IdentityHeadersConfig {
+            client_cert_prefix: String::new(),
+            ..Default::default()
+        };
+        assert!(client_cert_headers(&off, &cert).is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, CertRefusal};
 use crate::mcp::errors::{
     error_response, BATCH_REFUSED, FORBIDDEN, HEADER_MISMATCH, INTERNAL_ERROR, INVALID_PARAMS,
     INVALID_REQUEST, OVERLOADED, RATE_LIMITED, STATE_UNAVAILABLE, UNAUTHENTICATED,
@@ -53,6 +53,9 @@ pub enum Refusal {
         /// RFC 9728 metadata URL to advertise.
         resource_metadata: Option<String>,
     },
+    /// No client certificate where one is required, or one that cannot name a caller
+    /// (several URI SANs, a CA certificate).
+    ClientCert(CertRefusal),
     /// A request denied only for scopes the caller's token lacks (every deciding policy
     /// says `@insufficient_scope`): HTTP 403 with a step-up challenge (MCP 2025-11-25).
     InsufficientScope {
@@ -141,6 +144,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => 405,
             Refusal::BadOrigin { .. } => 403,
             Refusal::Unauthenticated { .. } => 401,
+            Refusal::ClientCert(_) => 401,
             Refusal::Session(SessionError::Unknown) => 404,
             Refusal::Session(SessionError::NotOwner) => 403,
             Refusal::Session(SessionError::TooManyPending) => 429,
@@ -171,6 +175,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => "method_not_allowed",
             Refusal::BadOrigin { .. } => "bad_origin",
             Refusal::Unauthenticated { .. } => "unauthenticated",
+            Refusal::ClientCert(refusal) => refusal.label(),
             Refusal::Session(SessionError::Unknown) => "unknown_session",
             Refusal::Session(SessionError::NotOwner) => "session_not_owner",
             Refusal::Session(SessionError::TooManyPending) => "too_many_pending_lists",
@@ -203,7 +208,7 @@ impl Refusal {
         match self {
             Refusal::Denied { .. } | Refusal::InsufficientScope { .. } => FORBIDDEN,
             Refusal::BadOrigin { .. } | Refusal::Session(SessionError::NotOwner) => FORBIDDEN,
-            Refusal::Unauthenticated { .. } => UNAUTHENTICATED,
+            Refusal::Unauthenticated { .. } | Refusal::ClientCert(_) => UNAUTHENTICATED,
             Refusal::Body(e) => e.code(),
             Refusal::HeaderMismatch(_) => HEADER_MISMATCH,
             Refusal::AuditUnavailable | Refusal::Internal { .. } => INTERNAL_ERROR,
@@ -235,6 +240,7 @@ impl Refusal {
             Refusal::MethodNotAllowed => "method not allowed: use POST, GET or DELETE".into(),
             Refusal::BadOrigin { .. } => "origin not allowed".into(),
             Refusal::Unauthenticated { error, .. } => format!("unauthenticated: {error}"),
+            Refusal::ClientCert(refusal) => format!("unauthenticated: {refusal}"),
             Refusal::Session(SessionError::Unknown) => "session not found".into(),
             Refusal::Session(SessionError::NotOwner) => {
                 "session belongs to another principal".into()
@@ -691,6 +697,8 @@ impl Refusal {
                 error: AuthError::Missing,
                 resource_metadata: None,
             },
+            Refusal::ClientCert(CertRefusal::Required),
+            Refusal::ClientCert(CertRefusal::SeveralUris),
             Refusal::Session(SessionError::Unknown),
             Refusal::Session(SessionError::NotOwner),
             Refusal::Session(SessionError::TooManyPending),

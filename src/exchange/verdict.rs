@@ -232,6 +232,7 @@ mod tests {
             session_id: None,
             taints: vec![],
             protocol_version: None,
+            mtls: None,
         }
     }
 

@@ -163,6 +163,12 @@ pub struct Metrics {
     pub policy_reloads: IntCounterVec,
     /// `mcp_warden_key_reloads_total{result}`.
     pub key_reloads: IntCounterVec,
+    /// `mcp_warden_tls_reloads_total{listener,result}`: TLS material reloads (certificate,
+    /// key, client CA bundle, CRLs) of the `proxy` listener, or of the `upstream`.
+    pub tls_reloads: IntCounterVec,
+    /// `mcp_warden_tls_cert_expiry_timestamp_seconds{listener}`: `notAfter` of the served
+    /// certificate, Unix seconds.
+    pub tls_cert_expiry: IntGaugeVec,
     /// `mcp_warden_policy_generation`.
     pub policy_generation: IntGauge,
     /// `mcp_warden_policy_loaded_timestamp_seconds`.
@@ -309,6 +315,21 @@ impl Metrics {
                 "Key file (JWKS, PEM) reloads, by result (success, failure).",
                 &["result"],
             ),
+            tls_reloads: counter_vec(
+                "tls_reloads_total",
+                "TLS certificate, key, client CA and CRL reloads, by listener (proxy, upstream) \
+                 and result (success, failure).",
+                &["listener", "result"],
+            ),
+            tls_cert_expiry: IntGaugeVec::new(
+                Opts::new(
+                    "tls_cert_expiry_timestamp_seconds",
+                    "notAfter of the certificate a listener serves, Unix seconds.",
+                )
+                .namespace(PREFIX),
+                &["listener"],
+            )
+            .expect("static metric definition"),
             policy_generation: IntGauge::with_opts(
                 Opts::new(
                     "policy_generation",
@@ -436,6 +457,8 @@ impl Metrics {
         registry.register(Box::new(self.taint_evictions.clone()))?;
         registry.register(Box::new(self.policy_reloads.clone()))?;
         registry.register(Box::new(self.key_reloads.clone()))?;
+        registry.register(Box::new(self.tls_reloads.clone()))?;
+        registry.register(Box::new(self.tls_cert_expiry.clone()))?;
         registry.register(Box::new(self.policy_generation.clone()))?;
         registry.register(Box::new(self.policy_loaded.clone()))?;
         registry.register(Box::new(self.sessions_active.clone()))?;

@@ -10,7 +10,8 @@
 //!   (`uri`), `Prompt::"<name>"` (`name`), or `Method::"<json-rpc method>"` for list,
 //!   protocol and other messages (`Method::"response"` for responses);
 //! - context `arguments`, `time`, `datetime`, optional `source_ip`, `session { id,
-//!   taints }`, `protocol_version`, optional `agent`.
+//!   taints }`, `protocol_version`, optional `agent`, optional `mtls { spiffe_id, dns,
+//!   subject, fingerprint }` (the connection's verified client certificate).
 //!
 //! Everything that does not depend on the request is prepared once per generation: the
 //! static entities (with the schema's action entities) and an index of the policies by
@@ -42,6 +43,28 @@ use cedar_policy::{
 use serde_json::{json, Map, Value};
 
 use super::convert::{self, ConvertError};
+
+/// `context.mtls`: the connection's verified client certificate (`spiffe_id` is `""`
+/// when the certificate has none).
+fn mtls_record(cert: &crate::auth::ClientCert) -> Result<RestrictedExpression, BuildError> {
+    let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
+    RestrictedExpression::new_record([
+        (
+            "spiffe_id".to_owned(),
+            string(cert.spiffe_id.as_deref().unwrap_or("")),
+        ),
+        (
+            "dns".to_owned(),
+            RestrictedExpression::new_set(cert.dns.iter().map(|d| string(d))),
+        ),
+        ("subject".to_owned(), string(&cert.subject)),
+        ("fingerprint".to_owned(), string(&cert.fingerprint)),
+    ])
+    .map_err(|e| BuildError::Context {
+        message: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 use super::extension_cache::rfc3339_utc;
 use super::extension_cache::ExtensionCache;
@@ -512,7 +535,7 @@ impl CedarEngine {
         .map_err(|e| BuildError::Context {
             message: e.to_string(),
         })?;
-        let mut pairs = Vec::with_capacity(7);
+        let mut pairs = Vec::with_capacity(8);
         pairs.push(("arguments".to_owned(), arguments));
         pairs.push(("time".to_owned(), RestrictedExpression::new_long(secs)));
         pairs.push(("datetime".to_owned(), self.extensions.datetime(secs)));
@@ -529,6 +552,9 @@ impl CedarEngine {
                 "agent".to_owned(),
                 RestrictedExpression::new_string(agent.clone()),
             ));
+        }
+        if let Some(cert) = &env.mtls {
+            pairs.push(("mtls".to_owned(), mtls_record(cert)?));
         }
         Context::from_pairs(pairs).map_err(|e| BuildError::Context {
             message: e.to_string(),

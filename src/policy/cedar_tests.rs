@@ -79,6 +79,7 @@ fn env() -> RequestEnv {
         session_id: None,
         taints: Vec::new(),
         protocol_version: None,
+        mtls: None,
     }
 }
 

@@ -42,6 +42,9 @@ pub struct RequestEnv {
     pub taints: Vec<String>,
     /// The MCP protocol revision, from `MCP-Protocol-Version` or the body.
     pub protocol_version: Option<String>,
+    /// The connection's verified client certificate (Cedar `context.mtls`, Biscuit
+    /// `mtls_client(…)` and friends).
+    pub mtls: Option<std::sync::Arc<crate::auth::ClientCert>>,
 }
 
 /// One authorization question.

@@ -316,6 +316,7 @@ mod tests {
             session_id: None,
             taints: vec![],
             protocol_version: None,
+            mtls: None,
         };
         let d = generation.engine.decide(&AuthzRequest {
             identity: &identity,
@@ -355,6 +356,7 @@ mod tests {
                 session_id: None,
                 taints: vec![],
                 protocol_version: None,
+                mtls: None,
             };
             let action = McpAction::CallTool {
                 name: "echo".into(),

@@ -557,6 +557,7 @@ fn build_case(raw: RawCase) -> Result<Case, String> {
             session_id: raw.session.id,
             taints: raw.session.taints,
             protocol_version: raw.protocol_version,
+            mtls: None,
         },
         listed,
         expect: raw.expect,

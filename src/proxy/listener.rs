@@ -45,6 +45,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::config::{ConnectionsConfig, ENV_PREFIX};
 use crate::exchange::refusal::Cutoff;
 use crate::metrics::Metrics;
+use crate::tls::TlsVersion;
 
 /// Largest request head accepted (request line and headers), in bytes.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -325,6 +326,7 @@ pub(crate) struct Gate<A> {
     limits: Limits,
     count: ConnectionCount,
     refused: IntCounterVec,
+    min_tls: Option<TlsVersion>,
 }
 
 impl<A> Gate<A> {
@@ -334,7 +336,30 @@ impl<A> Gate<A> {
             limits,
             count: ConnectionCount::new(limits.max_connections, metrics.connections_open.clone()),
             refused: metrics.connections_refused.clone(),
+            min_tls: None,
         }
+    }
+
+    /// Close TLS connections that negotiated a version older than `min` (Pingora's
+    /// rustls settings always offer TLS 1.2 and 1.3, so `tls.min_version = "1.3"` is
+    /// enforced here, right after the handshake and before any request is read).
+    pub(crate) fn with_min_tls(mut self, min: TlsVersion) -> Self {
+        self.min_tls = Some(min);
+        self
+    }
+
+    /// Is this connection's TLS version below the minimum?
+    fn below_min_tls(&self, stream: &Stream) -> bool {
+        let Some(min) = self.min_tls else {
+            return false;
+        };
+        let version = stream.get_ssl_digest().and_then(|d| {
+            d.extension
+                .get::<super::tls::ConnectionTls>()
+                .and_then(|t| t.version)
+        });
+        // Unknown version: fail closed.
+        version.is_none_or(|v| v < min)
     }
 
     fn cut_off(&self, stream: &Stream, cutoff: Cutoff) {
@@ -369,6 +394,14 @@ where
             refuse(&mut stream, Cutoff::ConnectionLimit).await;
             return None;
         };
+        if self.below_min_tls(&stream) {
+            self.refused.with_label_values(&["tls_version"]).inc();
+            tracing::warn!(
+                min_version = ?self.min_tls,
+                "connection refused: TLS version below `tls.min_version`"
+            );
+            return None;
+        }
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             // HTTP/2 (TLS with ALPN only): Pingora's own handling, per stream.
             return ServerApp::process_new(&self.app, stream, shutdown).await;

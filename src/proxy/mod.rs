@@ -15,6 +15,7 @@ mod body;
 pub mod lifecycle;
 pub mod listener;
 mod service;
+mod tls;
 mod upstream;
 
 use std::sync::Arc;
@@ -64,6 +65,58 @@ pub fn spawn_reloaders(warden: &Arc<Warden>) -> anyhow::Result<Vec<watch::WatchH
     // process (its default action).
     let _ = on_registered.recv();
     Ok(handles)
+}
+
+/// Watch `tls`'s files and reload them on change (see [`crate::tls::server`]), keeping
+/// `mcp_warden_tls_reloads_total` and `mcp_warden_tls_cert_expiry_timestamp_seconds`
+/// for `listener`. A file that does not load is logged by name; the last good material
+/// keeps serving.
+fn spawn_tls_reloader(
+    tls: &Arc<crate::tls::ServerTls>,
+    warden: &Arc<Warden>,
+    listener: &'static str,
+) -> anyhow::Result<watch::WatchHandle> {
+    let expiry = warden
+        .metrics
+        .tls_cert_expiry
+        .with_label_values(&[listener]);
+    if let Some(not_after) = tls.not_after() {
+        expiry.set(not_after);
+    }
+    let reloads = warden.metrics.tls_reloads.clone();
+    let st = Arc::clone(tls);
+    let handle = watch::spawn_watcher(
+        tls.watched_files(),
+        crate::tls::RELOAD_DEBOUNCE,
+        Box::new(move || {
+            let errors = st.reload();
+            for e in &errors {
+                tracing::error!(
+                    listener,
+                    error = %e,
+                    "tls: rejected a changed file; the last good certificate and CA keep serving"
+                );
+            }
+            let result = if errors.is_empty() {
+                "success"
+            } else {
+                "failure"
+            };
+            reloads.with_label_values(&[listener, result]).inc();
+            if let Some(not_after) = st.not_after() {
+                expiry.set(not_after);
+            }
+            if errors.is_empty() {
+                tracing::info!(
+                    listener,
+                    cert = %st.config.cert_file.display(),
+                    not_after = st.not_after(),
+                    "tls: reloaded; new connections use the new certificate and CA"
+                );
+            }
+        }),
+    )?;
+    Ok(handle)
 }
 
 /// Runs `task` on a thread of its own (named `name`) with a single-threaded Tokio
@@ -120,17 +173,67 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let proxy =
-        pingora::proxy::http_proxy(&server.configuration, WardenProxy::new(Arc::clone(&warden)));
-    let gate = listener::Gate::new(
+    let mut app = WardenProxy::new(Arc::clone(&warden));
+    let mut _upstream_tls_watch = None;
+    if warden.config.upstream.tls {
+        let tls = Arc::new(
+            upstream::UpstreamTls::load(&warden.config.raw.upstream_tls, &warden.config.base_dir)
+                .context("[upstream_tls]")?,
+        );
+        let files = tls.watched_files();
+        if !files.is_empty() {
+            let t = Arc::clone(&tls);
+            let reloads = warden.metrics.tls_reloads.clone();
+            _upstream_tls_watch = Some(watch::spawn_watcher(
+                files,
+                crate::tls::RELOAD_DEBOUNCE,
+                Box::new(move || {
+                    let result = match t.reload() {
+                        Ok(()) => {
+                            tracing::info!(
+                                "tls: reloaded the upstream CA bundle and client certificate"
+                            );
+                            "success"
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "tls: rejected a changed upstream TLS file; the last good one stays");
+                            "failure"
+                        }
+                    };
+                    reloads.with_label_values(&["upstream", result]).inc();
+                }),
+            )?);
+        }
+        app = app.with_upstream_tls(tls);
+    }
+    let proxy = pingora::proxy::http_proxy(&server.configuration, app);
+    let mut gate = listener::Gate::new(
         proxy,
         listener::Limits::from(&warden.config.raw.connections),
         &warden.metrics,
     );
+    let server_tls = match &warden.config.raw.tls {
+        Some(cfg) => {
+            let loaded =
+                crate::tls::ServerTls::load(cfg, &warden.config.base_dir).context("[tls]")?;
+            gate = gate.with_min_tls(cfg.min_version);
+            Some(Arc::new(loaded))
+        }
+        None => None,
+    };
     let mut service =
         pingora::services::listening::Service::new("mcp-warden proxy".to_owned(), gate);
     // Pingora finds the socket bound above under this address and does not bind.
-    service.add_tcp(&listen.to_string());
+    let _tls_watch = match &server_tls {
+        Some(st) => {
+            service.add_tls_with_settings(&listen.to_string(), None, tls::settings(st)?);
+            Some(spawn_tls_reloader(st, &warden, "proxy")?)
+        }
+        None => {
+            service.add_tcp(&listen.to_string());
+            None
+        }
+    };
     let lifecycle = Arc::clone(&warden.lifecycle);
     server.add_service(listener::PreBound::new(
         service,
@@ -140,6 +243,7 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     ));
     tracing::info!(
         listen = %bound,
+        tls = server_tls.is_some(),
         %admin,
         upstream = %warden.config.raw.upstream,
         generation = warden.policies.current().number,

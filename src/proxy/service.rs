@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::exchange::admission::{self, Refused, RequestHead, RequestKind, SESSION_HEADER};
 use crate::exchange::answer::{AnswerHead, Exchange, HeadRewrite};
 use crate::exchange::decide::decide;
-use crate::exchange::forward::{headers_to_strip, identity_headers};
+use crate::exchange::forward::{client_cert_headers, headers_to_strip, identity_headers};
 use crate::exchange::in_flight::{InFlight, Kind};
 use crate::exchange::observe::{self, request_id, RequestFacts, REQUEST_ID_HEADER};
 use crate::exchange::refusal::{Refusal, UpstreamFailed, Withheld};
@@ -32,12 +32,22 @@ use super::upstream;
 /// The Pingora service.
 pub struct WardenProxy {
     warden: Arc<Warden>,
+    upstream_tls: Option<Arc<upstream::UpstreamTls>>,
 }
 
 impl WardenProxy {
     /// Wrap the shared state.
     pub fn new(warden: Arc<Warden>) -> Self {
-        WardenProxy { warden }
+        WardenProxy {
+            warden,
+            upstream_tls: None,
+        }
+    }
+
+    /// Connect to an `https://` upstream with this material (`[upstream_tls]`).
+    pub(crate) fn with_upstream_tls(mut self, tls: Arc<upstream::UpstreamTls>) -> Self {
+        self.upstream_tls = Some(tls);
+        self
     }
 }
 
@@ -128,7 +138,11 @@ impl ProxyHttp for WardenProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         ctx.upstream_started = Some(Instant::now());
-        Ok(Box::new(upstream::peer(&self.warden, ctx.in_flight.kind())))
+        Ok(Box::new(upstream::peer(
+            &self.warden,
+            ctx.in_flight.kind(),
+            self.upstream_tls.as_deref(),
+        )))
     }
 
     async fn upstream_request_filter(
@@ -144,6 +158,11 @@ impl ProxyHttp for WardenProxy {
         if let Some(exchange) = &ctx.exchange {
             for (name, value) in identity_headers(cfg, exchange.identity()) {
                 upstream_request.insert_header(name, value)?;
+            }
+            if let Some(cert) = exchange.client_cert() {
+                for (name, value) in client_cert_headers(cfg, cert) {
+                    upstream_request.insert_header(name, value)?;
+                }
             }
         }
         // The proxy must read what it filters: ask for an uncompressed answer.
@@ -317,6 +336,7 @@ impl WardenProxy {
     ) -> Result<Exchange, Refused> {
         let warden = &*self.warden;
         let req = session.req_header();
+        let tls = super::tls::connection_tls(session);
         let admitted = admission::admit(
             warden,
             &RequestHead {
@@ -324,6 +344,7 @@ impl WardenProxy {
                 path: req.uri.path(),
                 headers: &req.headers,
                 peer: facts.source,
+                client_cert: tls.map(|t| &t.peer),
             },
         )?;
         let mut taints = shared::check_caller(warden, &admitted)

@@ -142,7 +142,7 @@ pub fn revocation_ids(identity: &Identity) -> Vec<String> {
             .and_then(|v| v.as_str())
             .map(|jti| vec![jti.to_ascii_lowercase_if_hex()])
             .unwrap_or_default(),
-        AuthMethod::ApiKey | AuthMethod::Anonymous => Vec::new(),
+        AuthMethod::ApiKey | AuthMethod::Anonymous | AuthMethod::Mtls => Vec::new(),
     }
 }
 

@@ -17,7 +17,8 @@
 //! that asks for the process default.
 //!
 //! This module knows nothing of Pingora or of Kubernetes: the admission webhook serves with
-//! it (`src/k8s/server.rs`), and the proxy's own listener can reuse it.
+//! it (`src/k8s/server.rs`), and the proxy's listener with [`server::ServerTls`] (the
+//! `[tls]` section, [`config`]), which adds a reloading client-certificate verifier.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +32,12 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 use crate::policy::watch::{spawn_watcher, WatchError, WatchHandle};
+
+pub mod config;
+pub mod server;
+
+pub use config::{ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion, UpstreamTlsConfig};
+pub use server::{ReloadingClientVerifier, ServerTls};
 
 /// A certificate or key could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -4,49 +4,9 @@ use crate::testing::wait_until;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A test CA and leaves it signs.
-struct TestCa {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl TestCa {
-    fn new() -> Self {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test ca");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            issuer: rcgen::Issuer::new(params, key),
-            pem: cert.pem(),
-        }
-    }
-
-    /// (certificate PEM, key PEM) for `name`.
-    fn leaf(&self, name: &str) -> (String, String) {
-        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
-    }
-}
+#[path = "../../tests/support/certs.rs"]
+mod certs;
+use certs::TestCa;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -215,4 +175,81 @@ async fn kubelet_symlink_swap_rotates_new_handshakes_only() {
     old_server.write_all(b"pong").await.unwrap();
     old_client.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"pong");
+}
+
+/// The listener's client verifier: a certificate of another CA fails the handshake, no
+/// certificate is let through (refused at the HTTP layer in `required` mode), and a
+/// changed CA bundle applies to the next handshake.
+#[tokio::test]
+async fn client_certificates_chain_to_the_current_ca_bundle() {
+    let ca = TestCa::new();
+    let other = TestCa::named("another CA");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf("svc.example");
+    let cfg: TlsConfig = toml::from_str(
+        "cert_file = \"tls.crt\"\nkey_file = \"tls.key\"\n[client_auth]\nmode = \"required\"\nca_files = [\"ca.pem\"]",
+    )
+    .unwrap();
+    files_in(dir.path(), &cert, &key);
+    write(dir.path(), "ca.pem", &ca.pem);
+    let st = ServerTls::load(&cfg, dir.path()).unwrap();
+    let verifier = st.verifier.clone().unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(st.resolver.clone());
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let connect = |client: Option<&certs::Leaf>| {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match client {
+            Some(leaf) => builder
+                .with_client_auth_cert(
+                    vec![leaf_der(&leaf.cert)],
+                    PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap(),
+                )
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let acceptor = acceptor.clone();
+        async move {
+            let (a, b) = tokio::io::duplex(64 * 1024);
+            let name = ServerName::try_from("svc.example").unwrap();
+            // The server's side decides (in TLS 1.3 the client finishes first).
+            let (server, _client) = tokio::join!(acceptor.accept(a), connector.connect(name, b));
+            server.map(|s| s.get_ref().1.peer_certificates().map(|c| c[0].to_vec()))
+        }
+    };
+    let good = ca.spiffe("spiffe://example.org/agent");
+    assert_eq!(connect(Some(&good)).await.unwrap(), Some(good.der.clone()));
+    assert_eq!(
+        connect(None).await.unwrap(),
+        None,
+        "no certificate: let through"
+    );
+    let stranger = other.spiffe("spiffe://example.org/agent");
+    assert!(
+        connect(Some(&stranger)).await.is_err(),
+        "another CA: handshake fails"
+    );
+
+    // The bundle now names the other CA: its certificates pass, the first CA's fail.
+    write(dir.path(), "ca.pem", &other.pem);
+    assert!(st.reload().is_empty());
+    assert!(connect(Some(&stranger)).await.is_ok());
+    assert!(connect(Some(&good)).await.is_err());
+    // A broken bundle is refused, naming the file; the last good one stays.
+    write(dir.path(), "ca.pem", "garbage");
+    let errors = st.reload();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].to_string().contains("ca.pem"), "{}", errors[0]);
+    assert!(connect(Some(&stranger)).await.is_ok());
 }

@@ -20,6 +20,7 @@ an unexpected exception); then the traceback goes to stderr.
 Usage:
     client.py URL [--bearer TOKEN] [--api-key KEY] [--header 'Name: value']...
               [--mode legacy|auto|2026-07-28] [--call NAME [--args JSON]] [--timeout SECS]
+              [--cacert CA.pem] [--cert CLIENT.crt --key CLIENT.key]
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--call", metavar="NAME", help="tool to call after listing")
     parser.add_argument("--args", default="{}", metavar="JSON", help="tool arguments as a JSON object")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request read timeout in seconds")
+    parser.add_argument("--cacert", help="PEM CA bundle to verify an https:// server with")
+    parser.add_argument("--cert", help="PEM client certificate to present (mTLS); needs --key")
+    parser.add_argument("--key", help="PEM private key of --cert")
     args = parser.parse_args(argv)
     try:
         args.arguments = json.loads(args.args)
@@ -102,9 +106,27 @@ def dump(value: Any) -> Any:
     return value
 
 
+def tls_http_client(args: argparse.Namespace) -> Any:
+    """An httpx client trusting `--cacert` and presenting `--cert`/`--key`, or None."""
+    if not (args.cacert or args.cert):
+        return None
+    import ssl
+
+    import httpx2  # the SDK's HTTP client
+
+    context = ssl.create_default_context(cafile=args.cacert)
+    if args.cert:
+        context.load_cert_chain(args.cert, args.key)
+    return httpx2.AsyncClient(
+        headers=headers_from(args),
+        verify=context,
+        timeout=httpx2.Timeout(30.0, read=300.0),
+    )
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"protocol_version": None, "error": None, "tools": None, "list_error": None, "call": None}
-    http_client = create_mcp_http_client(headers=headers_from(args))
+    http_client = tls_http_client(args) or create_mcp_http_client(headers=headers_from(args))
     async with http_client:
         transport = streamable_http_client(args.url, http_client=http_client)
         client = Client(transport, mode=args.mode, read_timeout_seconds=args.timeout, cache=None)

@@ -72,3 +72,63 @@ async fn python_sdk_without_a_token_is_refused() {
         report.json
     );
 }
+
+/// The Python SDK over TLS with a client certificate: the workload's SPIFFE ID is the
+/// caller, and the example policy `spiffe-agent-echo` lets it call `echo`; without the
+/// certificate the SDK gets the 401.
+#[tokio::test(flavor = "multi_thread")]
+async fn python_sdk_over_mtls_is_the_workload_its_certificate_names() {
+    use crate::support::certs::TestCa;
+    let everything = start_server_everything();
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.server("localhost").write(dir.path(), "server");
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let (agent_cert, agent_key) = ca
+        .spiffe("spiffe://example.org/agent")
+        .write(dir.path(), "agent");
+    let tls = format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n[tls.client_auth]\nmode = \"required\"\nca_files = [\"{}\"]\n[auth.mtls]\n",
+        cert.display(),
+        key.display(),
+        ca_file.display()
+    );
+    let warden = Warden::start(
+        &everything.url,
+        &example_policies(),
+        &format!("{AUTH_TOML}{tls}"),
+    );
+    let url = warden.url.replacen("http://", "https://", 1);
+    let (ca_arg, cert_arg, key_arg) = (
+        ca_file.display().to_string(),
+        agent_cert.display().to_string(),
+        agent_key.display().to_string(),
+    );
+    let report = run_python_client(
+        &url,
+        &[
+            "--cacert",
+            &ca_arg,
+            "--cert",
+            &cert_arg,
+            "--key",
+            &key_arg,
+            "--call",
+            "echo",
+            "--args",
+            r#"{"message": "over mTLS"}"#,
+        ],
+    )
+    .await;
+    let tools = report.tools().expect("tools listed");
+    assert_eq!(tools, ["echo"], "only what the workload may call");
+    assert_eq!(report.call()["ok"], true, "{:?}", report.call());
+    assert!(report.call().to_string().contains("over mTLS"));
+
+    let refused = run_python_client(&url, &["--cacert", &ca_arg, "--call", "echo"]).await;
+    assert!(
+        refused.tools().is_none(),
+        "listed without a certificate: {:?}",
+        refused.json
+    );
+}

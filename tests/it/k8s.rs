@@ -20,6 +20,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use crate::support::certs::TestCa;
+
 const KUBERNETES_VERSION: &str = "1.33.0";
 
 fn repo() -> PathBuf {
@@ -411,34 +413,6 @@ fn the_policy_configmap_loads_as_the_kubelet_mounts_it() {
 
 // ---------------------------------------------------------------------------------
 // The webhook through the real binary over HTTPS.
-
-struct TestCa {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-impl TestCa {
-    fn new() -> Self {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "mcp-warden test CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Self {
-            issuer: rcgen::Issuer::new(params, key),
-            pem: cert.pem(),
-        }
-    }
-
-    fn leaf(&self, dns: &str) -> (String, String) {
-        let params = rcgen::CertificateParams::new(vec![dns.to_owned()]).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 /// The name the API server uses to reach the webhook's Service.
 const SERVICE_DNS: &str = "mcp-warden-injector.mcp-warden.svc";

@@ -28,4 +28,5 @@ mod replicas;
 mod soak;
 mod taint;
 mod tasks;
+mod tls;
 mod upstream_smoke;

@@ -53,6 +53,7 @@ pub struct ClientBuilder {
     bearer: Option<String>,
     headers: HashMap<HeaderName, HeaderValue>,
     reinit_on_expired_session: bool,
+    http: Option<reqwest::Client>,
 }
 
 impl ClientBuilder {
@@ -64,7 +65,14 @@ impl ClientBuilder {
             bearer: None,
             headers: HashMap::new(),
             reinit_on_expired_session: false,
+            http: None,
         }
+    }
+
+    /// Use this reqwest client (e.g. one trusting a test CA, with a client certificate).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
     }
 
     /// Send `Authorization: Bearer <token>` on every request.
@@ -102,7 +110,8 @@ impl ClientBuilder {
         if let Some(token) = self.bearer {
             config = config.auth_header(token);
         }
-        let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+        let http = self.http.unwrap_or_default();
+        let transport = StreamableHttpClientTransport::with_client(http, config);
         let info = ClientConfig::new(
             ClientCapabilities::default(),
             Implementation::new("mcp-warden-tests", "0.1.0"),

@@ -1,12 +1,14 @@
 //! Test support shared by the integration tests (`tests/it/`; see `tests/README.md`).
 //!
 //! - [`audit`]: reading the proxy's audit log.
+//! - [`certs`]: a test CA and the server, client and SPIFFE certificates it signs.
 //! - [`upstream`]: a real rmcp MCP server that records what reaches it.
 //! - [`client`]: the rmcp Streamable HTTP client, for either protocol lifecycle.
 //! - [`http`]: plain HTTP requests, for what the rmcp client would never send.
 //! - [`interop`]: the official Python SDK client and the TypeScript server-everything.
 //! - [`warden`]: the real `mcp-warden` binary with a generated configuration.
 //! - [`fake`]: a scriptable hostile upstream for shapes real servers won't produce.
+//! - [`tls_front`]: TLS (and mTLS) in front of a real upstream.
 //! - [`tokens`]: JWTs signed with the test configurations' secret.
 //! - [`biscuit`]: Biscuit keys and tokens made with the real CLI.
 //! - [`postgres`]: a throw-away PostgreSQL database per test.
@@ -21,6 +23,7 @@
 
 pub mod audit;
 pub mod biscuit;
+pub mod certs;
 pub mod client;
 pub mod demo;
 pub mod fake;
@@ -28,6 +31,7 @@ pub mod http;
 pub mod interop;
 pub mod postgres;
 pub mod redis;
+pub mod tls_front;
 pub mod tokens;
 pub mod upstream;
 pub mod wait;

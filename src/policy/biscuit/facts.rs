@@ -18,8 +18,10 @@
 //! | `session($id)` | when the request carries `Mcp-Session-Id` |
 //! | `protocol_version($v)` | when known |
 //! | `taint($label)` | one per taint label of the session and credential |
-//! | `mtls_client($id)` | when the connection presented a verified client certificate (the listener does not terminate TLS yet, so never today: a token with `check if mtls_client(…)` is refused) |
-//! | `auth_method($m)` | always: `"biscuit"`, `"jwt"`, `"api_key"` or `"anonymous"` |
+//! | `mtls_client($id)` | when the connection presented a verified client certificate: its SPIFFE ID, or its SHA-256 fingerprint (hex) when it has none |
+//! | `mtls_spiffe_id($id)`, `mtls_subject($cn)`, `mtls_fingerprint($hex)` | with a verified client certificate: its SPIFFE ID (when it has one), subject CN (when not empty), fingerprint |
+//! | `mtls_dns($name)` | one per DNS SAN of the verified client certificate |
+//! | `auth_method($m)` | always: `"biscuit"`, `"jwt"`, `"api_key"`, `"mtls"` or `"anonymous"` |
 //! | `caller($subject)` | always: the authenticated user |
 //! | `caller_agent($a)` | when the credential names an agent |
 //! | `caller_role($r)`, `caller_scope($s)` | one per role, per scope |
@@ -121,6 +123,9 @@ fn context_facts(identity: &Identity, env: &RequestEnv, out: &mut Vec<Fact>) {
     for label in &env.taints {
         out.push(fact("taint", vec![string(label)]));
     }
+    if let Some(cert) = &env.mtls {
+        mtls_facts(cert, out);
+    }
     out.push(fact("auth_method", vec![string(identity.method.as_str())]));
     out.push(fact("caller", vec![string(&identity.subject)]));
     if let Some(agent) = &identity.agent {
@@ -131,6 +136,22 @@ fn context_facts(identity: &Identity, env: &RequestEnv, out: &mut Vec<Fact>) {
     }
     for scope in &identity.scopes {
         out.push(fact("caller_scope", vec![string(scope)]));
+    }
+}
+
+/// The connection's verified client certificate as facts (see the module docs).
+fn mtls_facts(cert: &crate::auth::ClientCert, out: &mut Vec<Fact>) {
+    let id = cert.spiffe_id.as_deref().unwrap_or(&cert.fingerprint);
+    out.push(fact("mtls_client", vec![string(id)]));
+    if let Some(spiffe) = &cert.spiffe_id {
+        out.push(fact("mtls_spiffe_id", vec![string(spiffe)]));
+    }
+    if !cert.subject.is_empty() {
+        out.push(fact("mtls_subject", vec![string(&cert.subject)]));
+    }
+    out.push(fact("mtls_fingerprint", vec![string(&cert.fingerprint)]));
+    for name in &cert.dns {
+        out.push(fact("mtls_dns", vec![string(name)]));
     }
 }
 
@@ -252,6 +273,7 @@ mod tests {
             session_id: Some("s1".into()),
             taints: vec!["phi".into()],
             protocol_version: Some("2025-06-18".into()),
+            mtls: None,
         };
         let action = McpAction::CallTool {
             name: "search".into(),
@@ -315,6 +337,7 @@ mod tests {
             session_id: None,
             taints: vec![],
             protocol_version: None,
+            mtls: None,
         };
         let err = request_facts(
             &Identity::anonymous(),

@@ -74,6 +74,7 @@ fn env() -> RequestEnv {
         session_id: Some("s1".into()),
         taints: vec![],
         protocol_version: None,
+        mtls: None,
     }
 }
 

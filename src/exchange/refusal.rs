@@ -34,6 +34,20 @@ use crate::policy::Decision;
 use super::sessions::SessionError;
 use super::tasks::TaskError;
 
+/// What a step-up challenge names ([`Refusal::InsufficientScope`]; boxed, as it is rare
+/// and would make every refusal larger).
+#[derive(Debug, Clone)]
+pub struct StepUp {
+    /// The scopes to ask the authorization server for.
+    pub scopes: Vec<String>,
+    /// The request's id.
+    pub id: Value,
+    /// The deciding policies.
+    pub policy_ids: Vec<String>,
+    /// RFC 9728 metadata URL to advertise.
+    pub resource_metadata: Option<String>,
+}
+
 /// Why a request was answered by the proxy instead of forwarded.
 #[derive(Debug, Clone)]
 pub enum Refusal {
@@ -58,16 +72,7 @@ pub enum Refusal {
     ClientCert(CertRefusal),
     /// A request denied only for scopes the caller's token lacks (every deciding policy
     /// says `@insufficient_scope`): HTTP 403 with a step-up challenge (MCP 2025-11-25).
-    InsufficientScope {
-        /// The scopes to ask the authorization server for.
-        scopes: Vec<String>,
-        /// The request's id.
-        id: Value,
-        /// The deciding policies.
-        policy_ids: Vec<String>,
-        /// RFC 9728 metadata URL to advertise.
-        resource_metadata: Option<String>,
-    },
+    InsufficientScope(Box<StepUp>),
     /// The session id is unknown or belongs to someone else.
     Session(SessionError),
     /// A task operation on a task the proxy did not see created for this caller.
@@ -160,7 +165,7 @@ impl Refusal {
             Refusal::Body(_) => 400,
             Refusal::HeaderMismatch(_) => 400,
             Refusal::Denied { status, .. } => *status,
-            Refusal::InsufficientScope { .. } => 403,
+            Refusal::InsufficientScope(_) => 403,
             Refusal::AuditUnavailable => 503,
             Refusal::RateLimited { .. } => 429,
             Refusal::StateUnavailable { .. } => 503,
@@ -195,7 +200,7 @@ impl Refusal {
             Refusal::Body(BodyError::NotJsonRpc { .. }) => "not_jsonrpc",
             Refusal::HeaderMismatch(_) => "header_mismatch",
             Refusal::Denied { .. } => "denied",
-            Refusal::InsufficientScope { .. } => "insufficient_scope",
+            Refusal::InsufficientScope(_) => "insufficient_scope",
             Refusal::AuditUnavailable => "audit_unavailable",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::StateUnavailable { .. } => "state_unavailable",
@@ -206,7 +211,7 @@ impl Refusal {
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
         match self {
-            Refusal::Denied { .. } | Refusal::InsufficientScope { .. } => FORBIDDEN,
+            Refusal::Denied { .. } | Refusal::InsufficientScope(_) => FORBIDDEN,
             Refusal::BadOrigin { .. } | Refusal::Session(SessionError::NotOwner) => FORBIDDEN,
             Refusal::Unauthenticated { .. } | Refusal::ClientCert(_) => UNAUTHENTICATED,
             Refusal::Body(e) => e.code(),
@@ -233,8 +238,11 @@ impl Refusal {
     pub fn message(&self) -> String {
         match self {
             Refusal::Denied { .. } => DENIED_MESSAGE.into(),
-            Refusal::InsufficientScope { scopes, .. } => {
-                format!("insufficient scope: this needs {}", scopes.join(" "))
+            Refusal::InsufficientScope(step_up) => {
+                format!(
+                    "insufficient scope: this needs {}",
+                    step_up.scopes.join(" ")
+                )
             }
             Refusal::NotFound => "not found: not the MCP endpoint".into(),
             Refusal::MethodNotAllowed => "method not allowed: use POST, GET or DELETE".into(),
@@ -277,16 +285,14 @@ impl Refusal {
     pub fn body(&self) -> Value {
         match self {
             Refusal::Denied { body, .. } => body.clone(),
-            Refusal::InsufficientScope {
-                scopes,
-                id,
-                policy_ids,
-                ..
-            } => error_response(
-                Some(id),
+            Refusal::InsufficientScope(step_up) => error_response(
+                Some(&step_up.id),
                 self.code(),
                 &self.message(),
-                Some(json!({ "policy_ids": policy_ids, "scope": scopes.join(" ") })),
+                Some(json!({
+                    "policy_ids": step_up.policy_ids,
+                    "scope": step_up.scopes.join(" "),
+                })),
             ),
             Refusal::RateLimited { rule, retry_after } => error_response(
                 None,
@@ -326,13 +332,12 @@ impl Refusal {
                 "WWW-Authenticate",
                 error.www_authenticate(resource_metadata.as_deref()),
             )],
-            Refusal::InsufficientScope {
-                scopes,
-                resource_metadata,
-                ..
-            } => vec![(
+            Refusal::InsufficientScope(step_up) => vec![(
                 "WWW-Authenticate",
-                crate::auth::insufficient_scope_challenge(scopes, resource_metadata.as_deref()),
+                crate::auth::insufficient_scope_challenge(
+                    &step_up.scopes,
+                    step_up.resource_metadata.as_deref(),
+                ),
             )],
             Refusal::MethodNotAllowed => vec![("Allow", "GET, POST, DELETE".into())],
             Refusal::RateLimited { retry_after, .. } => {
@@ -732,12 +737,12 @@ impl Refusal {
                 body: MessageRefusal::Denied.error(Some(&json!(1)), &decision),
             },
             Refusal::denied_without_answer(&decision),
-            Refusal::InsufficientScope {
+            Refusal::InsufficientScope(Box::new(StepUp {
                 scopes: vec!["mcp:admin".into()],
                 id: json!(1),
                 policy_ids: vec!["admin-tools-need-scope".into()],
                 resource_metadata: None,
-            },
+            })),
             Refusal::AuditUnavailable,
             Refusal::RateLimited {
                 rule: "calls".into(),

@@ -17,7 +17,7 @@ use crate::mcp::ParsedBody;
 use crate::policy::scopes::ScopeRequirements;
 use crate::policy::Outcome;
 
-use super::refusal::Refusal;
+use super::refusal::{Refusal, StepUp};
 use super::verdict::MessageDecision;
 
 /// The step-up refusal for a denied body, if it is one (see the module docs).
@@ -43,10 +43,10 @@ pub fn challenge(
         return None;
     }
     let required = scopes.step_up(&decided.decision.policy_ids)?;
-    Some(Refusal::InsufficientScope {
+    Some(Refusal::InsufficientScope(Box::new(StepUp {
         scopes: required,
         id,
         policy_ids: decided.decision.policy_ids.clone(),
         resource_metadata,
-    })
+    })))
 }

@@ -56,12 +56,12 @@ impl ScopeRequirements {
                 (Effect::Permit, _) => diagnostics.push(SourceDiagnostic::new(
                     dir,
                     None,
-                    &format!("policy `{id}`: `@{ANNOTATION}` belongs on a `forbid` (a permit does not deny)"),
+                    format!("policy `{id}`: `@{ANNOTATION}` belongs on a `forbid` (a permit does not deny)"),
                 )),
                 (_, None) => diagnostics.push(SourceDiagnostic::new(
                     dir,
                     None,
-                    &format!("policy `{id}`: `@{ANNOTATION}` names no scope"),
+                    format!("policy `{id}`: `@{ANNOTATION}` names no scope"),
                 )),
             }
         }
@@ -99,7 +99,7 @@ impl ScopeRequirements {
                     let id = block.iter().find_map(|(_, c)| tagged(c, "id"));
                     let fail = |message: String| SourceDiagnostic {
                         location: Some(LineCol::of_offset(text, at)),
-                        ..SourceDiagnostic::new(path, None, &message)
+                        ..SourceDiagnostic::new(path, None, message)
                     };
                     match (trimmed.starts_with("deny if"), id, split(value)) {
                         (true, Some(id), Some(scopes)) => {

@@ -435,7 +435,7 @@ const LIST_KINDS: [ListKind; 4] = [
     ListKind::Prompts,
 ];
 
-/// [`raw_list_shape`] of a parsed message.
+/// `raw_list_shape` of a parsed message.
 pub fn list_shape(message: &Value) -> Vec<ListKind> {
     let Some(result) = message.get("result").and_then(Value::as_object) else {
         return Vec::new();

@@ -13,7 +13,7 @@
 //!    into members whose values stay raw text (`serde_json::value::RawValue`), so the
 //!    filter writes its answer from slices of the upstream's own bytes.
 //!
-//! A property test (`jsonrpc::props`) holds [`check_strict`] to [`parse_strict`]'s
+//! A property test (`jsonrpc::props`) holds [`check_strict`] to `parse_strict`'s
 //! verdict on every generated input.
 
 use std::borrow::Cow;
@@ -313,7 +313,7 @@ impl ObjectWriter {
     }
 
     /// Start a member: its key (escaped here) and the colon; the caller writes the value
-    /// into [`ObjectWriter::buf`].
+    /// into `ObjectWriter::buf`.
     pub fn key(&mut self, key: &str) -> &mut String {
         if self.members > 0 {
             self.out.push(',');

@@ -1,5 +1,6 @@
 //! The load generator: many keep-alive HTTP/1.1 connections (hyper's client connection,
-//! one per worker) and an HDR histogram per worker, merged at the end.
+//! one per worker, over TLS when the target is), and an HDR histogram per worker, merged
+//! at the end.
 //!
 //! Two shapes of load:
 //! - [`saturate`]: closed loop. Every connection sends its next request as soon as the
@@ -25,6 +26,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// A request to repeat, and how to tell its answer is the right one.
@@ -42,6 +44,8 @@ pub struct RequestSpec {
     pub statuses: Vec<u16>,
     /// A string the expected answer's body contains.
     pub marker: String,
+    /// Speak TLS with this client configuration (the server's name is its IP address).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What one load phase measured.
@@ -85,13 +89,42 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects (with `TCP_NODELAY`) and performs the HTTP/1.1 handshake.
+    /// Connects in plain text (with `TCP_NODELAY`) and performs the HTTP/1.1 handshake.
     pub async fn open(addr: SocketAddr) -> Result<Self, String> {
+        Self::open_with(addr, None).await
+    }
+
+    /// Connects as `spec` says: plain, or TLS with its client configuration.
+    pub async fn open_for(spec: &RequestSpec) -> Result<Self, String> {
+        Self::open_with(spec.addr, spec.tls.as_ref()).await
+    }
+
+    async fn open_with(
+        addr: SocketAddr,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, String> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        match tls {
+            None => Self::handshake(stream).await,
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::from(addr.ip());
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {addr}: {e}"))?;
+                Self::handshake(stream).await
+            }
+        }
+    }
+
+    async fn handshake<T>(io: T) -> Result<Self, String>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (sender, connection) = http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         tokio::spawn(connection);
@@ -155,7 +188,7 @@ impl Connection {
 
 /// Sends `spec` once and returns the answer's body, for the pre-flight check.
 pub async fn once(spec: &RequestSpec) -> Result<Bytes, String> {
-    Connection::open(spec.addr).await?.send(spec).await
+    Connection::open_for(spec).await?.send(spec).await
 }
 
 /// Per-worker tally, merged into an [`Outcome`].
@@ -228,7 +261,7 @@ async fn send_on(
         }
     }
     if connection.is_none() {
-        *connection = Some(Connection::open(spec.addr).await?);
+        *connection = Some(Connection::open_for(spec).await?);
     }
     let result = connection.as_mut().expect("opened above").send(spec).await;
     if result.is_err() {
@@ -293,7 +326,7 @@ pub async fn fixed_rate(
             let next = next.clone();
             tokio::spawn(async move {
                 let mut tally = Tally::new();
-                let mut connection = Connection::open(spec.addr).await.ok();
+                let mut connection = Connection::open_for(&spec).await.ok();
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     if index >= total {

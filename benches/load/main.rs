@@ -44,6 +44,9 @@ pub struct Plan {
     pub session_counts: Vec<usize>,
     /// Where the results go.
     pub out: PathBuf,
+    /// Driver and upstream on CPU 0, proxies on CPU 1 (`procs::pin_cores`); `--no-pin`
+    /// shares every CPU between them.
+    pub pin: bool,
 }
 
 impl Plan {
@@ -60,6 +63,7 @@ impl Plan {
             list_rate: 200,
             session_counts: vec![10, 100, 1_000],
             out: setup::repo().join("benches/results"),
+            pin: true,
         }
     }
 
@@ -77,13 +81,14 @@ impl Plan {
             list_rate: 50,
             session_counts: vec![10],
             out: std::env::temp_dir().join("mcp-warden-load-quick"),
+            pin: true,
         }
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench load [-- [--quick] [--rate N] [--out DIR]]\n\
+        "usage: cargo bench --bench load [-- [--quick] [--rate N] [--out DIR] [--no-pin]]\n\
          \x20      (internal) load upstream --tools N --mode json|sse"
     );
     std::process::exit(2)
@@ -104,13 +109,14 @@ fn main() {
         }
         upstream::serve(0, tools, mode);
     }
-    let (mut bench, mut quick, mut rate, mut out) = (false, false, None, None);
+    let (mut bench, mut quick, mut rate, mut out, mut pin) = (false, false, None, None, true);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             // `cargo bench` passes `--bench`; a test run (`cargo test --benches`) does not,
             // and gets the smoke run.
             "--bench" => bench = true,
             "--quick" => quick = true,
+            "--no-pin" => pin = false,
             "--rate" => {
                 rate = Some(
                     args.next()
@@ -132,6 +138,14 @@ fn main() {
     }
     if let Some(out) = out {
         plan.out = out;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    plan.pin = pin && cpus >= 2;
+    if plan.pin {
+        if let Err(e) = procs::pin_cores() {
+            eprintln!("cannot pin to CPUs ({e}): every process shares the machine");
+            plan.pin = false;
+        }
     }
     let results = scenarios::run(&plan);
     report::write(&plan, &results);

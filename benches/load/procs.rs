@@ -1,13 +1,50 @@
-//! The processes under test (the upstream, mcp-warden, nginx) and what `/proc` says about
-//! them: resident memory (current and peak) and CPU time.
+//! The processes under test (the upstream, mcp-warden, nginx), where they run, and what
+//! `/proc` says about them: resident memory (current and peak) and CPU time.
+//!
+//! Placement: with [`pin_cores`] (the default on two or more CPUs), the driver (this
+//! process) and the upstream it starts run on CPU 0 and every proxy on CPU 1, as a sidecar
+//! has a CPU budget of its own. The direct run then measures driver and upstream on one
+//! core, and a proxied run the same plus a proxy that must keep up on the other; unpinned,
+//! the proxy takes its CPU from the driver and the upstream, and the ratio measures the sum.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::upstream::Mode;
+
+/// Whether [`pin_cores`] placed the processes.
+static PINNED: AtomicBool = AtomicBool::new(false);
+
+/// Pins this process (every thread) and so the upstreams it starts later to CPU 0;
+/// proxies started afterwards go to CPU 1 (`taskset`, from util-linux).
+pub fn pin_cores() -> Result<(), String> {
+    let status = Command::new("taskset")
+        .args(["-a", "-cp", "0", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("taskset: {e}"))?;
+    if !status.success() {
+        return Err(format!("taskset exited with {status}"));
+    }
+    PINNED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// A command for a proxy: on CPU 1 when pinned (`taskset` execs the program, so the
+/// child's PID is the proxy's).
+fn proxy_command(program: &Path) -> Command {
+    if PINNED.load(Ordering::Relaxed) {
+        let mut command = Command::new("taskset");
+        command.args(["-c", "1"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
 
 /// A child process, killed (with its children, for nginx) on drop.
 pub struct Proc {
@@ -127,7 +164,7 @@ pub fn upstream(tools: usize, mode: Mode) -> (Proc, SocketAddr) {
 /// waits until its admin `/readyz` answers 200 and its listener accepts.
 pub fn warden(config: &Path, listen: SocketAddr, admin: SocketAddr, log: &Path) -> Proc {
     let log_file = std::fs::File::create(log).expect("warden log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+    let child = proxy_command(Path::new(env!("CARGO_BIN_EXE_mcp-warden")))
         .args(["run", "--config"])
         .arg(config)
         .stdout(log_file.try_clone().expect("log file"))
@@ -148,7 +185,7 @@ pub fn warden(config: &Path, listen: SocketAddr, admin: SocketAddr, log: &Path) 
 
 /// Starts nginx with `conf` in the foreground; waits until `listen` accepts.
 pub fn nginx(binary: &Path, conf: &Path, prefix: &Path, listen: SocketAddr) -> Proc {
-    let child = Command::new(binary)
+    let child = proxy_command(binary)
         .arg("-p")
         .arg(prefix)
         .arg("-c")

@@ -56,6 +56,8 @@ struct Document<'a> {
     saturation_seconds: f64,
     saturation_connections: usize,
     rate_connections: usize,
+    /// Driver and upstream on CPU 0, proxy on CPU 1.
+    pinned: bool,
     results: &'a Results,
 }
 
@@ -69,6 +71,7 @@ pub fn write(plan: &Plan, results: &Results) {
         saturation_seconds: plan.saturate_duration.as_secs_f64(),
         saturation_connections: plan.saturate_connections,
         rate_connections: plan.rate_connections,
+        pinned: plan.pin,
         results,
     };
     let markdown = markdown(&document);
@@ -126,14 +129,19 @@ fn markdown(doc: &Document<'_>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "Measured {} on {} ({} cores, {} GiB, Linux {}). Everything (load driver, proxy, \
-         upstream) shares the machine. Fixed rate: {} req/s for {} s on {} connections; \
-         saturation: {} connections for {} s.\n",
+        "Measured {} on {} ({} cores, {} GiB, Linux {}). {} Fixed rate: {} req/s for {} s on \
+         {} connections; saturation: {} connections for {} s.\n",
         doc.date,
         m.cpu,
         m.cores,
         m.memory_gib,
         m.kernel,
+        if doc.pinned {
+            "Pinned with `taskset`: the load driver and the upstream on CPU 0, the proxy \
+             (mcp-warden or nginx) on CPU 1."
+        } else {
+            "Everything (load driver, proxy, upstream) shares the machine."
+        },
         doc.rate_rps,
         doc.rate_seconds,
         doc.rate_connections,

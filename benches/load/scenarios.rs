@@ -1,7 +1,8 @@
 //! What the load benchmark runs, in order, and the results it collects.
 //!
 //! 1. Request benchmarks: one upstream (100 extra tools, JSON answers); for each target
-//!    (direct, mcp-warden Cedar/JWT, mcp-warden Biscuit, nginx) and each workload (allowed
+//!    (direct, mcp-warden Cedar/JWT in plain text and over TLS, Cedar/RS256 JWT, Biscuit,
+//!    Cedar with Redis state when a Redis answers, nginx) and each workload (allowed
 //!    call, denied call, `tools/list`): a pre-flight check of the answer, a saturation
 //!    phase, a fixed-rate phase (with the proxy's CPU time measured over it).
 //! 2. Policy scaling: the Cedar target with 10 … 1,000 policies, allowed call, fixed rate.
@@ -153,6 +154,7 @@ fn spec(addr: SocketAddr, token: &str, body: Bytes, statuses: &[u16], marker: &s
         body,
         statuses: statuses.to_vec(),
         marker: marker.into(),
+        tls: None,
     }
 }
 
@@ -227,7 +229,11 @@ fn fixed_rate_with_cpu(
     (fixed, cpu)
 }
 
-/// Runs the workloads against one target.
+/// Runs the workloads against one target (over TLS when `tls` is given).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call per target; the arguments are what differs between targets"
+)]
 fn measure(
     rt: &tokio::runtime::Runtime,
     plan: &Plan,
@@ -235,9 +241,13 @@ fn measure(
     kind: Kind,
     addr: SocketAddr,
     token: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
     proxy: Option<&Proc>,
 ) -> Vec<Row> {
-    let specs = workloads(addr, token, kind);
+    let mut specs = workloads(addr, token, kind);
+    for (_, spec) in &mut specs {
+        spec.tls = tls.clone();
+    }
     preflight(rt, target, kind, &specs);
     let mut rows = Vec::new();
     for (workload, spec) in specs {
@@ -300,6 +310,7 @@ pub fn run(plan: &Plan) -> Results {
         upstream_addr,
         &cedar.token,
         None,
+        None,
     ));
 
     let jwt = cedar.token.clone();
@@ -310,10 +321,19 @@ pub fn run(plan: &Plan) -> Results {
     let rs256_dir = work.path().join("cedar-rs256");
     let (rs256_addr, rs256_admin) = addrs();
     let rs256 = setup::cedar_jwt_rs256(&rs256_dir, rs256_addr, upstream_addr, rs256_admin);
+    let tls_dir = work.path().join("cedar-tls");
+    let (tls_addr, tls_admin) = addrs();
+    let (tls, tls_client) = setup::cedar_jwt_tls(&tls_dir, tls_addr, upstream_addr, tls_admin);
     let mut targets = vec![
-        ("mcp-warden (Cedar, JWT)", cedar_dir, cedar),
-        ("mcp-warden (Cedar, RS256 JWT)", rs256_dir, rs256),
-        ("mcp-warden (Biscuit)", biscuit_dir, biscuit),
+        ("mcp-warden (Cedar, JWT)", cedar_dir, cedar, None),
+        (
+            "mcp-warden (Cedar, JWT, TLS)",
+            tls_dir,
+            tls,
+            Some(tls_client),
+        ),
+        ("mcp-warden (Cedar, RS256 JWT)", rs256_dir, rs256, None),
+        ("mcp-warden (Biscuit)", biscuit_dir, biscuit, None),
     ];
     // The Cedar target again with its shared state in Redis, when a Redis answers.
     match setup::find_redis() {
@@ -321,11 +341,11 @@ pub fn run(plan: &Plan) -> Results {
             let dir = work.path().join("cedar-redis");
             let (addr, admin) = addrs();
             let target = setup::cedar_jwt_redis(&dir, &url, addr, upstream_addr, admin);
-            targets.push(("mcp-warden (Cedar, JWT, Redis state)", dir, target));
+            targets.push(("mcp-warden (Cedar, JWT, Redis state)", dir, target, None));
         }
         None => eprintln!("no Redis (REDIS_URL): the Redis-state target is left out"),
     }
-    for (name, dir, target) in targets {
+    for (name, dir, target, tls) in targets {
         let proxy = start_warden(&dir, &target);
         let listen = target.listen;
         eprintln!("{name} → {listen}");
@@ -337,6 +357,7 @@ pub fn run(plan: &Plan) -> Results {
             Kind::Warden,
             listen,
             &target.token,
+            tls,
             Some(&proxy),
         ));
         memory.push(Memory {
@@ -362,6 +383,7 @@ pub fn run(plan: &Plan) -> Results {
                 Kind::Plain,
                 listen,
                 &jwt,
+                None,
                 Some(&proxy),
             ));
             memory.push(Memory {

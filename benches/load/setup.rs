@@ -8,6 +8,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+
+/// The test CA the integration tests use (rcgen), for the TLS target's certificates.
+#[path = "../../tests/support/certs.rs"]
+mod certs;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -214,6 +219,34 @@ pub fn cedar_jwt_rs256(
     )
     .expect("sign");
     Target { token, ..target }
+}
+
+/// [`cedar_jwt`] behind TLS on the listener: a server certificate for `127.0.0.1` from a
+/// fresh test CA (rcgen, ECDSA P-256), TLS 1.3 with HTTP/1.1 (the driver's protocol), no
+/// client certificate. The driver keeps its connections alive, so the handshake is paid
+/// once per connection (`cargo bench --bench micro -- tls/` measures it); the difference
+/// to [`cedar_jwt`] is what TLS costs per request. Returns the client configuration that
+/// trusts the CA.
+pub fn cedar_jwt_tls(
+    dir: &Path,
+    listen: SocketAddr,
+    upstream: SocketAddr,
+    admin: SocketAddr,
+) -> (Target, Arc<rustls::ClientConfig>) {
+    let target = cedar_jwt(dir, 0, listen, upstream, admin);
+    let ca = certs::TestCa::new();
+    let (cert, key) = ca.server("localhost").write(dir, "server");
+    let mut config = std::fs::read_to_string(&target.config).expect("read config");
+    config.push_str(&format!(
+        "\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nalpn = [\"http/1.1\"]\n",
+        cert.display(),
+        key.display()
+    ));
+    std::fs::write(&target.config, config).expect("write config");
+    let client = ca.client_config();
+    let mut client = Arc::unwrap_or_clone(client);
+    client.alpn_protocols = vec![b"http/1.1".to_vec()];
+    (target, Arc::new(client))
 }
 
 /// [`cedar_jwt`] with its shared state in Redis (`redis_url`, a key prefix of its own): each

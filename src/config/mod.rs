@@ -900,6 +900,36 @@ dir = "policies"
     }
 
     #[test]
+    fn admin_tls_and_h2c_parse_and_are_checked() {
+        let admin = "[admin.tls]\ncert_file = \"a.crt\"\nkey_file = \"a.key\"\n";
+        let (_d, path) = write(&format!("{MINIMAL}\n{admin}\n[connections]\nh2c = true\n"));
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        let tls = raw.admin.tls.expect("[admin.tls]");
+        assert_eq!(
+            tls.as_listener().alpn,
+            ["http/1.1"],
+            "the admin listener speaks HTTP/1.1"
+        );
+        assert!(raw.connections.h2c);
+
+        let tls = "[tls]\ncert_file = \"s.crt\"\nkey_file = \"s.key\"\n";
+        for (extra, key) in [
+            (
+                format!("{admin}[admin.tls.client_auth]\nmode = \"required\"\n"),
+                "admin.tls.client_auth.ca_files",
+            ),
+            (
+                format!("[connections]\nh2c = true\n{tls}"),
+                "connections.h2c",
+            ),
+        ] {
+            let (_d, path) = write(&format!("{MINIMAL}\n{extra}"));
+            let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_field_names_file_line_and_column() {
         let (_d, path) = write(&format!("{MINIMAL}\n[limits]\nmax_bdy = 3\n"));
         let err = load_with_env(&path, vec![]).unwrap_err().to_string();

@@ -262,7 +262,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let response = match parse_request_line(&head) {
         Some((method, target)) => match admit(cert, target) {
             Some(refused) => {
-                tracing::warn!(target, "admin: refused a request without a client certificate");
+                tracing::warn!(
+                    target,
+                    "admin: refused a request without a client certificate"
+                );
                 refused
             }
             None => respond(warden, method, target).await,
@@ -344,8 +347,14 @@ mod tests {
         };
         let refused = admit(required(false), "/metrics").expect("refused");
         assert_eq!(refused.status, 401);
-        assert_eq!(admit(required(false), "/metrics?x=1").map(|r| r.status), Some(401));
-        assert_eq!(admit(required(false), "/other").map(|r| r.status), Some(401));
+        assert_eq!(
+            admit(required(false), "/metrics?x=1").map(|r| r.status),
+            Some(401)
+        );
+        assert_eq!(
+            admit(required(false), "/other").map(|r| r.status),
+            Some(401)
+        );
         assert_eq!(admit(required(true), "/metrics"), None);
         // The kubelet's HTTPS probes present no certificate.
         assert_eq!(admit(required(false), "/healthz"), None);

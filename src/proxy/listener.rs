@@ -569,7 +569,11 @@ mod tests {
     #[test]
     fn an_h2_preface_is_told_from_an_http1_head() {
         let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00";
-        assert_eq!(head_end(preface), Some(18), "an HTTP/1 reader sees a whole head");
+        assert_eq!(
+            head_end(preface),
+            Some(18),
+            "an HTTP/1 reader sees a whole head"
+        );
         assert!(is_h2_preface(preface));
         assert!(is_h2_preface(b"PRI * HTTP/2.0\r\n\r\n"));
         assert!(!is_h2_preface(b"POST /mcp HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -582,7 +586,10 @@ mod tests {
         assert_eq!(&H2C_REFUSAL[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0]);
         // GOAWAY: length 8, type 7, stream 0; last stream 0, error 0x0d.
         assert_eq!(&H2C_REFUSAL[9..18], &[0, 0, 8, 7, 0, 0, 0, 0, 0]);
-        assert_eq!(u32::from_be_bytes(H2C_REFUSAL[22..26].try_into().unwrap()), 0x0d);
+        assert_eq!(
+            u32::from_be_bytes(H2C_REFUSAL[22..26].try_into().unwrap()),
+            0x0d
+        );
     }
 
     #[test]

@@ -238,12 +238,8 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
     let connections = &warden.config.raw.connections;
     proxy.server_options = Some(listener::server_options(connections));
-    let mut gate = listener::Gate::new(
-        proxy,
-        listener::Limits::from(connections),
-        &warden.metrics,
-    )
-    .with_h2c(connections.h2c);
+    let mut gate = listener::Gate::new(proxy, listener::Limits::from(connections), &warden.metrics)
+        .with_h2c(connections.h2c);
     let server_tls = match &warden.config.raw.tls {
         Some(cfg) => {
             let loaded = load_server_tls(cfg, &warden.config.base_dir, "tls")?;

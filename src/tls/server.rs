@@ -281,8 +281,7 @@ impl ServerTls {
     /// reloading client verifier when client certificates are asked for, versions from
     /// `min_version`, ALPN from `alpn`.
     pub fn rustls_config(&self) -> Result<rustls::ServerConfig, TlsError> {
-        let versions: &[&'static rustls::SupportedProtocolVersion] = match self.config.min_version
-        {
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match self.config.min_version {
             TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::Tls13 => &[&rustls::version::TLS13],
         };

@@ -824,6 +824,8 @@ mod tests {
         let tls = cfg.raw.tls.expect("config/tls.toml has [tls]");
         assert_eq!(tls.client_auth.mode, crate::tls::ClientAuthMode::Required);
         assert!(cfg.raw.auth.mtls.is_some());
+        let admin = cfg.raw.admin.tls.expect("config/tls.toml has [admin.tls]");
+        assert_eq!(admin.client_auth.mode, crate::tls::ClientAuthMode::Required);
     }
 
     use super::*;

@@ -453,10 +453,12 @@ fn client_cert(raw: RawMtls) -> Result<crate::auth::ClientCert, String> {
         "" => Vec::new(),
         hex_digits => match hex::decode(hex_digits) {
             Ok(bytes) if bytes.len() == 32 => bytes,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "`mtls.fingerprint` `{}`: expected the SHA-256 of the certificate, 64 hex digits",
                 raw.fingerprint
-            )),
+            ))
+            }
         },
     };
     if let Some(id) = &raw.spiffe_id {

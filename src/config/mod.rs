@@ -217,12 +217,16 @@ pub struct AdminConfig {
     /// (default `127.0.0.1:9090`). Keep it off the network clients reach; in Kubernetes
     /// use `0.0.0.0:9090` and a NetworkPolicy so only Prometheus and the kubelet connect.
     pub listen: SocketAddr,
+    /// `[admin.tls]`: serve the admin listener over HTTPS, with its own certificate and
+    /// optionally client certificates for scrapers. Absent: plain HTTP.
+    pub tls: Option<crate::tls::AdminTlsConfig>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            tls: None,
         }
     }
 }
@@ -269,6 +273,10 @@ pub struct ConnectionsConfig {
     /// Time an open connection may sit idle waiting for its next request (default 60s).
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Serve HTTP/2 with prior knowledge (h2c, RFC 9113 section 3.3) on a plain listener,
+    /// beside HTTP/1.1 (default `false`: an HTTP/2 preface is refused). With `[tls]`,
+    /// HTTP/2 is negotiated by ALPN instead (`tls.alpn`).
+    pub h2c: bool,
 }
 
 impl Default for ConnectionsConfig {
@@ -277,6 +285,7 @@ impl Default for ConnectionsConfig {
             max_connections: 10_000,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            h2c: false,
         }
     }
 }
@@ -534,6 +543,17 @@ fn check_values(raw: &RawConfig) -> Result<(), (&'static str, String)> {
     raw.audit.check()?;
     if let Some(tls) = &raw.tls {
         tls.check()?;
+    }
+    if let Some(tls) = &raw.admin.tls {
+        tls.check()?;
+    }
+    if raw.connections.h2c && raw.tls.is_some() {
+        return Err((
+            "connections.h2c",
+            "h2c is HTTP/2 on a plain listener; with `[tls]`, HTTP/2 is offered by \
+             `tls.alpn`\nhelp: remove `connections.h2c`, or keep `\"h2\"` in `tls.alpn`"
+                .into(),
+        ));
     }
     raw.upstream_tls.check()?;
     raw.taint.check()?;
@@ -804,6 +824,8 @@ mod tests {
         let tls = cfg.raw.tls.expect("config/tls.toml has [tls]");
         assert_eq!(tls.client_auth.mode, crate::tls::ClientAuthMode::Required);
         assert!(cfg.raw.auth.mtls.is_some());
+        let admin = cfg.raw.admin.tls.expect("config/tls.toml has [admin.tls]");
+        assert_eq!(admin.client_auth.mode, crate::tls::ClientAuthMode::Required);
     }
 
     use super::*;
@@ -877,6 +899,36 @@ dir = "policies"
         let (_d, path) = write(&format!("{MINIMAL}\n[admin]\nlisten = \"x\"\n"));
         let err = load_with_env(&path, vec![]).unwrap_err().to_string();
         assert!(err.contains("warden.toml:8:"), "{err}");
+    }
+
+    #[test]
+    fn admin_tls_and_h2c_parse_and_are_checked() {
+        let admin = "[admin.tls]\ncert_file = \"a.crt\"\nkey_file = \"a.key\"\n";
+        let (_d, path) = write(&format!("{MINIMAL}\n{admin}\n[connections]\nh2c = true\n"));
+        let raw = load_with_env(&path, vec![]).unwrap().raw;
+        let tls = raw.admin.tls.expect("[admin.tls]");
+        assert_eq!(
+            tls.as_listener().alpn,
+            ["http/1.1"],
+            "the admin listener speaks HTTP/1.1"
+        );
+        assert!(raw.connections.h2c);
+
+        let tls = "[tls]\ncert_file = \"s.crt\"\nkey_file = \"s.key\"\n";
+        for (extra, key) in [
+            (
+                format!("{admin}[admin.tls.client_auth]\nmode = \"required\"\n"),
+                "admin.tls.client_auth.ca_files",
+            ),
+            (
+                format!("[connections]\nh2c = true\n{tls}"),
+                "connections.h2c",
+            ),
+        ] {
+            let (_d, path) = write(&format!("{MINIMAL}\n{extra}"));
+            let err = load_with_env(&path, vec![]).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{extra}: {err}");
+        }
     }
 
     #[test]

@@ -21,6 +21,9 @@
 //! source_ip = "10.0.0.1"                  # optional
 //! time = 1700000000                       # optional, Unix seconds; default: now
 //! protocol_version = "2025-06-18"         # optional
+//! mtls = { spiffe_id = "spiffe://example.org/agent", dns = ["agent.svc"],
+//!          subject = "agent", fingerprint = "<64 hex digits>" }
+//!                                         # optional: the connection's client certificate
 //! expect = "allow"                        # or "deny"
 //! policies = ["staff-read-only-tools"]    # optional: the deciding policy ids, exactly
 //! expect_listed = true                    # optional: the listing rule for the target
@@ -36,6 +39,12 @@
 //! The runner mints it with a throw-away root key, appends the blocks, and reads the
 //! identity from the authority block as the proxy does (`user`, `agent`, `role`,
 //! `scope`), so its checks are enforced under either engine.
+//!
+//! `mtls` is what the proxy would read from a verified client certificate: Cedar's
+//! `context.mtls`, Biscuit's `mtls_client(…)`, `mtls_spiffe_id(…)`, `mtls_dns(…)`,
+//! `mtls_subject(…)` and `mtls_fingerprint(…)`. Every field is optional (`subject` and
+//! `fingerprint` default to `""`); a caller named by its certificate alone is
+//! `principal = { subject = "spiffe://…", auth_method = "mtls" }`.
 //!
 //! Each case needs `expect`, `expect_listed`, or both. `protocol` and `other` need
 //! `method` (the JSON-RPC method); with only `method`, the action is derived from it the
@@ -201,6 +210,18 @@ struct RawPrincipal {
     auth_method: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMtls {
+    spiffe_id: Option<String>,
+    #[serde(default)]
+    dns: Vec<String>,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    fingerprint: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSession {
@@ -228,6 +249,7 @@ struct RawCase {
     source_ip: Option<IpAddr>,
     time: Option<u64>,
     protocol_version: Option<String>,
+    mtls: Option<RawMtls>,
     expect: Option<Expect>,
     policies: Option<Vec<String>>,
     expect_listed: Option<bool>,
@@ -405,9 +427,10 @@ fn principal_identity(principal: RawPrincipal) -> Result<Identity, String> {
         None | Some("jwt") => AuthMethod::Jwt,
         Some("api_key") => AuthMethod::ApiKey,
         Some("anonymous") => AuthMethod::Anonymous,
+        Some("mtls") => AuthMethod::Mtls,
         Some(other) => {
             return Err(format!(
-                "unknown `auth_method` `{other}` (expected `jwt`, `api_key` or `anonymous`; for a Biscuit caller give `token`)"
+                "unknown `auth_method` `{other}` (expected `jwt`, `api_key`, `anonymous` or `mtls`; for a Biscuit caller give `token`)"
             ))
         }
     };
@@ -422,7 +445,51 @@ fn principal_identity(principal: RawPrincipal) -> Result<Identity, String> {
     })
 }
 
+/// The client certificate a case's `mtls` table stands for.
+fn client_cert(raw: RawMtls) -> Result<crate::auth::ClientCert, String> {
+    use base64::Engine as _;
+    let fingerprint = raw.fingerprint.to_ascii_lowercase();
+    let digest = match fingerprint.as_str() {
+        "" => Vec::new(),
+        hex_digits => match hex::decode(hex_digits) {
+            Ok(bytes) if bytes.len() == 32 => bytes,
+            _ => {
+                return Err(format!(
+                "`mtls.fingerprint` `{}`: expected the SHA-256 of the certificate, 64 hex digits",
+                raw.fingerprint
+            ))
+            }
+        },
+    };
+    if let Some(id) = &raw.spiffe_id {
+        if !id.starts_with("spiffe://") {
+            return Err(format!(
+                "`mtls.spiffe_id` `{id}`: a SPIFFE ID starts with `spiffe://`"
+            ));
+        }
+    }
+    Ok(crate::auth::ClientCert {
+        spiffe_id: raw.spiffe_id,
+        dns: raw.dns,
+        subject: raw.subject,
+        x5t_s256: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest),
+        fingerprint,
+    })
+}
+
 fn build_case(raw: RawCase) -> Result<Case, String> {
+    let by_certificate = raw
+        .principal
+        .as_ref()
+        .is_some_and(|p| p.auth_method.as_deref() == Some("mtls"));
+    if by_certificate && raw.mtls.is_none() {
+        return Err("`auth_method = \"mtls\"` needs the certificate: give `mtls`".to_owned());
+    }
+    let mtls = raw
+        .mtls
+        .map(client_cert)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let identity = match (raw.principal, &raw.token) {
         (Some(principal), None) => principal_identity(principal)?,
         (None, Some(blocks)) => token_identity(blocks)?,
@@ -557,7 +624,7 @@ fn build_case(raw: RawCase) -> Result<Case, String> {
             session_id: raw.session.id,
             taints: raw.session.taints,
             protocol_version: raw.protocol_version,
-            mtls: None,
+            mtls,
         },
         listed,
         expect: raw.expect,
@@ -694,6 +761,90 @@ mod tests {
         let report = run_test_file(&file).unwrap_or_else(|e| panic!("{e}"));
         assert!(report.cases.len() >= 20, "{report}");
         assert!(report.all_passed(), "{report}");
+    }
+
+    const AGENT_ECHO: &str = r#"@id("agent-echo") permit (principal, action == Action::"call_tool", resource == Tool::"echo") when { context has mtls && context.mtls.spiffe_id == "spiffe://e.org/agent" && context.mtls.dns.contains("agent.svc") && context.mtls.subject == "agent" && context.mtls.fingerprint == "00ff000000000000000000000000000000000000000000000000000000000000" };"#;
+
+    #[test]
+    fn a_case_gives_the_client_certificate_to_cedar_and_biscuit() {
+        let cert = r#"mtls = { spiffe_id = "spiffe://e.org/agent", dns = ["agent.svc"], subject = "agent", fingerprint = "00FF000000000000000000000000000000000000000000000000000000000000" }"#;
+        let cases = format!(
+            r#"
+[[case]]
+name = "with"
+principal = {{ subject = "spiffe://e.org/agent", auth_method = "mtls" }}
+{cert}
+action = "call_tool"
+tool = "echo"
+expect = "allow"
+policies = ["agent-echo"]
+expect_listed = true
+
+[[case]]
+name = "without"
+principal = {{ subject = "spiffe://e.org/agent" }}
+action = "call_tool"
+tool = "echo"
+expect = "deny"
+expect_listed = false
+"#
+        );
+        let (_dir, file) = write_dir(AGENT_ECHO, &cases);
+        let report = run_test_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.cases.len(), 2);
+        assert!(report.all_passed(), "{report}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.datalog"),
+            r#"allow if mtls_client("spiffe://e.org/agent"), mtls_spiffe_id("spiffe://e.org/agent"), mtls_dns("agent.svc"), mtls_subject("agent"), mtls_fingerprint("00ff000000000000000000000000000000000000000000000000000000000000");"#,
+        )
+        .unwrap();
+        let file = dir.path().join("t.toml");
+        let cases = format!(
+            r#"
+[[case]]
+name = "x"
+token = ['user("a");']
+{cert}
+action = "call_tool"
+tool = "t"
+expect = "allow"
+
+[[case]]
+name = "y"
+token = ['user("a");']
+action = "call_tool"
+tool = "t"
+expect = "deny"
+"#
+        );
+        std::fs::write(&file, cases).unwrap();
+        let report = run_test_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.all_passed(), "{report}");
+    }
+
+    #[test]
+    fn a_bad_client_certificate_in_a_case_is_named() {
+        let case = |principal: &str, mtls: &str| {
+            let cases = format!(
+                "[[case]]\nname = \"c\"\nprincipal = {principal}\n{mtls}\naction = \"call_tool\"\ntool = \"echo\"\nexpect = \"allow\"\n"
+            );
+            let (_dir, file) = write_dir(ECHO, &cases);
+            run_test_file(&file).unwrap_err().to_string()
+        };
+        let alice = r#"{ subject = "alice" }"#;
+        let err = case(alice, r#"mtls = { fingerprint = "abc" }"#);
+        assert!(
+            err.contains("case `c`: `mtls.fingerprint` `abc`: expected"),
+            "{err}"
+        );
+        let err = case(alice, r#"mtls = { spiffe_id = "https://x" }"#);
+        assert!(err.contains("`mtls.spiffe_id` `https://x`"), "{err}");
+        let err = case(r#"{ subject = "a", auth_method = "mtls" }"#, "");
+        assert!(err.contains("needs the certificate: give `mtls`"), "{err}");
+        let err = case(alice, r#"mtls = { serial = "1" }"#);
+        assert!(err.contains("serial"), "{err}");
     }
 
     #[test]

@@ -4,15 +4,23 @@
 //! keeps answering while Pingora drains: Prometheus can scrape the drain and the kubelet
 //! sees `/readyz` turn 503. It speaks just enough HTTP/1.1 for probes and scrapers: one
 //! `GET` (or `HEAD`) per connection, answered with `Connection: close`.
+//!
+//! With `[admin.tls]` it speaks HTTPS (tokio-rustls over the same reloading certificate
+//! resolver and client verifier as the proxy's listener, [`crate::tls::ServerTls`]). With
+//! `client_auth.mode = "required"`, `/metrics` is answered only to a client that presented a
+//! certificate chaining to the configured CA ([`admit`]); the probes stay open to any client
+//! that completes the handshake, because the kubelet's HTTPS probes present no certificate.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use super::Warden;
+use crate::tls::{ClientAuthMode, ServerTls};
 
 /// Longest request head read.
 const MAX_HEAD: usize = 8 * 1024;
@@ -102,6 +110,24 @@ pub async fn readiness(warden: &Warden) -> Readiness {
     }
 }
 
+/// What the admin listener knows of a connection's client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCert {
+    /// `[admin.tls.client_auth] mode = "required"`.
+    pub required: bool,
+    /// The client presented a certificate the verifier accepted.
+    pub presented: bool,
+}
+
+/// The refusal of a request the connection may not make: `/metrics` (and anything but the
+/// probes) without a client certificate when one is required. `None`: go on.
+pub fn admit(cert: ClientCert, target: &str) -> Option<AdminResponse> {
+    let path = target.split('?').next().unwrap_or("");
+    let probe = matches!(path, "/healthz" | "/readyz");
+    (cert.required && !cert.presented && !probe)
+        .then(|| AdminResponse::text(401, "a client certificate is required"))
+}
+
 /// Answer one request.
 pub async fn respond(warden: &Warden, method: &str, target: &str) -> AdminResponse {
     let path = target.split('?').next().unwrap_or("");
@@ -139,13 +165,31 @@ pub async fn respond(warden: &Warden, method: &str, target: &str) -> AdminRespon
     }
 }
 
+/// How the admin listener speaks TLS: the acceptor, and whether `/metrics` needs a client
+/// certificate.
+#[derive(Clone)]
+struct AdminTls {
+    acceptor: TlsAcceptor,
+    cert_required: bool,
+}
+
 /// Bind the admin address now (so a taken port stops the start) and serve it on its own
-/// thread.
+/// thread; over HTTPS when `tls` is given (`[admin.tls]`, loaded by the caller).
 #[allow(
     clippy::disallowed_methods,
     reason = "a failed accept is retried after a pause"
 )]
-pub fn spawn(warden: &Arc<Warden>) -> anyhow::Result<std::net::SocketAddr> {
+pub fn spawn(
+    warden: &Arc<Warden>,
+    tls: Option<&ServerTls>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let tls = match tls {
+        Some(st) => Some(AdminTls {
+            acceptor: TlsAcceptor::from(Arc::new(st.rustls_config()?)),
+            cert_required: st.config.client_auth.mode == ClientAuthMode::Required,
+        }),
+        None => None,
+    };
     let listener = super::listener::bind(warden.config.raw.admin.listen, "admin.listen")?;
     let local = listener.local_addr()?;
     let warden = Arc::clone(warden);
@@ -159,11 +203,12 @@ pub fn spawn(warden: &Arc<Warden>) -> anyhow::Result<std::net::SocketAddr> {
         };
         loop {
             match listener.accept().await {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let warden = Arc::clone(&warden);
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve(stream, &warden).await {
-                            tracing::debug!("admin connection: {e}");
+                        if let Err(e) = accept(stream, tls, &warden).await {
+                            tracing::debug!(%peer, "admin connection: {e}");
                         }
                     });
                 }
@@ -177,12 +222,54 @@ pub fn spawn(warden: &Arc<Warden>) -> anyhow::Result<std::net::SocketAddr> {
     Ok(local)
 }
 
-async fn serve(mut stream: TcpStream, warden: &Warden) -> std::io::Result<()> {
+fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_owned())
+}
+
+/// Serve one connection: plain, or after a TLS handshake (bounded by the same deadline
+/// as the request head).
+async fn accept(stream: TcpStream, tls: Option<AdminTls>, warden: &Warden) -> std::io::Result<()> {
+    let Some(tls) = tls else {
+        let plain = ClientCert {
+            required: false,
+            presented: false,
+        };
+        return serve(stream, plain, warden).await;
+    };
+    let stream = tokio::time::timeout(READ_TIMEOUT, tls.acceptor.accept(stream))
+        .await
+        .map_err(|_| timed_out("slow TLS handshake"))??;
+    let presented = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .is_some_and(|certs| !certs.is_empty());
+    let cert = ClientCert {
+        required: tls.cert_required,
+        presented,
+    };
+    serve(stream, cert, warden).await
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    cert: ClientCert,
+    warden: &Warden,
+) -> std::io::Result<()> {
     let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow request"))??;
+        .map_err(|_| timed_out("slow request"))??;
     let response = match parse_request_line(&head) {
-        Some((method, target)) => respond(warden, method, target).await,
+        Some((method, target)) => match admit(cert, target) {
+            Some(refused) => {
+                tracing::warn!(
+                    target,
+                    "admin: refused a request without a client certificate"
+                );
+                refused
+            }
+            None => respond(warden, method, target).await,
+        },
         None => AdminResponse::text(400, "bad request"),
     };
     let is_head = head.starts_with(b"HEAD ");
@@ -201,7 +288,7 @@ async fn serve(mut stream: TcpStream, warden: &Warden) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     loop {
@@ -229,6 +316,7 @@ fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         503 => "Service Unavailable",
@@ -249,6 +337,33 @@ mod tests {
         assert_eq!(parse_request_line(b"GET /metrics\r\n\r\n"), None);
         assert_eq!(parse_request_line(b"GET / HTTP/2 x\r\n\r\n"), None);
         assert_eq!(parse_request_line(b"GET / HTTP/1.1"), None);
+    }
+
+    #[test]
+    fn metrics_need_a_client_certificate_when_one_is_required() {
+        let required = |presented| ClientCert {
+            required: true,
+            presented,
+        };
+        let refused = admit(required(false), "/metrics").expect("refused");
+        assert_eq!(refused.status, 401);
+        assert_eq!(
+            admit(required(false), "/metrics?x=1").map(|r| r.status),
+            Some(401)
+        );
+        assert_eq!(
+            admit(required(false), "/other").map(|r| r.status),
+            Some(401)
+        );
+        assert_eq!(admit(required(true), "/metrics"), None);
+        // The kubelet's HTTPS probes present no certificate.
+        assert_eq!(admit(required(false), "/healthz"), None);
+        assert_eq!(admit(required(false), "/readyz"), None);
+        let optional = ClientCert {
+            required: false,
+            presented: false,
+        };
+        assert_eq!(admit(optional, "/metrics"), None);
     }
 
     #[test]

@@ -25,6 +25,14 @@
 //!
 //! The gate reads the head itself and gives it to Pingora as the session's first bytes
 //! (Pingora's "pipelined prefix"), so Pingora parses exactly the bytes the client sent.
+//!
+//! **HTTP/2.** On TLS, ALPN `h2` hands the connection to Pingora's HTTP/2 server. On a
+//! plain connection the first head read tells an HTTP/2 prior-knowledge client by its
+//! preface ([`is_h2_preface`]): with `connections.h2c` the bytes are put back and Pingora's
+//! h2c server takes the connection; without it the client is told `HTTP_1_1_REQUIRED` in a
+//! GOAWAY frame ([`H2C_REFUSAL`]) and the connection closed
+//! (`mcp_warden_connections_refused_total{reason="h2c_disabled"}`). Either way every
+//! stream is then one request through the same `ProxyHttp` callbacks as HTTP/1.1.
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::IntoRawFd;
@@ -34,7 +42,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::{ListenFds, RuntimeOpts, ShutdownWatch};
@@ -49,6 +57,18 @@ use crate::tls::TlsVersion;
 
 /// Largest request head accepted (request line and headers), in bytes.
 pub const MAX_HEAD: usize = 64 * 1024;
+/// The first line of the HTTP/2 connection preface (RFC 9113 section 3.4), which an HTTP/1
+/// head reader sees as a complete head.
+const H2_PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";
+/// What an HTTP/2 client is told when h2c is off: the server's connection preface (an
+/// empty SETTINGS frame) and a GOAWAY frame with error `HTTP_1_1_REQUIRED` (0x0d), last
+/// stream 0 (RFC 9113 sections 3.4, 6.8, 7).
+pub const H2C_REFUSAL: [u8; 26] = [
+    0, 0, 0, 0x04, 0, 0, 0, 0, 0, // SETTINGS, length 0, stream 0
+    0, 0, 8, 0x07, 0, 0, 0, 0, 0, // GOAWAY, length 8, stream 0
+    0, 0, 0, 0, // last stream id 0
+    0, 0, 0, 0x0d, // HTTP_1_1_REQUIRED
+];
 /// How long a refused client gets to take its answer before the socket is closed.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// Most bytes read and discarded from a refused client before closing (so the close
@@ -195,6 +215,15 @@ impl From<&ConnectionsConfig> for Limits {
     }
 }
 
+/// Pingora's HTTP server options from `[connections]`: h2c as configured, and an HTTP/2
+/// connection with no stream open for `idle_timeout` is closed, as an idle HTTP/1.1 one is.
+pub(crate) fn server_options(c: &ConnectionsConfig) -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.h2c = c.h2c;
+    options.h2_idle_timeout = Some(c.idle_timeout);
+    options
+}
+
 /// Where the request head in `buf` ends (the index after its empty line), if it is
 /// whole. Empty lines before the request line are skipped, as HTTP/1.1 allows; bare
 /// `\n` line ends are accepted, as Pingora's parser does.
@@ -206,6 +235,24 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
         Some([b'\r', b'\n', ..]) => Some(start + i + 3),
         _ => None,
     })
+}
+
+/// Do the bytes read as a connection's first request head open an HTTP/2 connection
+/// preface (prior knowledge, h2c)?
+pub fn is_h2_preface(head: &[u8]) -> bool {
+    head.starts_with(H2_PREFACE_HEAD)
+}
+
+/// Put `head` back in front of a plain TCP stream, for Pingora's h2c server to read again.
+/// `None` if the stream is not Pingora's plain TCP stream (it always is on a plain listener).
+fn rewound(stream: Stream, head: &[u8]) -> Option<Stream> {
+    let mut tcp = stream
+        .into_any()
+        .downcast::<pingora::protocols::l4::stream::Stream>()
+        .ok()?;
+    tcp.rewind(head);
+    let stream: Stream = tcp;
+    Some(stream)
 }
 
 /// How reading a request head ended.
@@ -327,6 +374,7 @@ pub(crate) struct Gate<A> {
     count: ConnectionCount,
     refused: IntCounterVec,
     min_tls: Option<TlsVersion>,
+    h2c: bool,
 }
 
 impl<A> Gate<A> {
@@ -337,7 +385,15 @@ impl<A> Gate<A> {
             count: ConnectionCount::new(limits.max_connections, metrics.connections_open.clone()),
             refused: metrics.connections_refused.clone(),
             min_tls: None,
+            h2c: false,
         }
+    }
+
+    /// Serve HTTP/2 prior-knowledge clients on plain connections (`connections.h2c`; the
+    /// app's `HttpServerOptions::h2c` must be on too, for Pingora to speak it).
+    pub(crate) fn with_h2c(mut self, h2c: bool) -> Self {
+        self.h2c = h2c;
+        self
     }
 
     /// Close TLS connections that negotiated a version older than `min` (Pingora's
@@ -360,6 +416,34 @@ impl<A> Gate<A> {
         });
         // Unknown version: fail closed.
         version.is_none_or(|v| v < min)
+    }
+
+    /// A plain connection opened with the HTTP/2 preface: Pingora's h2c server with
+    /// `connections.h2c`, else a GOAWAY (`HTTP_1_1_REQUIRED`) and close.
+    async fn h2_prior_knowledge(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        head: &[u8],
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream>
+    where
+        A: HttpServerApp + Send + Sync + 'static,
+    {
+        if self.h2c && stream.get_ssl_digest().is_none() {
+            let stream = rewound(stream, head)?;
+            return ServerApp::process_new(&self.app, stream, shutdown).await;
+        }
+        self.refused.with_label_values(&["h2c_disabled"]).inc();
+        tracing::warn!(
+            "connection refused: HTTP/2 prior knowledge on a plain listener without \
+             `connections.h2c`"
+        );
+        let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+            stream.write_all(&H2C_REFUSAL).await?;
+            stream.flush().await
+        })
+        .await;
+        None
     }
 
     fn cut_off(&self, stream: &Stream, cutoff: Cutoff) {
@@ -408,6 +492,7 @@ where
         }
         let keepalive = Some(super::lifecycle::whole_seconds(self.limits.idle_timeout));
         let mut settings: Option<HttpPersistentSettings> = None;
+        let mut first = true;
         loop {
             let mut head = BytesMut::new();
             match read_head(&mut stream, &mut head, &self.limits, shutdown.clone()).await {
@@ -418,6 +503,9 @@ where
                     refuse(&mut stream, cutoff).await;
                     return None;
                 }
+            }
+            if std::mem::take(&mut first) && is_h2_preface(&head) {
+                return self.h2_prior_knowledge(stream, &head, shutdown).await;
             }
             let mut session = ServerSession::new_http1(stream);
             match settings.take() {
@@ -476,6 +564,32 @@ mod tests {
         assert_eq!(head_end(b"\r\nGET / HTTP/1.1\r\n\r\n"), Some(20));
         assert_eq!(head_end(b""), None);
         assert_eq!(head_end(b"\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn an_h2_preface_is_told_from_an_http1_head() {
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00";
+        assert_eq!(
+            head_end(preface),
+            Some(18),
+            "an HTTP/1 reader sees a whole head"
+        );
+        assert!(is_h2_preface(preface));
+        assert!(is_h2_preface(b"PRI * HTTP/2.0\r\n\r\n"));
+        assert!(!is_h2_preface(b"POST /mcp HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(!is_h2_preface(b"PRI * HTTP/1.1\r\n\r\n"));
+    }
+
+    #[test]
+    fn the_h2c_refusal_is_settings_then_goaway_http_1_1_required() {
+        // SETTINGS: 24-bit length 0, type 4, no flags, stream 0.
+        assert_eq!(&H2C_REFUSAL[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        // GOAWAY: length 8, type 7, stream 0; last stream 0, error 0x0d.
+        assert_eq!(&H2C_REFUSAL[9..18], &[0, 0, 8, 7, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            u32::from_be_bytes(H2C_REFUSAL[22..26].try_into().unwrap()),
+            0x0d
+        );
     }
 
     #[test]

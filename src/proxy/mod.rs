@@ -119,6 +119,23 @@ fn spawn_tls_reloader(
     Ok(handle)
 }
 
+/// Load the TLS material of `cfg` (relative paths against `base`); an error names the
+/// file and the key of `section` (`tls`, `admin.tls`) that points at it.
+fn load_server_tls(
+    cfg: &crate::tls::TlsConfig,
+    base: &std::path::Path,
+    section: &str,
+) -> anyhow::Result<crate::tls::ServerTls> {
+    crate::tls::ServerTls::load(cfg, base).map_err(|e| {
+        let key = e.path().and_then(|p| cfg.resolved(base).key_of(p));
+        let at = match key {
+            Some(key) => format!("`{section}.{key}`"),
+            None => format!("`[{section}]`"),
+        };
+        anyhow::Error::new(e).context(at)
+    })
+}
+
 /// Runs `task` on a thread of its own (named `name`) with a single-threaded Tokio
 /// runtime, so that it keeps working whatever Pingora's runtimes do (a drain, say).
 /// `what` names it in the error logged when the runtime cannot be built.
@@ -162,7 +179,19 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     // Then bind: a taken port stops the start before anything is served.
     let socket = listener::bind(listen, "listen")?;
     let bound = socket.local_addr()?;
-    let admin = admin::spawn(&warden)?;
+    let admin_tls = match &warden.config.raw.admin.tls {
+        Some(cfg) => Some(Arc::new(load_server_tls(
+            &cfg.as_listener(),
+            &warden.config.base_dir,
+            "admin.tls",
+        )?)),
+        None => None,
+    };
+    let admin = admin::spawn(&warden, admin_tls.as_deref())?;
+    let _admin_tls_watch = admin_tls
+        .as_ref()
+        .map(|st| spawn_tls_reloader(st, &warden, "admin"))
+        .transpose()?;
 
     let lc = &warden.config.raw.lifecycle;
     let conf = ServerConf {
@@ -206,16 +235,14 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
         }
         app = app.with_upstream_tls(tls);
     }
-    let proxy = pingora::proxy::http_proxy(&server.configuration, app);
-    let mut gate = listener::Gate::new(
-        proxy,
-        listener::Limits::from(&warden.config.raw.connections),
-        &warden.metrics,
-    );
+    let mut proxy = pingora::proxy::http_proxy(&server.configuration, app);
+    let connections = &warden.config.raw.connections;
+    proxy.server_options = Some(listener::server_options(connections));
+    let mut gate = listener::Gate::new(proxy, listener::Limits::from(connections), &warden.metrics)
+        .with_h2c(connections.h2c);
     let server_tls = match &warden.config.raw.tls {
         Some(cfg) => {
-            let loaded =
-                crate::tls::ServerTls::load(cfg, &warden.config.base_dir).context("[tls]")?;
+            let loaded = load_server_tls(cfg, &warden.config.base_dir, "tls")?;
             gate = gate.with_min_tls(cfg.min_version);
             Some(Arc::new(loaded))
         }

@@ -113,6 +113,23 @@ impl TlsConfig {
         self.alpn.iter().any(|p| p == "http/1.1")
     }
 
+    /// The key (under the section, e.g. `cert_file`, `client_auth.ca_files`) that names
+    /// `path`, if one does; paths compare as written, so resolve both sides alike.
+    pub fn key_of(&self, path: &Path) -> Option<&'static str> {
+        let ca = &self.client_auth;
+        if self.cert_file == path {
+            Some("cert_file")
+        } else if self.key_file == path {
+            Some("key_file")
+        } else if ca.ca_files.iter().any(|p| p == path) {
+            Some("client_auth.ca_files")
+        } else if ca.crl_files.iter().any(|p| p == path) {
+            Some("client_auth.crl_files")
+        } else {
+            None
+        }
+    }
+
     /// The files, resolved against `base`.
     pub fn resolved(&self, base: &Path) -> TlsConfig {
         let r = |p: &PathBuf| base.join(p);
@@ -185,5 +202,50 @@ impl UpstreamTlsConfig {
             .chain(&self.client_key_file)
             .map(|p| base.join(p))
             .collect()
+    }
+}
+
+/// `[admin.tls]`: serve the admin listener (`/metrics`, `/healthz`, `/readyz`) over HTTPS,
+/// with a certificate of its own and, optionally, client certificates for scrapers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTlsConfig {
+    /// PEM certificate chain, leaf first (reloaded on change).
+    pub cert_file: PathBuf,
+    /// PEM private key of the leaf (reloaded on change).
+    pub key_file: PathBuf,
+    /// Oldest TLS version accepted: `"1.2"` (default) or `"1.3"`.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// Client certificates: in `required` mode `/metrics` is answered only to a client
+    /// presenting one that chains to `ca_files` (the probes `/healthz` and `/readyz` stay
+    /// open to any client that completes the handshake: the kubelet's HTTPS probes
+    /// present no certificate).
+    #[serde(default)]
+    pub client_auth: ClientAuthConfig,
+}
+
+impl AdminTlsConfig {
+    /// Checks serde cannot express: (key, reason).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.client_auth.mode != ClientAuthMode::Off && self.client_auth.ca_files.is_empty() {
+            return Err((
+                "admin.tls.client_auth.ca_files",
+                "client certificates need at least one CA bundle to chain to".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The same material as a listener's `[tls]`: HTTP/1.1 only (the admin listener
+    /// speaks nothing else).
+    pub fn as_listener(&self) -> TlsConfig {
+        TlsConfig {
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            min_version: self.min_version,
+            alpn: vec!["http/1.1".to_owned()],
+            client_auth: self.client_auth.clone(),
+        }
     }
 }

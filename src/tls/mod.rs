@@ -36,7 +36,9 @@ use crate::policy::watch::{spawn_watcher, WatchError, WatchHandle};
 pub mod config;
 pub mod server;
 
-pub use config::{ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion, UpstreamTlsConfig};
+pub use config::{
+    AdminTlsConfig, ClientAuthConfig, ClientAuthMode, TlsConfig, TlsVersion, UpstreamTlsConfig,
+};
 pub use server::{ReloadingClientVerifier, ServerTls};
 
 /// A certificate or key could not be loaded.
@@ -85,6 +87,19 @@ pub enum TlsError {
     /// The file watcher could not be started.
     #[error(transparent)]
     Watch(#[from] WatchError),
+}
+
+impl TlsError {
+    /// The file the error is about, if it is about one (the key file of a mismatch).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            TlsError::Read { path, .. }
+            | TlsError::Pem { path, .. }
+            | TlsError::NoCertificate { path } => Some(path),
+            TlsError::KeyMismatch { key, .. } => Some(key),
+            TlsError::Config { .. } | TlsError::Watch(_) => None,
+        }
+    }
 }
 
 /// The crypto provider every configuration here uses: ring, as pingora's rustls does.

@@ -25,7 +25,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 
-use super::config::{ClientAuthMode, TlsConfig};
+use super::config::{ClientAuthMode, TlsConfig, TlsVersion};
 use super::{provider, CertFiles, ReloadingCertResolver, TlsError};
 
 /// Read a PEM CA bundle.
@@ -273,4 +273,34 @@ pub fn leaf_not_after(der: &[u8]) -> Option<i64> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     Some(cert.validity().not_after.timestamp())
+}
+
+impl ServerTls {
+    /// A rustls server configuration over this material, for a listener served with
+    /// `tokio-rustls` (the admin listener): the reloading certificate resolver, the
+    /// reloading client verifier when client certificates are asked for, versions from
+    /// `min_version`, ALPN from `alpn`.
+    pub fn rustls_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let versions: &[&'static rustls::SupportedProtocolVersion] = match self.config.min_version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(versions)
+            .map_err(|e| TlsError::Config {
+                message: e.to_string(),
+            })?;
+        let builder = match &self.verifier {
+            Some(v) => builder.with_client_cert_verifier(Arc::clone(v) as _),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::clone(&self.resolver) as _);
+        config.alpn_protocols = self
+            .config
+            .alpn
+            .iter()
+            .map(|p| p.as_bytes().to_vec())
+            .collect();
+        Ok(config)
+    }
 }

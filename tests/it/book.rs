@@ -1,7 +1,8 @@
 //! The book's walkthroughs run as written: the getting-started guide's worked example (curl,
 //! the Python SDK example `docs/examples/python_sdk.py`, a policy edit, taint) against the
 //! real binary in front of `@modelcontextprotocol/server-everything`, and the demo walkthrough
-//! against `mcp-warden demo` on a real PostgreSQL. Each page's `sh` blocks are the commands;
+//! against `mcp-warden demo` on a real PostgreSQL, the biscuit and TLS guides against
+//! server-everything. Each page's `sh` blocks are the commands;
 //! the `text` blocks below them are what they must print (see `support::walkthrough`).
 
 #![allow(
@@ -296,6 +297,72 @@ fn the_biscuit_walkthrough_runs_as_written() {
                 logs.clone(),
             );
             warden.wait_ready(&listen, &[]);
+            servers.push(warden);
+            everything = Some(upstream);
+        },
+    );
+    assert!(everything.is_some(), "the page never started the servers");
+    drop(servers);
+}
+
+/// `docs/src/tls.md`: a test CA made with `openssl`, the proxy with TLS, mTLS required and
+/// the admin listener over HTTPS (`config/tls.toml`), `curl --cert` (a filtered list, a
+/// call, a 401 without a certificate), the certificate's identity in the audit line and the
+/// Cedar decision, the Python SDK over mTLS, a certificate rotated by replacing its files,
+/// and the metrics scraped with a client certificate.
+#[test]
+fn the_tls_walkthrough_runs_as_written() {
+    let tree = checkout();
+    let python = ensure_python();
+    let venv = python.parent().unwrap().parent().unwrap();
+    std::os::unix::fs::symlink(venv, tree.path().join(".venv")).unwrap();
+    let (listen, admin) = addresses();
+    let port = |addr: &str| addr.rsplit(':').next().unwrap().to_owned();
+    let logs: Lines = Arc::new(Mutex::new(Vec::new()));
+    let mut servers = Vec::new();
+    let mut everything = None;
+    let mut shell = Shell::start(
+        tree.path(),
+        &[(
+            "MCP_URL",
+            format!("https://localhost:{}/mcp", port(&listen)),
+        )],
+    );
+    shell.replace = vec![
+        (
+            "localhost:8443".into(),
+            format!("localhost:{}", port(&listen)),
+        ),
+        (
+            "localhost:9090".into(),
+            format!("localhost:{}", port(&admin)),
+        ),
+    ];
+    let dir = tree.path().to_owned();
+    run_page(
+        "docs/src/tls.md",
+        &page("tls.md"),
+        &mut shell,
+        &logs,
+        &mut |code| {
+            if !code.contains("mcp-warden run --config config/tls.toml") {
+                return;
+            }
+            // On free ports: server-everything, then the proxy with the certificates the
+            // page's first step made.
+            let upstream = start_server_everything();
+            let mut warden = Server::start_into(
+                Command::new(env!("CARGO_BIN_EXE_mcp-warden"))
+                    .current_dir(&dir)
+                    .args(["run", "--config", "config/tls.toml"])
+                    .env("MCP_WARDEN__LISTEN", &listen)
+                    .env("MCP_WARDEN__UPSTREAM", &upstream.url)
+                    .env("MCP_WARDEN__ADMIN__LISTEN", &admin)
+                    .env("NO_COLOR", "1")
+                    .env_remove("RUST_LOG"),
+                logs.clone(),
+            );
+            warden.wait_ready(&listen, &["mcp-warden listening"]);
             servers.push(warden);
             everything = Some(upstream);
         },

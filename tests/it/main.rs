@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin_tls;
 mod biscuit;
 mod biscuit_interop;
 mod book;
@@ -16,6 +17,7 @@ mod demo_rls;
 mod faults;
 mod filter_props;
 mod filter_repeats;
+mod h2;
 mod interop;
 mod k8s;
 mod listeners;

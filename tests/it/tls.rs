@@ -28,23 +28,23 @@ const STRANGER: &str = "spiffe://example.org/ns/prod/sa/stranger";
 const AUDIT_TOML: &str = "[audit]\nsink = \"file\"\npath = \"audit.log\"\n";
 
 /// A CA, the proxy's server certificate signed by it, in a directory of their own.
-struct Pki {
-    ca: TestCa,
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-    ca_file: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) ca: TestCa,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) ca_file: PathBuf,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let ca = TestCa::new();
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = ca.server("localhost").write(dir.path(), "server");
         let ca_file = ca.write(dir.path(), "ca.pem");
         Pki {
             ca,
-            _dir: dir,
+            dir,
             cert,
             key,
             ca_file,
@@ -52,7 +52,7 @@ impl Pki {
     }
 
     /// `[tls]` with `[tls.client_auth] mode = …` trusting this CA for clients.
-    fn toml(&self, mode: &str) -> String {
+    pub(crate) fn toml(&self, mode: &str) -> String {
         format!(
             "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\n[tls.client_auth]\nmode = \"{mode}\"\nca_files = [\"{}\"]\n",
             self.cert.display(),
@@ -62,7 +62,7 @@ impl Pki {
     }
 
     /// A reqwest client trusting the CA, presenting `leaf` if given.
-    fn client(&self, leaf: Option<&Leaf>) -> reqwest::Client {
+    pub(crate) fn client(&self, leaf: Option<&Leaf>) -> reqwest::Client {
         let mut b = reqwest::Client::builder()
             .no_proxy()
             .tls_certs_only([reqwest::Certificate::from_pem(self.ca.pem.as_bytes()).unwrap()]);
@@ -73,11 +73,11 @@ impl Pki {
     }
 }
 
-fn https(warden: &Warden) -> String {
+pub(crate) fn https(warden: &Warden) -> String {
     warden.url.replacen("http://", "https://", 1)
 }
 
-async fn upstream() -> Upstream {
+pub(crate) async fn upstream() -> Upstream {
     UpstreamBuilder::new(ResponseMode::Json)
         .any_host()
         .start()
@@ -421,7 +421,7 @@ async fn biscuit_tokens_can_require_the_workload_certificate() {
 }
 
 /// The leaf certificate a fresh TLS handshake with the proxy gets.
-async fn served_leaf(ca: &TestCa, addr: std::net::SocketAddr) -> Vec<u8> {
+pub(crate) async fn served_leaf(ca: &TestCa, addr: std::net::SocketAddr) -> Vec<u8> {
     let connector = tokio_rustls::TlsConnector::from(ca.client_config());
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();

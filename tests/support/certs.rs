@@ -119,6 +119,31 @@ impl TestCa {
         path
     }
 
+    /// A rustls client configuration trusting this CA (ring provider), presenting `leaf`.
+    pub fn client_config_with(&self, leaf: &Leaf) -> rustls::ClientConfig {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = vec![CertificateDer::from(leaf.der.clone())];
+        let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap();
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(self.roots())
+        .with_client_auth_cert(chain, key)
+        .unwrap()
+    }
+
+    fn roots(&self) -> rustls::RootCertStore {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        roots
+    }
+
     /// A rustls client configuration trusting this CA (ring provider), no client cert.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         use rustls::pki_types::pem::PemObject;

@@ -4,6 +4,7 @@
 //! - [`certs`]: a test CA and the server, client and SPIFFE certificates it signs.
 //! - [`upstream`]: a real rmcp MCP server that records what reaches it.
 //! - [`client`]: the rmcp Streamable HTTP client, for either protocol lifecycle.
+//! - [`h2`]: one HTTP/2 connection (h2c or TLS), requests as streams on it.
 //! - [`http`]: plain HTTP requests, for what the rmcp client would never send.
 //! - [`interop`]: the official Python SDK client and the TypeScript server-everything.
 //! - [`warden`]: the real `mcp-warden` binary with a generated configuration.
@@ -27,6 +28,7 @@ pub mod certs;
 pub mod client;
 pub mod demo;
 pub mod fake;
+pub mod h2;
 pub mod http;
 pub mod interop;
 pub mod postgres;

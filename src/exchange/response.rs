@@ -934,6 +934,35 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicate_key_deep_inside_an_item_withholds_the_answer() {
+        for body in [
+            // deep in a kept item's schema
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","inputSchema":{"properties":{"p":{"type":"string","t\u0079pe":"number"}}}}]}}"#,
+            // the name twice, once escaped: which one a client reads is its choice
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","n\u0061me":"secret"}]}}"#,
+            // in the annotations
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","annotations":{"readOnlyHint":true,"readOnlyHint":false}}]}}"#,
+        ] {
+            let mut stats = FilterStats::default();
+            let out = filter_document(body.as_bytes(), &mut scope(&["1"]), &mut stats).unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(out["error"]["code"], UPSTREAM_UNFILTERABLE, "{body}");
+            assert_eq!(stats.withheld, 1, "{body}");
+        }
+    }
+
+    #[test]
+    fn escaped_names_are_judged_decoded() {
+        let body = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"n\u0061me":"s\u0065cret"},{"name":"\u0065cho"}]}}"#;
+        let mut stats = FilterStats::default();
+        let out = filter_document(body.as_bytes(), &mut scope(&["1"]), &mut stats).unwrap();
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(!out.contains("s\\u0065cret"), "{out}");
+        assert!(out.contains(r#"[{"name":"\u0065cho"}]"#), "{out}");
+        assert_eq!(stats.hidden, 1);
+    }
+
+    #[test]
     fn wrong_shape_is_replaced_by_an_error_with_the_id() {
         let mut s = scope(&["1"]);
         let mut stats = FilterStats::default();

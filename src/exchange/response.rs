@@ -43,10 +43,9 @@
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::mcp::raw::{check_strict, first_byte, raw_array, ObjectWriter, RawObject};
+use crate::mcp::raw::{check, first_byte, Checked, ObjectWriter, RawObject};
 use crate::mcp::sse::{SseEvent, SseFramer};
 use crate::mcp::{id_key, ListKind};
 
@@ -107,7 +106,7 @@ pub struct FilterStats {
 /// Returns `None` when nothing answered a list request (forward the original bytes).
 ///
 /// The document is checked as strictly as [`parse_strict`](crate::mcp::parse_strict)
-/// would read it, without building a tree ([`check_strict`]); filtered answers are
+/// would read it, in one pass that builds no tree ([`check`]); filtered answers are
 /// written from the upstream's own bytes: items that stay, and everything around them,
 /// are copied as they came.
 pub fn filter_document(
@@ -115,8 +114,8 @@ pub fn filter_document(
     scope: &mut dyn ListScope,
     stats: &mut FilterStats,
 ) -> Option<Bytes> {
-    let text = match check_strict(bytes, MAX_RESPONSE_DEPTH) {
-        Ok(text) => text,
+    let checked = match check(bytes, MAX_RESPONSE_DEPTH) {
+        Ok(checked) => checked,
         Err(e) => {
             // We cannot tell which request this answers. A watched source call may have
             // been answered: taint. A client might parse it more leniently than we do, so
@@ -134,15 +133,16 @@ pub fn filter_document(
             return Some(Withheld::Unfilterable.body());
         }
     };
-    let trimmed = text.trim_start();
+    let text = checked.text();
+    let trimmed = text.trim();
     if trimmed.starts_with('[') {
-        let Some(items) = raw_array(trimmed) else {
+        let Some(items) = checked.array(trimmed) else {
             stats.withheld += 1;
             return Some(Withheld::Unfilterable.body());
         };
         let filtered: Vec<Option<String>> = items
             .iter()
-            .map(|item| filter_message(item.get(), scope, stats))
+            .map(|item| filter_message(&checked, item, scope, stats))
             .collect();
         if filtered.iter().all(Option::is_none) {
             return None;
@@ -153,23 +153,24 @@ pub fn filter_document(
             if index > 0 {
                 out.push(',');
             }
-            out.push_str(filtered.as_deref().unwrap_or(item.get()));
+            out.push_str(filtered.as_deref().unwrap_or(item));
         }
         out.push(']');
         Some(Bytes::from(out))
     } else {
-        filter_message(trimmed.trim_end(), scope, stats).map(Bytes::from)
+        filter_message(&checked, trimmed, scope, stats).map(Bytes::from)
     }
 }
 
 /// Filter one message (checked JSON text) if it answers a list request or looks like a
 /// list result. Returns its new text if it did.
-fn filter_message(
-    text: &str,
+fn filter_message<'a>(
+    checked: &Checked<'a>,
+    text: &'a str,
     scope: &mut dyn ListScope,
     stats: &mut FilterStats,
 ) -> Option<String> {
-    let message = RawObject::parse(text)?;
+    let message = checked.object(text)?;
     // Only answers are matched: a response ([`is_response`](crate::mcp::is_response)), or a malformed answer (an
     // `id` with neither `method`, `result` nor `error`), which the list filter withholds
     // rather than lets pass.
@@ -183,7 +184,7 @@ fn filter_message(
     if !response && !malformed_answer {
         return None;
     }
-    let id: Value = serde_json::from_str(message.get("id")?.get()).ok()?;
+    let id: Value = serde_json::from_str(message.get("id")?).ok()?;
     let key = id_key(&id);
     if scope.watching() {
         // The taint judgement reads the whole answer (rare: calls of taint sources).
@@ -196,9 +197,7 @@ fn filter_message(
     let taken = scope
         .take(&key)
         .or_else(|| lenient_keys(&id).iter().find_map(|k| scope.take(k)));
-    let result_object = message
-        .get("result")
-        .and_then(|r| RawObject::parse(r.get()));
+    let result_object = message.get("result").and_then(|r| checked.object(r));
     let mut kinds = result_object
         .as_ref()
         .map(raw_list_shape)
@@ -211,7 +210,14 @@ fn filter_message(
     if kinds.is_empty() {
         return None;
     }
-    match filter_lists(&message, result_object.as_ref(), &kinds, scope, stats) {
+    match filter_lists(
+        checked,
+        &message,
+        result_object.as_ref(),
+        &kinds,
+        scope,
+        stats,
+    ) {
         Ok(filtered) => filtered,
         Err(e) => {
             tracing::warn!(error = %e, list = kinds[0].method(), "withholding list result");
@@ -231,21 +237,21 @@ struct ReadItem<'a> {
 /// Read one item of a `kind` list, `None` if it is not a well-formed list item: an
 /// object with a string `kind.item_key()` and, if it has `annotations`, an object (or
 /// `null`, read as absent) there.
-fn read_item(raw: &RawValue, kind: ListKind) -> Option<ReadItem<'_>> {
-    let item = RawObject::parse(raw.get())?;
+fn read_item<'a>(checked: &Checked<'a>, raw: &'a str, kind: ListKind) -> Option<ReadItem<'a>> {
+    let item = checked.object(raw)?;
     let name = item.get(kind.item_key())?;
     if first_byte(name) != b'"' {
         return None;
     }
-    let name: String = serde_json::from_str(name.get()).ok()?;
+    let name: String = serde_json::from_str(name).ok()?;
     let annotations = match item.get("annotations") {
         None => None,
         Some(a) if first_byte(a) == b'n' => None,
-        Some(a) if first_byte(a) == b'{' => Some(serde_json::from_str(a.get()).ok()?),
+        Some(a) if first_byte(a) == b'{' => Some(serde_json::from_str(a).ok()?),
         Some(_) => return None,
     };
     Some(ReadItem {
-        raw: raw.get(),
+        raw,
         name,
         annotations,
     })
@@ -254,9 +260,10 @@ fn read_item(raw: &RawValue, kind: ListKind) -> Option<ReadItem<'_>> {
 /// Filter the `kinds` lists of one answer. `Ok(None)`: an error answer, passed as it is;
 /// `Ok(Some(text))`: the answer rewritten; `Err`: it must be withheld. Nothing is asked
 /// of the listing rule before the whole answer's shape has been checked.
-fn filter_lists(
-    message: &RawObject<'_>,
-    result: Option<&RawObject<'_>>,
+fn filter_lists<'a>(
+    checked: &Checked<'a>,
+    message: &RawObject<'a>,
+    result: Option<&RawObject<'a>>,
     kinds: &[ListKind],
     scope: &mut dyn ListScope,
     stats: &mut FilterStats,
@@ -276,7 +283,7 @@ fn filter_lists(
     for &kind in kinds {
         let items = result
             .get(kind.result_key())
-            .and_then(|a| raw_array(a.get()))
+            .and_then(|a| checked.array(a))
             .ok_or_else(|| {
                 unfilterable(format!("`result.{}` is not an array", kind.result_key()))
             })?;
@@ -284,7 +291,7 @@ fn filter_lists(
             .into_iter()
             .enumerate()
             .map(|(index, raw)| {
-                read_item(raw, kind).ok_or_else(|| {
+                read_item(checked, raw, kind).ok_or_else(|| {
                     unfilterable(format!(
                         "item {index} of `result.{}` has no string `{}` or bad `annotations`",
                         kind.result_key(),
@@ -322,14 +329,14 @@ fn filter_lists(
 /// read one way here and another by a client or a cache is an odd shape.
 fn check_cache_hints(result: &RawObject<'_>) -> Result<(), FilterError> {
     if let Some(ttl) = result.get(TTL_MS) {
-        if serde_json::from_str::<u64>(ttl.get()).is_err() {
+        if serde_json::from_str::<u64>(ttl).is_err() {
             return Err(unfilterable(format!(
                 "`result.{TTL_MS}` is not a non-negative integer"
             )));
         }
     }
     if let Some(scope) = result.get(CACHE_SCOPE) {
-        match serde_json::from_str::<String>(scope.get()) {
+        match serde_json::from_str::<String>(scope) {
             Ok(s) if s == "public" || s == "private" => {}
             _ => {
                 return Err(unfilterable(format!(
@@ -382,15 +389,15 @@ fn write_answer(
     let capacity = message
         .members
         .iter()
-        .map(|(k, v)| k.len() + v.get().len() + 4)
+        .map(|(k, v)| k.len() + v.len() + 4)
         .sum();
     let mut out = ObjectWriter::with_capacity(capacity);
     for (key, value) in &message.members {
         if key != "result" {
-            out.member(key, value.get());
+            out.member(key, value);
             continue;
         }
-        let mut written = ObjectWriter::with_capacity(value.get().len() + 32);
+        let mut written = ObjectWriter::with_capacity(value.len() + 32);
         let mut scoped = false;
         for (key, value) in &result.members {
             if let Some((_, kept)) = lists.iter().find(|(kind, _)| kind.result_key() == key) {
@@ -407,7 +414,7 @@ fn write_answer(
                 written.member(key, "\"private\"");
                 scoped = true;
             } else {
-                written.member(key, value.get());
+                written.member(key, value);
             }
         }
         if !scoped {
@@ -924,6 +931,35 @@ mod tests {
         let out = b.finish(&mut s, &mut stats);
         assert!(!String::from_utf8_lossy(&out).contains("secret"));
         assert_eq!(stats.withheld, 1);
+    }
+
+    #[test]
+    fn a_duplicate_key_deep_inside_an_item_withholds_the_answer() {
+        for body in [
+            // deep in a kept item's schema
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","inputSchema":{"properties":{"p":{"type":"string","t\u0079pe":"number"}}}}]}}"#,
+            // the name twice, once escaped: which one a client reads is its choice
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","n\u0061me":"secret"}]}}"#,
+            // in the annotations
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo","annotations":{"readOnlyHint":true,"readOnlyHint":false}}]}}"#,
+        ] {
+            let mut stats = FilterStats::default();
+            let out = filter_document(body.as_bytes(), &mut scope(&["1"]), &mut stats).unwrap();
+            let out: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(out["error"]["code"], UPSTREAM_UNFILTERABLE, "{body}");
+            assert_eq!(stats.withheld, 1, "{body}");
+        }
+    }
+
+    #[test]
+    fn escaped_names_are_judged_decoded() {
+        let body = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"n\u0061me":"s\u0065cret"},{"name":"\u0065cho"}]}}"#;
+        let mut stats = FilterStats::default();
+        let out = filter_document(body.as_bytes(), &mut scope(&["1"]), &mut stats).unwrap();
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(!out.contains("s\\u0065cret"), "{out}");
+        assert!(out.contains(r#"[{"name":"\u0065cho"}]"#), "{out}");
+        assert_eq!(stats.hidden, 1);
     }
 
     #[test]

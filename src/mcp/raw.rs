@@ -3,18 +3,24 @@
 //! Why: a list answer is large (35 KB for 100 tools, 347 KB for 1,000) and the filter
 //! needs only a few things from it: the ids, the shape of `result`, each item's name and
 //! annotations. Building a `serde_json::Value` of the whole answer and writing it back
-//! costs more than everything else the proxy does with it. So the answer is read twice
-//! without allocating a tree:
+//! costs more than everything else the proxy does with it, and so does reading it once
+//! per level of nesting. So every byte is read once, without allocating a tree:
 //!
-//! 1. [`check_strict`] walks every byte under exactly the rules of
+//! 1. [`check`] scans the answer under exactly the rules of
 //!    [`parse_strict`](super::parse_strict) (duplicate keys compared after unescaping,
-//!    nesting depth, lone surrogates, trailing bytes, invalid UTF-8) and builds nothing;
-//! 2. [`RawObject`] and [`raw_array`] then split the checked text one level at a time
-//!    into members whose values stay raw text (`serde_json::value::RawValue`), so the
-//!    filter writes its answer from slices of the upstream's own bytes.
+//!    nesting depth, lone surrogates, control characters, numbers that do not fit,
+//!    trailing bytes, invalid UTF-8), builds nothing but the list of where each object
+//!    and array ends ([`Checked`]), and keeps the keys of open objects borrowed on one
+//!    stack;
+//! 2. [`Checked::object`] and [`Checked::array`] then split any part of the checked
+//!    text into members whose values stay raw text, jumping over nested containers by
+//!    that list, so the filter writes its answer from slices of the upstream's own
+//!    bytes.
 //!
-//! A property test (`jsonrpc::props`) holds [`check_strict`] to `parse_strict`'s
-//! verdict on every generated input.
+//! [`check_strict`] is the same check written on serde_json's deserializer (a visitor
+//! that builds nothing): [`check`] falls back to it for the reason of a refusal. The
+//! property tests (`jsonrpc::props`) hold both to `parse_strict`'s verdict, and the
+//! split of every accepted input to the tree `parse_strict` builds.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -22,8 +28,6 @@ use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::jsonrpc::{bounded, BodyError};
 
@@ -223,25 +227,409 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
+/// Checked JSON text, and where each of its objects and arrays ends: what splitting it
+/// into raw members and elements needs, so no part of it is read again.
+#[derive(Debug)]
+pub struct Checked<'a> {
+    text: &'a str,
+    /// `(start, end)` byte offsets of every object and array (`end` one past its closing
+    /// bracket), sorted by `start`.
+    containers: Vec<(usize, usize)>,
+}
+
+/// Check `bytes` as [`parse_strict`](super::parse_strict) would, in one pass that
+/// builds no value: on success the text with its containers located, for
+/// [`Checked::object`] and [`Checked::array`].
+///
+/// The pass is a hand-written scanner of the JSON grammar under the strict rules
+/// (module docs). Anything it refuses is checked again by [`check_strict`], whose
+/// refusal (the same as `parse_strict`'s) is returned; should that check accept what
+/// the scanner refused, the answer is still refused (fail closed; the property tests
+/// hold the two to the same verdict).
+pub fn check(bytes: &[u8], max_depth: usize) -> Result<Checked<'_>, BodyError> {
+    if let Some(checked) = Scanner::run(bytes, max_depth) {
+        return Ok(checked);
+    }
+    check_strict(bytes, max_depth)?;
+    Err(BodyError::Malformed {
+        reason: "refused by the strict scanner".to_owned(),
+    })
+}
+
+/// serde_json's recursion limit: its 128th nested container is refused, whatever the
+/// configured depth.
+const SERDE_DEPTH_LIMIT: usize = 127;
+
+/// One object or array being scanned.
+struct Frame<'a> {
+    object: bool,
+    /// Its entry in `Scanner::containers`.
+    index: usize,
+    /// Where its keys start in `Scanner::keys`.
+    keys: usize,
+    /// Its keys once there are more than [`FEW_KEYS`].
+    many: Option<HashSet<Cow<'a, str>>>,
+}
+
+/// The one-pass strict scanner behind [`check`].
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    containers: Vec<(usize, usize)>,
+    stack: Vec<Frame<'a>>,
+    /// The keys of every open object, innermost last.
+    keys: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Scanner<'a> {
+    fn run(bytes: &'a [u8], max_depth: usize) -> Option<Checked<'a>> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut s = Scanner {
+            bytes,
+            text,
+            containers: Vec::new(),
+            stack: Vec::new(),
+            keys: Vec::new(),
+        };
+        let limit = max_depth.min(SERDE_DEPTH_LIMIT);
+        let mut pos = s.ws(0);
+        'value: loop {
+            // A value starts at `pos`.
+            match *bytes.get(pos)? {
+                open @ (b'{' | b'[') => {
+                    if s.stack.len() >= limit {
+                        return None;
+                    }
+                    s.containers.push((pos, 0));
+                    s.stack.push(Frame {
+                        object: open == b'{',
+                        index: s.containers.len() - 1,
+                        keys: s.keys.len(),
+                        many: None,
+                    });
+                    pos = s.ws(pos + 1);
+                    let close = if open == b'{' { b'}' } else { b']' };
+                    if bytes.get(pos) == Some(&close) {
+                        pos = s.close(pos);
+                    } else {
+                        if open == b'{' {
+                            pos = s.key(pos)?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b'"' => pos = s.string(pos)?.0,
+                b't' => pos = s.literal(pos, b"true")?,
+                b'f' => pos = s.literal(pos, b"false")?,
+                b'n' => pos = s.literal(pos, b"null")?,
+                b'-' | b'0'..=b'9' => pos = s.number(pos)?,
+                _ => return None,
+            }
+            // After a value: a separator, the end of containers, or the end of input.
+            loop {
+                pos = s.ws(pos);
+                let Some(frame) = s.stack.last() else {
+                    return (pos == bytes.len()).then_some(Checked {
+                        text,
+                        containers: s.containers,
+                    });
+                };
+                match (frame.object, *bytes.get(pos)?) {
+                    (object, b',') => {
+                        pos = s.ws(pos + 1);
+                        if object {
+                            pos = s.key(pos)?;
+                        }
+                        continue 'value;
+                    }
+                    (true, b'}') | (false, b']') => pos = s.close(pos),
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// Closes the innermost container at its bracket `pos`; the position after it.
+    fn close(&mut self, pos: usize) -> usize {
+        if let Some(frame) = self.stack.pop() {
+            self.containers[frame.index].1 = pos + 1;
+            self.keys.truncate(frame.keys);
+        }
+        pos + 1
+    }
+
+    /// Skips JSON whitespace from `pos`.
+    fn ws(&self, mut pos: usize) -> usize {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(pos) {
+            pos += 1;
+        }
+        pos
+    }
+
+    fn literal(&self, pos: usize, word: &[u8]) -> Option<usize> {
+        self.bytes[pos..]
+            .starts_with(word)
+            .then_some(pos + word.len())
+    }
+
+    /// A number at `pos` under JSON's grammar; anything beyond a short integer is also
+    /// read by serde_json, which refuses what does not fit a finite `f64`.
+    fn number(&self, start: usize) -> Option<usize> {
+        let b = self.bytes;
+        let digits = |mut pos: usize| {
+            let from = pos;
+            while b.get(pos).is_some_and(u8::is_ascii_digit) {
+                pos += 1;
+            }
+            (pos > from).then_some(pos)
+        };
+        let mut pos = start;
+        if b[pos] == b'-' {
+            pos += 1;
+        }
+        let int_start = pos;
+        pos = if b.get(pos) == Some(&b'0') {
+            pos + 1
+        } else {
+            digits(pos)?
+        };
+        let int_digits = pos - int_start;
+        let mut simple = int_digits <= 18;
+        if b.get(pos) == Some(&b'.') {
+            pos = digits(pos + 1)?;
+            simple = false;
+        }
+        if let Some(b'e' | b'E') = b.get(pos) {
+            pos += 1;
+            if let Some(b'+' | b'-') = b.get(pos) {
+                pos += 1;
+            }
+            pos = digits(pos)?;
+            simple = false;
+        }
+        if !simple && serde_json::from_str::<serde_json::Number>(&self.text[start..pos]).is_err() {
+            return None;
+        }
+        Some(pos)
+    }
+
+    /// A string at `pos` (its opening quote): the position after it, and whether it has
+    /// escapes. Refuses control characters, unknown escapes and lone surrogates.
+    fn string(&self, pos: usize) -> Option<(usize, bool)> {
+        let b = self.bytes;
+        let mut pos = pos + 1;
+        let mut escaped = false;
+        loop {
+            let at = pos
+                + b[pos..]
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            match b[at] {
+                b'"' => return Some((at + 1, escaped)),
+                b'\\' => {
+                    escaped = true;
+                    pos = match *b.get(at + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at + 2,
+                        b'u' => {
+                            let unit = hex4(b, at + 2)?;
+                            match unit {
+                                0xD800..=0xDBFF => {
+                                    // A leading surrogate must be followed by a trailing one.
+                                    if b.get(at + 6) != Some(&b'\\') || b.get(at + 7) != Some(&b'u')
+                                    {
+                                        return None;
+                                    }
+                                    if !(0xDC00..=0xDFFF).contains(&hex4(b, at + 8)?) {
+                                        return None;
+                                    }
+                                    at + 12
+                                }
+                                0xDC00..=0xDFFF => return None,
+                                _ => at + 6,
+                            }
+                        }
+                        _ => return None,
+                    };
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// An object's key at `pos`, remembered (a repeat refuses), and the colon after it:
+    /// the position of the member's value.
+    fn key(&mut self, pos: usize) -> Option<usize> {
+        if self.bytes.get(pos) != Some(&b'"') {
+            return None;
+        }
+        let (end, escaped) = self.string(pos)?;
+        let key = if escaped {
+            Cow::Owned(serde_json::from_str::<String>(&self.text[pos..end]).ok()?)
+        } else {
+            Cow::Borrowed(&self.text[pos + 1..end - 1])
+        };
+        let frame = self.stack.last_mut()?;
+        if let Some(many) = &mut frame.many {
+            if !many.insert(key) {
+                return None;
+            }
+        } else {
+            let own = &self.keys[frame.keys..];
+            if own.contains(&key) {
+                return None;
+            }
+            if own.len() >= FEW_KEYS {
+                let mut many: HashSet<Cow<'a, str>> = own.iter().cloned().collect();
+                many.insert(key);
+                frame.many = Some(many);
+            } else {
+                self.keys.push(key);
+            }
+        }
+        let pos = self.ws(end);
+        if self.bytes.get(pos) != Some(&b':') {
+            return None;
+        }
+        Some(self.ws(pos + 1))
+    }
+}
+
+/// The four hex digits at `pos`, as a UTF-16 unit.
+fn hex4(b: &[u8], pos: usize) -> Option<u32> {
+    let digits = b.get(pos..pos + 4)?;
+    let mut unit = 0;
+    for &d in digits {
+        unit = unit * 16 + char::from(d).to_digit(16)?;
+    }
+    Some(unit)
+}
+
+impl<'a> Checked<'a> {
+    /// The whole checked text.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Where `part` (a slice of this text) starts in it.
+    fn offset(&self, part: &str) -> Option<usize> {
+        let offset = (part.as_ptr() as usize).checked_sub(self.text.as_ptr() as usize)?;
+        (offset + part.len() <= self.text.len()).then_some(offset)
+    }
+
+    /// The end of the value that starts at `pos` (already checked).
+    fn value_end(&self, pos: usize) -> Option<usize> {
+        let b = self.text.as_bytes();
+        match *b.get(pos)? {
+            b'{' | b'[' => {
+                let i = self.containers.binary_search_by_key(&pos, |c| c.0).ok()?;
+                Some(self.containers[i].1)
+            }
+            b'"' => string_end(b, pos),
+            _ => Some(
+                pos + b[pos..]
+                    .iter()
+                    .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\t' | b'\r'))
+                    .unwrap_or(b.len() - pos),
+            ),
+        }
+    }
+
+    fn ws(&self, mut pos: usize) -> usize {
+        let b = self.text.as_bytes();
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(pos) {
+            pos += 1;
+        }
+        pos
+    }
+
+    /// Splits `value` (a slice of this text holding one value, surrounding whitespace
+    /// allowed) into its members if it is an object: keys unescaped, values raw.
+    pub fn object(&self, value: &'a str) -> Option<RawObject<'a>> {
+        let b = self.text.as_bytes();
+        let mut pos = self.ws(self.offset(value)?);
+        if b.get(pos) != Some(&b'{') {
+            return None;
+        }
+        let mut members = Vec::new();
+        pos = self.ws(pos + 1);
+        if b.get(pos) == Some(&b'}') {
+            return Some(RawObject { members });
+        }
+        loop {
+            let end = string_end(b, pos)?;
+            let quoted = &self.text[pos..end];
+            let key = if quoted.contains('\\') {
+                Cow::Owned(serde_json::from_str::<String>(quoted).ok()?)
+            } else {
+                Cow::Borrowed(&quoted[1..quoted.len() - 1])
+            };
+            pos = self.ws(end);
+            if b.get(pos) != Some(&b':') {
+                return None;
+            }
+            let start = self.ws(pos + 1);
+            let end = self.value_end(start)?;
+            members.push((key, &self.text[start..end]));
+            pos = self.ws(end);
+            match b.get(pos) {
+                Some(b',') => pos = self.ws(pos + 1),
+                Some(b'}') => return Some(RawObject { members }),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Splits `value` (a slice of this text) into its elements, each raw, if it is an
+    /// array.
+    pub fn array(&self, value: &'a str) -> Option<Vec<&'a str>> {
+        let b = self.text.as_bytes();
+        let mut pos = self.ws(self.offset(value)?);
+        if b.get(pos) != Some(&b'[') {
+            return None;
+        }
+        let mut items = Vec::new();
+        pos = self.ws(pos + 1);
+        if b.get(pos) == Some(&b']') {
+            return Some(items);
+        }
+        loop {
+            let end = self.value_end(pos)?;
+            items.push(&self.text[pos..end]);
+            pos = self.ws(end);
+            match b.get(pos) {
+                Some(b',') => pos = self.ws(pos + 1),
+                Some(b']') => return Some(items),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The end of the checked string that starts at `pos` (one past its closing quote).
+fn string_end(b: &[u8], pos: usize) -> Option<usize> {
+    if b.get(pos) != Some(&b'"') {
+        return None;
+    }
+    let mut at = pos + 1;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
+        if b[at] == b'"' {
+            return Some(at + 1);
+        }
+        at += 2;
+    }
+}
+
 /// One object of checked text: its members in document order, each value raw.
 #[derive(Debug)]
 pub struct RawObject<'a> {
     /// `(key unescaped, value as written)`.
-    pub members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub members: Vec<(Cow<'a, str>, &'a str)>,
 }
 
 impl<'a> RawObject<'a> {
-    /// Split `text` (one JSON object, already checked) into its members; `None` if it is
-    /// not an object.
-    pub fn parse(text: &'a str) -> Option<Self> {
-        if !text.trim_start().starts_with('{') {
-            return None;
-        }
-        serde_json::from_str(text).ok()
-    }
-
     /// The raw value of `key` (keys are unique in checked text).
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<&'a str> {
         self.members
             .iter()
             .find(|(k, _)| k == key)
@@ -254,47 +642,9 @@ impl<'a> RawObject<'a> {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for RawObject<'a> {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(ObjectVisitor)
-    }
-}
-
-struct ObjectVisitor;
-
-impl<'de> Visitor<'de> for ObjectVisitor {
-    type Value = RawObject<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::new();
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let value: &'de RawValue = map.next_value()?;
-            members.push((key, value));
-        }
-        Ok(RawObject { members })
-    }
-}
-
-/// The elements of one array of checked text, each raw; `None` if it is not an array.
-pub fn raw_array(text: &str) -> Option<Vec<&RawValue>> {
-    if !text.trim_start().starts_with('[') {
-        return None;
-    }
-    serde_json::from_str(text).ok()
-}
-
 /// What kind of JSON value a raw value is, by its first byte.
-pub fn first_byte(raw: &RawValue) -> u8 {
-    raw.get()
-        .trim_start()
-        .as_bytes()
-        .first()
-        .copied()
-        .unwrap_or(b' ')
+pub fn first_byte(raw: &str) -> u8 {
+    raw.trim_start().as_bytes().first().copied().unwrap_or(b' ')
 }
 
 /// Appends JSON objects written from raw parts.
@@ -388,18 +738,88 @@ mod tests {
     }
 
     #[test]
+    fn the_scanner_refuses_what_parse_strict_refuses() {
+        let cases: &[&[u8]] = &[
+            br#"{"a":1,"a":2}"#,
+            br#"{"name":1,"n\u0061me":2}"#,
+            br#"[{"a":{"b":1,"b":1}}]"#,
+            br#"{"tools":[{"name":"x","inputSchema":{"properties":{"p":{"type":"string","type":"number"}}}}]}"#,
+            br#"{"a":"\ud800"}"#,
+            br#"{"a":"\udc00"}"#,
+            br#"{"a":"\ud800\u0041"}"#,
+            br#"{"a":"\x"}"#,
+            b"{\"a\":\"\x01\"}",
+            b"{} x",
+            b"\xEF\xBB\xBF{}",
+            b"{\"a\":\"\xff\"}",
+            b"[[[[1]]]]",
+            b"1e400",
+            b"[01]",
+            b"[1.]",
+            b"[-]",
+            b"[1,]",
+            b"{\"a\":1,}",
+            b"[tru]",
+            b"",
+            b"  ",
+        ];
+        for case in cases {
+            let strict = parse_strict(case, 3).map(|_| ());
+            let checked = check(case, 3).map(|_| ());
+            assert!(strict.is_err(), "{}", String::from_utf8_lossy(case));
+            assert_eq!(checked, strict, "{}", String::from_utf8_lossy(case));
+        }
+        // A duplicate among many keys (past the short list).
+        let mut text = String::from("{");
+        for i in 0..40 {
+            text.push_str(&format!("\"k{i}\":{i},"));
+        }
+        text.push_str("\"k3\":0}");
+        assert_eq!(
+            check(text.as_bytes(), 8).map(|_| ()),
+            Err(BodyError::DuplicateKey { key: "k3".into() })
+        );
+        let ok = text.replace("\"k3\":0", "\"k40\":0");
+        assert!(check(ok.as_bytes(), 8).is_ok());
+        // serde_json's own limit: 127 nested containers, not 128.
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(check(nested(127).as_bytes(), 128).is_ok());
+        assert_eq!(
+            check(nested(128).as_bytes(), 128).map(|_| ()),
+            parse_strict(nested(128).as_bytes(), 128).map(|_| ())
+        );
+    }
+
+    #[test]
+    fn the_scanner_accepts_what_parse_strict_accepts() {
+        let cases: &[&str] = &[
+            r#"{"a\u0062":"\ud83d\ude00 \" \\ \/ \b\f\n\r\t","b":[1,-0,0.5,-1.5e-3,1E+2,123456789012345678901234567890]}"#,
+            " [ true , false , null , { } , [ ] , \"\" ] ",
+            "\t\r\n0\n",
+            r#"{"é":"ü","e\u0301":1}"#,
+        ];
+        for case in cases {
+            assert!(parse_strict(case.as_bytes(), 8).is_ok(), "{case}");
+            assert!(check(case.as_bytes(), 8).is_ok(), "{case}");
+        }
+    }
+
+    #[test]
     fn objects_split_into_raw_members_in_order() {
-        let text = r#"{"z": [1, 2], "a\u0062": {"x": "y"}, "n": null}"#;
-        let object = RawObject::parse(text).unwrap();
+        let text = r#"{"z": [1, 2], "a\u0062": {"x": "y}"} , "n": null,"s":"a\"b","k":-1.5}"#;
+        let checked = check(text.as_bytes(), 8).unwrap();
+        let object = checked.object(checked.text()).unwrap();
         let keys: Vec<&str> = object.members.iter().map(|(k, _)| k.as_ref()).collect();
-        assert_eq!(keys, ["z", "ab", "n"]);
-        assert_eq!(object.get("z").unwrap().get(), "[1, 2]");
-        assert_eq!(object.get("ab").unwrap().get(), r#"{"x": "y"}"#);
+        assert_eq!(keys, ["z", "ab", "n", "s", "k"]);
+        assert_eq!(object.get("z").unwrap(), "[1, 2]");
+        assert_eq!(object.get("ab").unwrap(), r#"{"x": "y}"}"#);
+        assert_eq!(object.get("s").unwrap(), r#""a\"b""#);
+        assert_eq!(object.get("k").unwrap(), "-1.5");
         assert_eq!(first_byte(object.get("n").unwrap()), b'n');
-        let items = raw_array(object.get("z").unwrap().get()).unwrap();
-        assert_eq!(items.len(), 2);
-        assert!(RawObject::parse("[1]").is_none());
-        assert!(raw_array("{}").is_none());
+        let items = checked.array(object.get("z").unwrap()).unwrap();
+        assert_eq!(items, ["1", "2"]);
+        assert!(checked.object(object.get("z").unwrap()).is_none());
+        assert!(checked.array(object.get("ab").unwrap()).is_none());
 
         let mut w = ObjectWriter::with_capacity(16);
         w.member("a\"b", "[1]");

@@ -292,12 +292,18 @@ impl CedarEngine {
             } else {
                 &[]
             };
+            let identity = if name == "read_resource" {
+                "uri"
+            } else {
+                "name"
+            };
             if ACTIONS_WITH_ARGUMENTS.contains(&name) {
                 one_pass.insert(
                     name,
                     listing::ListingIndex::build(
                         listing_policies.iter().filter(|p| applies(p, uid)),
                         declared,
+                        identity,
                     )?,
                 );
             } else if name == "read_resource" {
@@ -306,6 +312,7 @@ impl CedarEngine {
                     listing::ListingIndex::build(
                         bundle.policies.policies().filter(|p| applies(p, uid)),
                         declared,
+                        identity,
                     )?,
                 );
             }

@@ -11,25 +11,32 @@
 //! `get_prompt` likewise, `read_resource`) are split in three:
 //! - **blind**: no `resource == …`/`in` scope and conditions that read the resource only
 //!   through the attributes an item declares (`resource.annotations`, `.pinned`,
-//!   `.invisible_characters` of a tool; nothing of a prompt or a resource);
+//!   `.invisible_characters` of a tool; nothing of a prompt or a resource) and through
+//!   *name tests*: `resource.name like "…"` or `resource.name == "…"` (`!=` too;
+//!   `resource.uri` for a resource), whose truth depends on the item's name alone;
 //! - **generic sensitive**: no `resource == …` scope, but conditions that may read the
 //!   resource's identity (`resource.name like …`, `resource == …`, `resource is …`);
 //! - **specific**: `resource == <uid>` scopes, kept by that uid.
 //!
 //! Per list, the blind set is evaluated once per *class* of items (same kind, same
-//! declared attributes) and the answer kept; for each item, only the specific policies
-//! naming it and the generic sensitive ones are evaluated. Cedar's partial answer is a
+//! declared attributes, same outcome of every name test) and the answer kept; for each
+//! item, only the specific policies naming it and the generic sensitive ones are
+//! evaluated. An item's class is found without building its Cedar entity (a key written
+//! into a reused buffer from the annotations the blind policies read and the name
+//! tests' bits); the entity is built only for the first item of a class and for items
+//! that meet per-item policies. Cedar's partial answer is a
 //! handful of flags that combine by "or" across disjoint policy sets ([`Flags`]), so the
 //! combined answer is exactly the answer of evaluating all of them together (the unit
 //! tests check it against the single-pass rule on generated policy sets).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{Effect, Entity, EntityUid, Policy, PolicySet, ResourceConstraint};
 use parking_lot::Mutex;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{engine_error, BuildError, CedarEngine, ListingParts};
+use super::{convert, engine_error, BuildError, CedarEngine, ListingParts};
+use crate::mcp::ListKind;
 use crate::policy::load::PolicyLoadError;
 use crate::policy::{ListedItem, Listing};
 
@@ -97,32 +104,53 @@ pub(super) struct ListingIndex {
     /// The annotations the blind policies read (`resource.annotations.<key>` or
     /// `has <key>`); `None` if one reads the record whole. Only these tell classes apart.
     annotation_keys: Option<Vec<String>>,
+    /// The name tests the blind policies make (deduplicated): one bit of an item's
+    /// class each.
+    name_tests: Vec<NameTest>,
     generic_sensitive: PolicySet,
     /// For each uid named by a `resource == …` scope: those policies plus the generic
     /// sensitive ones.
     by_resource: HashMap<EntityUid, PolicySet>,
+    /// The ids of `by_resource`'s uids: an item whose name is none of them meets only
+    /// the generic sensitive policies (no uid needs building to know).
+    named: HashSet<String>,
 }
 
 impl ListingIndex {
-    /// Splits `policies`; `declared` are the resource attributes an item declares.
+    /// Splits `policies`; `declared` are the resource attributes an item declares,
+    /// `identity` the attribute that holds its name (`name`, or `uri` for a resource).
     pub(super) fn build<'a>(
         policies: impl IntoIterator<Item = &'a Policy>,
         declared: &[&str],
+        identity: &str,
     ) -> Result<Self, PolicyLoadError> {
         let mut blind = Vec::new();
         let mut sensitive = Vec::new();
+        let mut name_tests = Vec::new();
         let mut specific: HashMap<EntityUid, Vec<&Policy>> = HashMap::new();
         for policy in policies {
             match policy.resource_constraint() {
                 ResourceConstraint::Eq(uid) => specific.entry(uid).or_default().push(policy),
-                ResourceConstraint::Any | ResourceConstraint::Is(_)
-                    if reads_only(policy, declared)? =>
-                {
-                    blind.push(policy)
+                ResourceConstraint::Any | ResourceConstraint::Is(_) => {
+                    match name_tests_only(policy, declared, identity)? {
+                        Some(tests) => {
+                            for test in tests {
+                                if !name_tests.contains(&test) {
+                                    name_tests.push(test);
+                                }
+                            }
+                            blind.push(policy);
+                        }
+                        None => sensitive.push(policy),
+                    }
                 }
                 _ => sensitive.push(policy),
             }
         }
+        let named = specific
+            .keys()
+            .map(|uid| uid.id().unescaped().to_owned())
+            .collect();
         let set = |policies: &[&Policy]| -> Result<PolicySet, PolicyLoadError> {
             PolicySet::from_policies(policies.iter().map(|p| (*p).clone())).map_err(engine_error)
         };
@@ -147,28 +175,46 @@ impl ListingIndex {
         Ok(ListingIndex {
             blind: set(&blind)?,
             annotation_keys,
+            name_tests,
             generic_sensitive: set(&sensitive)?,
             by_resource,
+            named,
         })
     }
 }
 
-/// Do the policy's conditions read `resource` only as `resource.<attr>` (or `resource has
-/// <attr>`) with `attr` in `declared`?
-fn reads_only(policy: &Policy, declared: &[&str]) -> Result<bool, PolicyLoadError> {
+/// If the policy's conditions read `resource` only as `resource.<attr>` (or `resource
+/// has <attr>`) with `attr` in `declared`, and through name tests on `identity`: those
+/// name tests. `None` if it reads the resource otherwise.
+fn name_tests_only(
+    policy: &Policy,
+    declared: &[&str],
+    identity: &str,
+) -> Result<Option<Vec<NameTest>>, PolicyLoadError> {
     let est = policy.to_json().map_err(engine_error)?;
-    Ok(est
+    let mut tests = Vec::new();
+    let reads = est
         .get("conditions")
-        .is_none_or(|conditions| !reads_identity(conditions, declared)))
+        .is_some_and(|conditions| reads_identity(conditions, declared, identity, &mut tests));
+    Ok((!reads).then_some(tests))
 }
 
 /// Does this part of a policy (Cedar's JSON form) mention `resource` other than through
-/// a declared attribute?
-fn reads_identity(node: &Value, declared: &[&str]) -> bool {
+/// a declared attribute or a name test (collected into `tests`)?
+fn reads_identity(
+    node: &Value,
+    declared: &[&str],
+    identity: &str,
+    tests: &mut Vec<NameTest>,
+) -> bool {
     match node {
         Value::Object(map) => {
             if map.get("Var").and_then(Value::as_str) == Some("resource") {
                 return true;
+            }
+            if let Some(test) = NameTest::of(node, identity) {
+                tests.push(test);
+                return false;
             }
             for op in [".", "has"] {
                 if let Some(Value::Object(access)) = map.get(op) {
@@ -180,15 +226,122 @@ fn reads_identity(node: &Value, declared: &[&str]) -> bool {
                         return access
                             .iter()
                             .filter(|(k, _)| k.as_str() != "left")
-                            .any(|(_, v)| reads_identity(v, declared));
+                            .any(|(_, v)| reads_identity(v, declared, identity, tests));
                     }
                 }
             }
-            map.values().any(|child| reads_identity(child, declared))
+            map.values()
+                .any(|child| reads_identity(child, declared, identity, tests))
         }
-        Value::Array(items) => items.iter().any(|child| reads_identity(child, declared)),
+        Value::Array(items) => items
+            .iter()
+            .any(|child| reads_identity(child, declared, identity, tests)),
         _ => false,
     }
+}
+
+/// A test on an item's name that a blind policy makes: `resource.<identity> like
+/// <pattern>`, or `resource.<identity> == "<text>"` (either side; `!=` too). Neither can
+/// error (the attribute is always a string), and the truth of each depends on the name
+/// alone, so items that agree on every test are alike to the policies that make them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NameTest {
+    /// A `like` pattern as UTF-8 bytes, `None` for `*`. Matching bytes is matching
+    /// characters here: a literal character's encoding can only match at a character
+    /// boundary of valid UTF-8.
+    Like(Vec<Option<u8>>),
+    /// Equality with a string.
+    Equals(String),
+}
+
+impl NameTest {
+    /// The test this node (Cedar's JSON form) is, if it is one.
+    fn of(node: &Value, identity: &str) -> Option<NameTest> {
+        let map = node.as_object().filter(|m| m.len() == 1)?;
+        let (op, args) = map.iter().next()?;
+        let args = args.as_object()?;
+        let is_name = |v: Option<&Value>| {
+            v.and_then(|v| v.get("."))
+                .and_then(Value::as_object)
+                .is_some_and(|access| {
+                    access.len() == 2
+                        && access.get("left") == Some(&serde_json::json!({"Var": "resource"}))
+                        && access.get("attr").and_then(Value::as_str) == Some(identity)
+                })
+                && v.and_then(Value::as_object).is_some_and(|m| m.len() == 1)
+        };
+        match op.as_str() {
+            "like" if args.len() == 2 && is_name(args.get("left")) => {
+                let mut pattern = Vec::new();
+                for element in args.get("pattern")?.as_array()? {
+                    match element {
+                        Value::String(w) if w == "Wildcard" => pattern.push(None),
+                        Value::Object(literal) if literal.len() == 1 => {
+                            let text = literal.get("Literal")?.as_str()?;
+                            pattern.extend(text.bytes().map(Some));
+                        }
+                        _ => return None,
+                    }
+                }
+                Some(NameTest::Like(pattern))
+            }
+            "==" | "!=" if args.len() == 2 => {
+                let string = |v: Option<&Value>| {
+                    v.and_then(Value::as_object)
+                        .filter(|m| m.len() == 1)
+                        .and_then(|m| m.get("Value"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
+                let (left, right) = (args.get("left"), args.get("right"));
+                if is_name(left) {
+                    string(right).map(NameTest::Equals)
+                } else if is_name(right) {
+                    string(left).map(NameTest::Equals)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The test's outcome on `name`.
+    fn holds(&self, name: &str) -> bool {
+        match self {
+            NameTest::Like(pattern) => glob(pattern, name.as_bytes()),
+            NameTest::Equals(text) => text == name,
+        }
+    }
+}
+
+/// Does `text` match `pattern` (`None` matches any run of bytes, `Some(b)` the byte
+/// `b`)? The usual linear-space matcher: on a mismatch, the last `*` takes one more
+/// byte.
+fn glob(pattern: &[Option<u8>], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(None) => {
+                star = Some((p + 1, t));
+                p += 1;
+            }
+            Some(Some(b)) if *b == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((after, from)) => {
+                    p = after;
+                    t = from + 1;
+                    star = Some((after, from + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(Option::is_none)
 }
 
 /// Collects into `keys` the annotations this part of a policy reads; `false` if it reads
@@ -218,19 +371,55 @@ fn annotations_read(node: &Value, keys: &mut Vec<String>) -> bool {
     }
 }
 
-/// What of an item's annotations the blind policies can see, as JSON text.
-fn class_annotations(
+/// Writes into `key` what of an item's annotations the blind policies can see: the
+/// values of `keys` after the spec's hint defaults (`null` when absent, as Cedar reads
+/// an absent or `null` attribute alike), or the whole record if `keys` is `None`.
+fn write_class_annotations(
+    key: &mut Vec<u8>,
     keys: Option<&[String]>,
-    declared: Option<&serde_json::Map<String, Value>>,
-) -> String {
-    let full = super::with_hint_defaults(declared);
-    match keys {
-        None => Value::Object(full).to_string(),
-        Some(keys) => {
-            let seen: Vec<Option<&Value>> = keys.iter().map(|k| full.get(k)).collect();
-            serde_json::to_string(&seen).unwrap_or_default()
+    declared: Option<&Map<String, Value>>,
+) {
+    let Some(keys) = keys else {
+        let full = super::with_hint_defaults(declared);
+        // Writing a `Value` to a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *key, &full);
+        return;
+    };
+    for k in keys {
+        match hint_or_declared(declared, k) {
+            Seen::Bool(b) => key.extend_from_slice(if b { b"true" } else { b"false" }),
+            Seen::Value(v) => {
+                let _ = serde_json::to_writer(&mut *key, v);
+            }
+            Seen::Absent => key.extend_from_slice(b"null"),
         }
+        key.push(b',');
     }
+}
+
+/// One annotation as [`super::with_hint_defaults`] would leave it.
+enum Seen<'a> {
+    Bool(bool),
+    Value(&'a Value),
+    Absent,
+}
+
+/// `with_hint_defaults(declared).get(key)`, without building the map.
+fn hint_or_declared<'a>(declared: Option<&'a Map<String, Value>>, key: &str) -> Seen<'a> {
+    let declared_bool = |hint: &str| declared.and_then(|d| d.get(hint)).and_then(Value::as_bool);
+    let default = match key {
+        "readOnlyHint" => false,
+        "destructiveHint" => !declared_bool("readOnlyHint").unwrap_or(false),
+        "idempotentHint" => false,
+        "openWorldHint" => true,
+        _ => {
+            return match declared.and_then(|d| d.get(key)) {
+                Some(v) => Seen::Value(v),
+                None => Seen::Absent,
+            }
+        }
+    };
+    Seen::Bool(declared_bool(key).unwrap_or(default))
 }
 
 /// A [`Listing`] under one Cedar generation: the caller's parts, and the blind answer
@@ -239,17 +428,15 @@ pub(super) struct CedarListing<'a> {
     pub(super) engine: &'a CedarEngine,
     /// `None` if the caller's parts could not be built: every item is hidden.
     pub(super) parts: Option<ListingParts>,
-    pub(super) classes: Mutex<HashMap<ClassKey, Flags>>,
+    pub(super) classes: Mutex<Classes>,
 }
 
-/// What the blind policies can see of an item.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) struct ClassKey {
-    action: &'static str,
-    pinned: bool,
-    invisible_characters: bool,
-    /// The declared annotations after the spec's defaults, as JSON text.
-    annotations: String,
+/// The blind answer per class key (what the blind policies can see of an item, written
+/// by [`CedarListing::class_key`]), and the buffer the next key is written into.
+#[derive(Default)]
+pub(super) struct Classes {
+    answers: HashMap<Vec<u8>, Flags>,
+    key: Vec<u8>,
 }
 
 impl Listing for CedarListing<'_> {
@@ -261,6 +448,15 @@ impl Listing for CedarListing<'_> {
     }
 }
 
+/// The action a listed item's call is.
+fn listed_action(kind: ListKind) -> &'static str {
+    match kind {
+        ListKind::Tools => "call_tool",
+        ListKind::Prompts => "get_prompt",
+        ListKind::Resources | ListKind::ResourceTemplates => "read_resource",
+    }
+}
+
 impl CedarListing<'_> {
     fn try_may_list(
         &self,
@@ -268,43 +464,80 @@ impl CedarListing<'_> {
         item: &ListedItem<'_>,
     ) -> Result<bool, BuildError> {
         let engine = self.engine;
-        let (action, resource) = engine.listed_call(item)?;
+        let action = listed_action(item.kind);
         let index = engine
             .one_pass
             .get(action)
             .ok_or(BuildError::UnknownAction { action })?;
-        let key = ClassKey {
-            action,
-            pinned: item.definition.pinned,
-            invisible_characters: item.definition.invisible_characters,
-            annotations: if action == "call_tool" {
-                class_annotations(index.annotation_keys.as_deref(), item.annotations)
-            } else {
-                String::new()
-            },
-        };
-        let cached = self.classes.lock().get(&key).copied();
-        let blind = match cached {
-            Some(flags) => flags,
-            None => {
-                let flags = self.evaluate(parts, action, &index.blind, resource.clone())?;
-                self.classes.lock().insert(key, flags);
-                flags
+        // The item's entity could not be built (annotations nested too deep): hidden,
+        // as building it would fail, whatever its class says.
+        if action == "call_tool" && !item.annotations.is_none_or(convert::convertible) {
+            return Ok(false);
+        }
+        let mut resource: Option<Entity> = None;
+        let blind = {
+            let mut classes = self.classes.lock();
+            let Classes { answers, key } = &mut *classes;
+            Self::class_key(key, action, index, item);
+            match answers.get(key.as_slice()) {
+                Some(flags) => *flags,
+                None => {
+                    let entity = engine.listed_call(item)?.1;
+                    let flags = self.evaluate(parts, action, &index.blind, entity.clone())?;
+                    resource = Some(entity);
+                    answers.insert(key.clone(), flags);
+                    flags
+                }
             }
         };
         if blind.hides() {
             return Ok(false);
         }
-        let uid = resource.uid();
-        let sensitive = index
-            .by_resource
-            .get(&uid)
-            .unwrap_or(&index.generic_sensitive);
+        let mut sensitive = &index.generic_sensitive;
+        if index.named.contains(item.name) {
+            let entity = match resource.take() {
+                Some(entity) => entity,
+                None => engine.listed_call(item)?.1,
+            };
+            if let Some(set) = index.by_resource.get(&entity.uid()) {
+                sensitive = set;
+            }
+            resource = Some(entity);
+        }
         if sensitive.is_empty() {
             return Ok(blind.listed());
         }
-        let item_flags = self.evaluate(parts, action, sensitive, resource)?;
+        let entity = match resource {
+            Some(entity) => entity,
+            None => engine.listed_call(item)?.1,
+        };
+        let item_flags = self.evaluate(parts, action, sensitive, entity)?;
         Ok(blind.or(item_flags).listed())
+    }
+
+    /// Writes into `key` what the blind policies can see of an item: its action, its
+    /// pinning facts, the annotations they read (tools) and each name test's outcome.
+    fn class_key(
+        key: &mut Vec<u8>,
+        action: &'static str,
+        index: &ListingIndex,
+        item: &ListedItem<'_>,
+    ) {
+        key.clear();
+        key.extend_from_slice(action.as_bytes());
+        key.push(b'|');
+        key.push(b'0' + u8::from(item.definition.pinned));
+        key.push(b'0' + u8::from(item.definition.invisible_characters));
+        key.extend(
+            index
+                .name_tests
+                .iter()
+                .map(|t| b'0' + u8::from(t.holds(item.name))),
+        );
+        key.push(b'|');
+        if action == "call_tool" {
+            write_class_annotations(key, index.annotation_keys.as_deref(), item.annotations);
+        }
     }
 
     fn evaluate(
@@ -321,5 +554,66 @@ impl CedarListing<'_> {
             .engine
             .partial_listing(parts, action, policies, resource)?;
         Ok(Flags::of(self.engine, &response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn like(pattern: &str) -> NameTest {
+        // `*` a wildcard, every other character literal (as Cedar's JSON form splits it).
+        NameTest::Like(pattern.bytes().map(|b| (b != b'*').then_some(b)).collect())
+    }
+
+    #[test]
+    fn globs_match_as_cedar_like_does() {
+        let cases = [
+            ("svc_*", "svc_tool", true),
+            ("svc_*", "svc", false),
+            ("*", "", true),
+            ("", "", true),
+            ("", "a", false),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbYcZ", false),
+            ("*ab", "aab", true),
+            ("*ab*", "xxaxxab", true),
+            ("a**", "a", true),
+            ("é*", "été", true),
+            ("*t\u{e9}", "été", true),
+            ("?", "a", false),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(
+                like(pattern).holds(text),
+                expected,
+                "{pattern:?} on {text:?}"
+            );
+        }
+        assert!(NameTest::Equals("x".into()).holds("x"));
+        assert!(!NameTest::Equals("x".into()).holds("xy"));
+    }
+
+    #[test]
+    fn class_annotations_follow_the_hint_defaults() {
+        let declared: Map<String, Value> = serde_json::from_str(
+            r#"{"readOnlyHint": true, "destructiveHint": "yes", "title": "T", "x": null}"#,
+        )
+        .unwrap();
+        let full = super::super::with_hint_defaults(Some(&declared));
+        for key in [
+            "readOnlyHint",
+            "destructiveHint",
+            "idempotentHint",
+            "openWorldHint",
+            "title",
+            "x",
+            "absent",
+        ] {
+            let mut ours = Vec::new();
+            write_class_annotations(&mut ours, Some(&[key.to_owned()]), Some(&declared));
+            let theirs = format!("{},", full.get(key).unwrap_or(&Value::Null));
+            assert_eq!(String::from_utf8(ours).unwrap(), theirs, "{key}");
+        }
     }
 }

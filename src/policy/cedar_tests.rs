@@ -784,6 +784,11 @@ mod one_pass {
         r#"permit (principal, action == Action::"read_resource", resource == Resource::"file://r{n}");"#,
         r#"permit (principal in Role::"staff", action == Action::"get_prompt", resource) when { resource.name != "p{n}" };"#,
         r#"forbid (principal, action, resource) when { context.session.taints.contains("quarantine") };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { "t{n}" == resource.name && resource.annotations.readOnlyHint };"#,
+        r#"permit (principal in Role::"staff", action == Action::"call_tool", resource) when { resource.name like "*{n}" || resource.name != "t{n}" && resource.pinned };"#,
+        r#"permit (principal, action == Action::"get_prompt", resource) when { resource.name like "p*{n}*" };"#,
+        r#"forbid (principal, action == Action::"read_resource", resource) when { resource.uri like "docs://d{n}" };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { resource.name like "t{n}" && context.arguments has count };"#,
     ];
 
     fn policy_set(picks: &[(usize, usize)]) -> String {
@@ -919,6 +924,64 @@ mod one_pass {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn an_item_whose_annotations_cannot_be_built_is_hidden_even_in_a_known_class() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource) when { resource.annotations.readOnlyHint };"#,
+    );
+    let u = user("u", &[]);
+    let shallow = obj(json!({"readOnlyHint": true, "extra": 1}));
+    let mut nested = json!(1);
+    for _ in 0..crate::policy::MAX_DEPTH + 1 {
+        nested = json!({ "a": nested });
+    }
+    let deep = obj(json!({"readOnlyHint": true, "extra": nested}));
+    let item = |annotations| ListedItem {
+        kind: ListKind::Tools,
+        name: "x",
+        annotations: Some(annotations),
+        definition: Default::default(),
+    };
+    let env = env();
+    let listing = e.listing(&ListQuery {
+        identity: &u,
+        env: &env,
+    });
+    // The same class for the blind policy (it reads `readOnlyHint` only), but the second
+    // item's entity cannot be built: hidden, as the single-pass rule hides it.
+    assert!(listing.may_list(&item(&shallow)));
+    assert!(!listing.may_list(&item(&deep)));
+    assert!(!e.single_pass_may_list(&u, &item(&deep), &env));
+}
+
+#[test]
+fn name_tests_tell_classes_apart() {
+    let e = engine(
+        r#"permit (principal, action == Action::"call_tool", resource) when { resource.name like "svc_*" };
+           forbid (principal, action == Action::"call_tool", resource) when { resource.name == "svc_drop" };"#,
+    );
+    let u = user("u", &[]);
+    let env = env();
+    let listing = e.listing(&ListQuery {
+        identity: &u,
+        env: &env,
+    });
+    let item = |name| ListedItem {
+        kind: ListKind::Tools,
+        name,
+        annotations: None,
+        definition: Default::default(),
+    };
+    for (name, listed) in [
+        ("svc_a", true),
+        ("svc_drop", false),
+        ("other", false),
+        ("svc_b", true),
+    ] {
+        assert_eq!(listing.may_list(&item(name)), listed, "{name}");
     }
 }
 

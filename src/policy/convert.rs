@@ -130,6 +130,25 @@ fn record(
     })
 }
 
+/// Whether [`map_to_record`] would convert `map`: its nesting stays within
+/// [`MAX_DEPTH`] (the only way a record built from a JSON map can fail). Cheap; for
+/// callers that only need to know the conversion would succeed.
+pub fn convertible(map: &Map<String, Value>) -> bool {
+    record_fits(map, 1)
+}
+
+fn record_fits(map: &Map<String, Value>, depth: usize) -> bool {
+    depth <= MAX_DEPTH && map.values().all(|v| value_fits(v, depth + 1))
+}
+
+fn value_fits(v: &Value, depth: usize) -> bool {
+    match v {
+        Value::Array(items) => depth <= MAX_DEPTH && items.iter().all(|i| value_fits(i, depth + 1)),
+        Value::Object(map) => record_fits(map, depth),
+        _ => true,
+    }
+}
+
 fn check_depth(what: &'static str, depth: usize) -> Result<(), ConvertError> {
     if depth > MAX_DEPTH {
         Err(ConvertError::TooDeep {
@@ -206,6 +225,27 @@ mod tests {
                 max: MAX_DEPTH
             }
         );
+    }
+
+    #[test]
+    fn convertible_says_what_map_to_record_does() {
+        let nest = |mut v: Value, levels: usize, array: bool| {
+            for _ in 0..levels {
+                v = if array { json!([v]) } else { json!({ "a": v }) };
+            }
+            v
+        };
+        for levels in MAX_DEPTH - 3..MAX_DEPTH + 3 {
+            for array in [false, true] {
+                let map = json!({ "k": nest(json!(1), levels, array) });
+                let map = map.as_object().unwrap();
+                assert_eq!(
+                    convertible(map),
+                    map_to_record(map, "annotations").is_ok(),
+                    "{levels} levels, arrays: {array}"
+                );
+            }
+        }
     }
 
     #[test]

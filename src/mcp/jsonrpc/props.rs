@@ -178,6 +178,23 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
     bytes
 }
 
+/// The value `part` (a slice of `checked`'s text) holds, read through the split alone:
+/// objects and arrays by [`Checked::object`](crate::mcp::raw::Checked::object) and
+/// [`Checked::array`](crate::mcp::raw::Checked::array), scalars by serde_json.
+fn rebuilt(checked: &crate::mcp::raw::Checked<'_>, part: &str) -> Value {
+    if let Some(object) = checked.object(part) {
+        let mut map = serde_json::Map::new();
+        for (key, value) in &object.members {
+            map.insert(key.to_string(), rebuilt(checked, value));
+        }
+        return Value::Object(map);
+    }
+    if let Some(items) = checked.array(part) {
+        return Value::Array(items.iter().map(|item| rebuilt(checked, item)).collect());
+    }
+    serde_json::from_str(part).expect("a checked scalar")
+}
+
 /// The strict parser against `serde_json` on one input.
 fn agrees_with_serde_json(bytes: &[u8]) -> Result<(), TestCaseError> {
     let strict = parse_strict(bytes, DEPTH);
@@ -187,6 +204,16 @@ fn agrees_with_serde_json(bytes: &[u8]) -> Result<(), TestCaseError> {
         strict.as_ref().map(|_| ()).map_err(Clone::clone),
         "check_strict disagrees with parse_strict"
     );
+    // So does the one-pass scanner, and its split of what it accepts is the tree.
+    let scanned = crate::mcp::raw::check(bytes, DEPTH);
+    prop_assert_eq!(
+        scanned.as_ref().map(|_| ()).map_err(Clone::clone),
+        strict.as_ref().map(|_| ()).map_err(Clone::clone),
+        "check disagrees with parse_strict"
+    );
+    if let (Ok(checked), Ok(tree)) = (&scanned, &strict) {
+        prop_assert_eq!(&rebuilt(checked, checked.text()), tree);
+    }
     let reference = serde_json::from_slice::<Value>(bytes);
     let written = serde_json::from_slice::<Written>(bytes);
     match (&strict, &reference) {

@@ -11,7 +11,7 @@ use crate::support::http::send;
 use crate::support::tokens::AUTH_TOML;
 use crate::support::wait;
 use crate::support::warden::{copy_dir, example_policies, free_port, replace_file, Warden};
-use crate::tls::{served_leaf, upstream, Pki};
+use crate::tls::{served_leaf, upstream, wait_for_served_leaf, Pki};
 
 /// `[admin.tls]` serving `leaf` (written into the PKI's directory as `admin.crt`), client
 /// certificates `mode`.
@@ -83,23 +83,13 @@ async fn prometheus_scrapes_metrics_over_https_with_its_client_certificate() {
     let renewed = pki.ca.server("localhost");
     replace_file(&pki.dir.path().join("admin.key"), &renewed.key);
     replace_file(&cert_file, &renewed.cert);
-    let (ca, addr) = (pki.ca.client_config(), warden.admin);
-    let want = renewed.der.clone();
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        wait::until("the renewed admin certificate", || {
-            let got = handle.block_on(async {
-                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&ca));
-                let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-                let tls = connector.connect(name, tcp).await.ok()?;
-                Some(tls.get_ref().1.peer_certificates()?[0].to_vec())
-            });
-            (got.as_deref() == Some(want.as_slice())).then_some(())
-        })
-    })
-    .await
-    .unwrap();
+    wait_for_served_leaf(
+        &pki.ca,
+        warden.admin,
+        renewed.der.clone(),
+        "the renewed admin certificate",
+    )
+    .await;
     let scrape = send(pki.client(Some(&prometheus)).get(url("/metrics"))).await;
     let text = scrape.text();
     assert!(

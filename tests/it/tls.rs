@@ -420,13 +420,42 @@ async fn biscuit_tokens_can_require_the_workload_certificate() {
     assert_eq!(up.seen.tool_calls(), ["echo"]);
 }
 
+/// The leaf certificate a fresh TLS handshake with `addr` gets; `None` if it fails.
+async fn try_served_leaf(
+    config: Arc<rustls::ClientConfig>,
+    addr: std::net::SocketAddr,
+) -> Option<Vec<u8>> {
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.ok()?;
+    Some(tls.get_ref().1.peer_certificates()?[0].to_vec())
+}
+
 /// The leaf certificate a fresh TLS handshake with the proxy gets.
 pub(crate) async fn served_leaf(ca: &TestCa, addr: std::net::SocketAddr) -> Vec<u8> {
-    let connector = tokio_rustls::TlsConnector::from(ca.client_config());
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = connector.connect(name, tcp).await.unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    try_served_leaf(ca.client_config(), addr)
+        .await
+        .expect("a TLS handshake with the proxy")
+}
+
+/// Waits until fresh handshakes with `addr` get the leaf `want` (a rotation landed).
+pub(crate) async fn wait_for_served_leaf(
+    ca: &TestCa,
+    addr: std::net::SocketAddr,
+    want: Vec<u8>,
+    what: &'static str,
+) {
+    let config = ca.client_config();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        wait::until(what, || {
+            let got = handle.block_on(try_served_leaf(Arc::clone(&config), addr));
+            (got.as_deref() == Some(want.as_slice())).then_some(())
+        })
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -481,23 +510,13 @@ async fn the_certificate_rotates_while_a_client_keeps_calling() {
     let renewed = pki.ca.server("localhost");
     replace_file(&pki.key, &renewed.key);
     replace_file(&pki.cert, &renewed.cert);
-    let (ca, addr) = (pki.ca.client_config(), warden.addr);
-    let want = renewed.der.clone();
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        wait::until("the renewed certificate", || {
-            let got = handle.block_on(async {
-                let connector = tokio_rustls::TlsConnector::from(Arc::clone(&ca));
-                let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-                let tls = connector.connect(name, tcp).await.ok()?;
-                Some(tls.get_ref().1.peer_certificates()?[0].to_vec())
-            });
-            (got.as_deref() == Some(want.as_slice())).then_some(())
-        })
-    })
-    .await
-    .unwrap();
+    wait_for_served_leaf(
+        &pki.ca,
+        warden.addr,
+        renewed.der.clone(),
+        "the renewed certificate",
+    )
+    .await;
     let before = done.load(Ordering::Acquire);
     let d = Arc::clone(&done);
     tokio::task::spawn_blocking(move || {

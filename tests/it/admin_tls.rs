@@ -56,10 +56,21 @@ async fn prometheus_scrapes_metrics_over_https_with_its_client_certificate() {
         "{}",
         refused.text()
     );
-    for probe in ["/healthz", "/readyz"] {
-        let answer = send(pki.client(None).get(url(probe))).await;
-        assert_eq!(answer.status, 200, "{probe}: {}", answer.text());
-    }
+    let health = send(pki.client(None).get(url("/healthz"))).await;
+    assert_eq!(health.status, 200, "/healthz: {}", health.text());
+    // `/readyz` turns 200 once the proxy listener is up, which the start does not wait
+    // for here (the admin listener is HTTPS): wait for it, with no certificate.
+    let client = pki.client(None);
+    let handle = tokio::runtime::Handle::current();
+    let readyz = url("/readyz");
+    tokio::task::spawn_blocking(move || {
+        wait::until("/readyz 200 without a client certificate", || {
+            let answer = handle.block_on(send(client.get(readyz.as_str())));
+            (answer.status == 200).then_some(())
+        })
+    })
+    .await
+    .unwrap();
 
     // Another CA's certificate fails the handshake; plain HTTP is not served.
     let stranger = TestCa::named("another CA").spiffe("spiffe://example.org/prometheus");

@@ -134,6 +134,7 @@ fn load(path: &std::path::Path, log_format: &str) -> anyhow::Result<proxy::Warde
 /// `mcp-warden check`: everything `run` does before it listens.
 fn check(path: &std::path::Path, log_format: &str) -> anyhow::Result<()> {
     let warden = load(path, log_format)?;
+    proxy::TlsMaterial::load(&warden)?;
     let generation = warden.policies.current();
     println!(
         "ok: {} (policy generation {}, engine {})",

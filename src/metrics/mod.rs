@@ -182,7 +182,8 @@ pub struct Metrics {
     /// `mcp_warden_connections_open`: downstream connections being served.
     pub connections_open: IntGauge,
     /// `mcp_warden_connections_refused_total{reason}`: downstream connections refused or
-    /// cut off by the proxy (`connection_limit`, `header_timeout`, `header_too_large`).
+    /// cut off by the proxy (`connection_limit`, `header_timeout`, `header_too_large`,
+    /// `tls_version`, `h2c_disabled`).
     pub connections_refused: IntCounterVec,
     /// `mcp_warden_requests_in_flight{kind}`: `exchange` (POST, DELETE) or `stream` (GET).
     pub requests_in_flight: IntGaugeVec,
@@ -373,7 +374,7 @@ impl Metrics {
             connections_refused: counter_vec(
                 "connections_refused_total",
                 "Downstream connections refused or cut off by the proxy, by reason \
-                 (connection_limit, header_timeout, header_too_large).",
+                 (connection_limit, header_timeout, header_too_large, tls_version, h2c_disabled).",
                 &["reason"],
             ),
             requests_in_flight: IntGaugeVec::new(

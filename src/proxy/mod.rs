@@ -119,6 +119,51 @@ fn spawn_tls_reloader(
     Ok(handle)
 }
 
+/// Every certificate, key, CA bundle and CRL the configuration names, loaded and checked:
+/// the listener's `[tls]`, the admin listener's `[admin.tls]` and `[upstream_tls]` for an
+/// `https://` upstream. `run` serves with it; `check` loads it so a bad file fails the
+/// check as it would fail the start.
+pub struct TlsMaterial {
+    /// `[tls]`.
+    pub(crate) listener: Option<Arc<crate::tls::ServerTls>>,
+    /// `[admin.tls]`.
+    pub(crate) admin: Option<Arc<crate::tls::ServerTls>>,
+    /// `[upstream_tls]`, when the upstream is `https://`.
+    pub(crate) upstream: Option<Arc<upstream::UpstreamTls>>,
+}
+
+impl TlsMaterial {
+    /// Load everything; the first bad file is the error, naming it and its key.
+    pub fn load(warden: &Warden) -> anyhow::Result<Self> {
+        let raw = &warden.config.raw;
+        let base = &warden.config.base_dir;
+        let listener = match &raw.tls {
+            Some(cfg) => Some(Arc::new(load_server_tls(cfg, base, "tls")?)),
+            None => None,
+        };
+        let admin = match &raw.admin.tls {
+            Some(cfg) => Some(Arc::new(load_server_tls(
+                &cfg.as_listener(),
+                base,
+                "admin.tls",
+            )?)),
+            None => None,
+        };
+        let upstream = if warden.config.upstream.tls {
+            Some(Arc::new(
+                upstream::UpstreamTls::load(&raw.upstream_tls, base).context("[upstream_tls]")?,
+            ))
+        } else {
+            None
+        };
+        Ok(TlsMaterial {
+            listener,
+            admin,
+            upstream,
+        })
+    }
+}
+
 /// Load the TLS material of `cfg` (relative paths against `base`); an error names the
 /// file and the key of `section` (`tls`, `admin.tls`) that points at it.
 fn load_server_tls(
@@ -179,14 +224,8 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     // Then bind: a taken port stops the start before anything is served.
     let socket = listener::bind(listen, "listen")?;
     let bound = socket.local_addr()?;
-    let admin_tls = match &warden.config.raw.admin.tls {
-        Some(cfg) => Some(Arc::new(load_server_tls(
-            &cfg.as_listener(),
-            &warden.config.base_dir,
-            "admin.tls",
-        )?)),
-        None => None,
-    };
+    let tls = TlsMaterial::load(&warden)?;
+    let admin_tls = tls.admin;
     let admin = admin::spawn(&warden, admin_tls.as_deref())?;
     let _admin_tls_watch = admin_tls
         .as_ref()
@@ -204,11 +243,7 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     server.bootstrap();
     let mut app = WardenProxy::new(Arc::clone(&warden));
     let mut _upstream_tls_watch = None;
-    if warden.config.upstream.tls {
-        let tls = Arc::new(
-            upstream::UpstreamTls::load(&warden.config.raw.upstream_tls, &warden.config.base_dir)
-                .context("[upstream_tls]")?,
-        );
+    if let Some(tls) = tls.upstream {
         let files = tls.watched_files();
         if !files.is_empty() {
             let t = Arc::clone(&tls);
@@ -240,14 +275,10 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     proxy.server_options = Some(listener::server_options(connections));
     let mut gate = listener::Gate::new(proxy, listener::Limits::from(connections), &warden.metrics)
         .with_h2c(connections.h2c);
-    let server_tls = match &warden.config.raw.tls {
-        Some(cfg) => {
-            let loaded = load_server_tls(cfg, &warden.config.base_dir, "tls")?;
-            gate = gate.with_min_tls(cfg.min_version);
-            Some(Arc::new(loaded))
-        }
-        None => None,
-    };
+    if let Some(cfg) = &warden.config.raw.tls {
+        gate = gate.with_min_tls(cfg.min_version);
+    }
+    let server_tls = tls.listener;
     let mut service =
         pingora::services::listening::Service::new("mcp-warden proxy".to_owned(), gate);
     // Pingora finds the socket bound above under this address and does not bind.

@@ -112,6 +112,31 @@ pub struct ReloadingClientVerifier {
     crl_files: Vec<PathBuf>,
     provider: Arc<CryptoProvider>,
     current: ArcSwap<Arc<dyn ClientCertVerifier>>,
+    /// The subjects of the current CA bundle, sent in the certificate request so a
+    /// client holding several certificates presents one of this CA's. rustls borrows
+    /// them from the verifier for the handshake, so each distinct set is leaked once
+    /// (`hints_for`): a few hundred bytes per CA bundle the operator ever installs.
+    hints: ArcSwap<&'static [DistinguishedName]>,
+}
+
+/// `verifier`'s root hints, leaked unless they equal `current` (a reload of the same
+/// bundle leaks nothing).
+fn hints_for(
+    verifier: &dyn ClientCertVerifier,
+    current: Option<&'static [DistinguishedName]>,
+) -> &'static [DistinguishedName] {
+    let subjects = verifier.root_hint_subjects();
+    match current {
+        Some(current)
+            if current
+                .iter()
+                .map(AsRef::as_ref)
+                .eq(subjects.iter().map(AsRef::<[u8]>::as_ref)) =>
+        {
+            current
+        }
+        _ => Box::leak(subjects.to_vec().into_boxed_slice()),
+    }
 }
 
 impl std::fmt::Debug for ReloadingClientVerifier {
@@ -131,18 +156,22 @@ impl ReloadingClientVerifier {
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, TlsError> {
         let v = build_client_verifier(&ca_files, &crl_files, Arc::clone(&provider))?;
+        let hints = ArcSwap::from_pointee(hints_for(v.as_ref(), None));
         Ok(ReloadingClientVerifier {
             ca_files,
             crl_files,
             provider,
             current: ArcSwap::from_pointee(v),
+            hints,
         })
     }
 
     /// Read the files again; on error the current verifier stays.
     pub fn reload(&self) -> Result<(), TlsError> {
         let v = build_client_verifier(&self.ca_files, &self.crl_files, Arc::clone(&self.provider))?;
+        let hints = hints_for(v.as_ref(), Some(**self.hints.load()));
         self.current.store(Arc::new(v));
+        self.hints.store(Arc::new(hints));
         Ok(())
     }
 
@@ -161,7 +190,7 @@ impl ClientCertVerifier for ReloadingClientVerifier {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
+        **self.hints.load()
     }
 
     fn verify_client_cert(

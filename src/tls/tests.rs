@@ -194,10 +194,23 @@ async fn client_certificates_chain_to_the_current_ca_bundle() {
     write(dir.path(), "ca.pem", &ca.pem);
     let st = ServerTls::load(&cfg, dir.path()).unwrap();
     let verifier = st.verifier.clone().unwrap();
+    // The certificate request names the bundle's CA (so a client picks a certificate of it).
+    let subject_of = |ca: &TestCa| {
+        let der = leaf_der(&ca.pem);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        cert.subject().as_raw().to_vec()
+    };
+    let hints = |v: &dyn rustls::server::danger::ClientCertVerifier| {
+        v.root_hint_subjects()
+            .iter()
+            .map(|d| d.as_ref().to_vec())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hints(verifier.as_ref()), [subject_of(&ca)]);
     let server = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_cert_resolver(st.resolver.clone());
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
     let connect = |client: Option<&certs::Leaf>| {
@@ -244,6 +257,7 @@ async fn client_certificates_chain_to_the_current_ca_bundle() {
     // The bundle now names the other CA: its certificates pass, the first CA's fail.
     write(dir.path(), "ca.pem", &other.pem);
     assert!(st.reload().is_empty());
+    assert_eq!(hints(verifier.as_ref()), [subject_of(&other)]);
     assert!(connect(Some(&stranger)).await.is_ok());
     assert!(connect(Some(&good)).await.is_err());
     // A broken bundle is refused, naming the file; the last good one stays.

@@ -21,12 +21,7 @@ const AUDIT_FILE_TOML: &str = "[audit]\nsink = \"file\"\npath = \"audit.log\"\n"
 
 /// `mcp_warden_requests_total{decision=…,method="tools/call"}`, 0 when absent.
 async fn tool_calls(warden: &Warden, decision: &str) -> f64 {
-    let text = reqwest::get(warden.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = warden.metrics().await;
     let series =
         format!("mcp_warden_requests_total{{decision=\"{decision}\",method=\"tools/call\"}} ");
     text.lines()

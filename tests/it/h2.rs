@@ -170,12 +170,7 @@ async fn without_h2c_a_prior_knowledge_client_is_told_to_use_http1() {
     let text = format!("{err:?}");
     assert!(text.contains("HTTP_1_1_REQUIRED"), "{text}");
     assert!(up.seen.requests().is_empty(), "nothing reached the server");
-    let metrics = reqwest::get(warden.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = warden.metrics().await;
     assert!(
         metrics.contains("mcp_warden_connections_refused_total{reason=\"h2c_disabled\"} 1"),
         "{metrics}"

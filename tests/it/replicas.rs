@@ -295,12 +295,7 @@ async fn a_rate_limit_of_n_across_two_replicas_lets_exactly_n_through() {
         .is_empty());
 
     // Counted and audited as a refusal on the replica that refused.
-    let metrics = reqwest::get(a.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics().await;
     assert!(
         metrics.contains("mcp_warden_rate_limited_total{rule=\"calls\"}"),
         "{metrics}"
@@ -343,12 +338,7 @@ async fn redis_killed_mid_test_fails_closed_then_recovers_by_itself() {
     let (status, report) = readyz(&open).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["checks"]["state_ok"], false, "{report}");
-    let metrics = reqwest::get(closed.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = closed.metrics().await;
     assert!(
         metrics.contains("mcp_warden_state_unavailable_total{feature=\"revocation\"}"),
         "{metrics}"

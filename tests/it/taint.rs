@@ -91,12 +91,7 @@ fn denial(result: Result<String, ServiceError>) -> (i32, Value) {
 
 /// `/metrics`: series (name and labels, as rendered) → value.
 async fn scrape(warden: &Warden) -> BTreeMap<String, f64> {
-    let text = reqwest::get(warden.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = warden.metrics().await;
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| l.rsplit_once(' '))

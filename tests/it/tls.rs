@@ -533,12 +533,7 @@ async fn the_certificate_rotates_while_a_client_keeps_calling() {
         "failed calls during rotation: {failures:?}"
     );
 
-    let metrics = reqwest::get(warden.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = warden.metrics().await;
     assert!(
         metrics.contains("mcp_warden_tls_reloads_total{listener=\"proxy\",result=\"failure\"}"),
         "{metrics}"
@@ -638,4 +633,52 @@ async fn an_https_upstream_is_verified_and_can_require_the_proxys_certificate() 
     )
     .await;
     assert_eq!(resp.status, 502, "{}", resp.text());
+}
+
+/// `mcp-warden check` loads the TLS material as `run` does: good files pass, a
+/// certificate file that holds no certificate fails the check naming its key, for the
+/// listener's `[tls]` and the admin listener's `[admin.tls]` alike.
+#[test]
+fn check_loads_the_tls_files_and_names_the_bad_one() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let config = |tls: &str| {
+        let path = dir.path().join("warden.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "listen = \"127.0.0.1:1\"\nupstream = \"http://127.0.0.1:2/mcp\"\n\n[policy]\ndir = \"{}\"\n\n{AUTH_TOML}\n{tls}",
+                example_policies().display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let check = |path: &std::path::Path| {
+        crate::support::warden::run_cli(&["check", "--config", path.to_str().unwrap()])
+    };
+
+    let (ok, stdout, stderr) = check(&config(&pki.toml("optional")));
+    assert!(ok, "{stdout}{stderr}");
+
+    let listener = pki.toml("optional").replace(
+        &format!("cert_file = \"{}\"", pki.cert.display()),
+        &format!("cert_file = \"{}\"", bad.display()),
+    );
+    let (ok, _, stderr) = check(&config(&listener));
+    assert!(!ok, "a bad [tls] certificate passed the check");
+    assert!(stderr.contains("`tls.cert_file`"), "{stderr}");
+    assert!(stderr.contains("bad.pem"), "{stderr}");
+
+    let admin = format!(
+        "{}\n[admin.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.toml("optional"),
+        bad.display(),
+        pki.key.display()
+    );
+    let (ok, _, stderr) = check(&config(&admin));
+    assert!(!ok, "a bad [admin.tls] certificate passed the check");
+    assert!(stderr.contains("`admin.tls.cert_file`"), "{stderr}");
 }

@@ -170,6 +170,16 @@ impl Warden {
         format!("http://{}{path}", self.admin)
     }
 
+    /// The Prometheus exposition text of the plain-HTTP admin listener.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.admin_url("/metrics"))
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("read /metrics")
+    }
+
     /// Wait for the process to exit (`None` if it is still running after `timeout`; pass
     /// [`wait::HANG`] unless the test is about the process *not* exiting).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {

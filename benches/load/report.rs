@@ -37,7 +37,12 @@ impl Machine {
             .unwrap_or(0.0);
         Machine {
             cpu,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            // The machine's CPUs, not this process's: the driver pins itself to one.
+            cores: cpuinfo
+                .lines()
+                .filter(|l| l.starts_with("processor"))
+                .count()
+                .max(1),
             memory_gib: (memory_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .unwrap_or_default()

@@ -672,15 +672,18 @@ fn a_cached_token_still_expires() {
     let cfg = config();
     let (v, clock) = cached_verifier(&cfg);
     let mut c = claims();
-    c["exp"] = json!(now() + 60);
+    // One reading of the time: the checks below are relative to this `exp`, however long
+    // signing and the first verification take.
+    let exp = now() + 60;
+    c["exp"] = json!(exp);
     let token = sign(Algorithm::RS256, &c);
     assert!(v.verify(&token).is_ok());
     assert_eq!(v.cache().len(), 1, "remembered");
     // within the leeway after `exp`: still served
-    clock.store(now() + 60 + cfg.leeway.as_secs(), Ordering::SeqCst);
+    clock.store(exp + cfg.leeway.as_secs(), Ordering::SeqCst);
     assert!(v.verify(&token).is_ok());
     // past it: refused as expired and forgotten
-    clock.store(now() + 61 + cfg.leeway.as_secs(), Ordering::SeqCst);
+    clock.store(exp + 1 + cfg.leeway.as_secs(), Ordering::SeqCst);
     assert_eq!(v.verify(&token), Err(AuthError::Expired));
     assert_eq!(v.cache().len(), 0);
 }

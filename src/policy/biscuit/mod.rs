@@ -465,9 +465,10 @@ impl BiscuitEngine {
     }
 
     /// This engine without loaded states: every question builds its authorizer, the
-    /// reference the cached path is tested against.
-    #[cfg(test)]
-    fn uncached(mut self) -> Self {
+    /// reference the cached path is tested against (and measured against, by
+    /// `examples/biscuit_decide.rs`); not for production use.
+    #[doc(hidden)]
+    pub fn uncached(mut self) -> Self {
         self.program.cache = None;
         self
     }

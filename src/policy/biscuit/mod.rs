@@ -2,9 +2,11 @@
 //!
 //! **The engine** (`[policy] engine = "biscuit"`). The operator's authorizer is the
 //! Datalog in the policy directory ([`load_datalog_dir`]). For each message the proxy
-//! builds an authorizer from it, adds the request's facts (the fact reference is in
-//! [`facts`] and `docs/src/biscuit.md`) and the caller's verified token, and runs
-//! Biscuit's authorization under the configured run limits:
+//! takes the authorizer loaded with it and the caller's verified token (made once per
+//! token and mode and kept in the engine's bounded cache, see the `loaded` and `cache`
+//! modules; built per request for third-party tokens), adds the request's facts (the
+//! fact reference is in [`facts`] and `docs/src/biscuit.md`), and runs Biscuit's
+//! authorization under the configured run limits:
 //! - every check must pass: the authorizer's, and every block's of the token (expiry,
 //!   `check if tool("…")`, … — so a token narrowed by attenuation is narrower here);
 //! - then the policies are tried in order and the first that matches decides.
@@ -260,7 +262,8 @@ impl Program {
 enum Base<'a> {
     Loaded(Arc<Loaded>),
     Builder {
-        builder: AuthorizerBuilder,
+        /// Boxed: a builder is large, and the loaded variant is the common one.
+        builder: Box<AuthorizerBuilder>,
         token: Option<&'a Biscuit>,
         /// The seeds still to relax per question (the token mentions an unknown).
         relax_each: Option<&'static [&'static str]>,
@@ -298,7 +301,7 @@ impl<'a> Base<'a> {
             builder = builder.fact(fact)?;
         }
         Ok(Base::Builder {
-            builder: builder.set_limits(program.limits.clone()),
+            builder: Box::new(builder.set_limits(program.limits.clone())),
             token,
             relax_each: if prepared.is_none() {
                 mode.relax()
@@ -318,7 +321,7 @@ impl<'a> Base<'a> {
                 relax_each,
             } => (builder, token, relax_each),
         };
-        let mut builder = builder.clone();
+        let mut builder = AuthorizerBuilder::clone(builder);
         for fact in facts {
             builder = builder.fact(fact)?;
         }

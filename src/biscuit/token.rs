@@ -35,6 +35,11 @@ impl BiscuitToken {
         &self.biscuit
     }
 
+    /// The SHA-256 of the token's text (what caches find it by).
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
     /// The revocation id of each block (lowercase hex), authority block first.
     pub fn revocation_ids(&self) -> &[String] {
         &self.revocation_ids

@@ -2,9 +2,11 @@
 //!
 //! **The engine** (`[policy] engine = "biscuit"`). The operator's authorizer is the
 //! Datalog in the policy directory ([`load_datalog_dir`]). For each message the proxy
-//! builds an authorizer from it, adds the request's facts (the fact reference is in
-//! [`facts`] and `docs/src/biscuit.md`) and the caller's verified token, and runs
-//! Biscuit's authorization under the configured run limits:
+//! takes the authorizer loaded with it and the caller's verified token (made once per
+//! token and mode and kept in the engine's bounded cache, see the `loaded` and `cache`
+//! modules; built per request for third-party tokens), adds the request's facts (the
+//! fact reference is in [`facts`] and `docs/src/biscuit.md`), and runs Biscuit's
+//! authorization under the configured run limits:
 //! - every check must pass: the authorizer's, and every block's of the token (expiry,
 //!   `check if tool("…")`, … — so a token narrowed by attenuation is narrower here);
 //! - then the policies are tried in order and the first that matches decides.
@@ -42,24 +44,29 @@
 //! the token's authority facts (`principal.auth_method == "biscuit"`, roles, scopes,
 //! `principal.claims` from `[auth.biscuit] claim_facts`).
 
+mod cache;
 pub mod facts;
 mod load;
+mod loaded;
 mod relax;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use biscuit_auth::builder::{AuthorizerBuilder, Fact};
 use biscuit_auth::error::{FailedCheck, Logic, MatchedPolicy, Token as TokenError};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey};
 use serde::Deserialize;
 
-use crate::biscuit::DatalogLimits;
+use crate::biscuit::{BiscuitToken, DatalogLimits};
 
 pub use load::{compile, load_datalog_dir, AuthorizerProgram};
 
 use super::load::PolicyLoadError;
 use super::{AuthzRequest, Decision, ListQuery, ListedItem, Listing, PolicyEngine, FAILED_CHECK};
 use crate::auth::Identity;
+use cache::LoadedCache;
+use loaded::Loaded;
 
 /// The `[policy.biscuit]` section.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -106,6 +113,17 @@ enum Mode {
 }
 
 impl Mode {
+    /// How many modes there are (the cache keeps one state per mode).
+    const COUNT: usize = 3;
+
+    fn index(self) -> usize {
+        match self {
+            Mode::Targeted => 0,
+            Mode::TargetFree => 1,
+            Mode::Listing => 2,
+        }
+    }
+
     fn of(request: &AuthzRequest<'_>) -> Mode {
         if request.action.allowed_unless_forbidden() {
             Mode::TargetFree
@@ -154,46 +172,136 @@ impl Relaxations {
     }
 }
 
-/// Runs one authorization.
-fn run(
-    program: &AuthorizerProgram,
-    relaxations: &Relaxations,
-    token: Option<&Biscuit>,
-    facts: Vec<Fact>,
-    mode: Mode,
-    limits: &AuthorizerLimits,
-) -> Result<usize, TokenError> {
-    Base::new(program, relaxations, token, mode, limits, Vec::new())?.run(facts)
+/// What every question of an engine is decided with: the program, its relaxations,
+/// the run limits and the loaded states of recent callers (`None`: the per-request
+/// authorizer only, the reference the tests compare with).
+struct Program {
+    program: AuthorizerProgram,
+    relaxations: Relaxations,
+    limits: AuthorizerLimits,
+    cache: Option<LoadedCache>,
 }
 
-/// An authorizer builder ready for one caller's questions in one mode: the program
-/// (relaxed once per generation where possible), the run limits and the facts every
-/// question shares. A listing builds it once per list and adds each item's facts.
-struct Base<'a> {
-    builder: AuthorizerBuilder,
-    token: Option<&'a Biscuit>,
-    /// The seeds still to relax per question (the token mentions an unknown).
-    relax_each: Option<&'static [&'static str]>,
+impl Program {
+    fn new(program: AuthorizerProgram, limits: AuthorizerLimits) -> Self {
+        Program {
+            relaxations: Relaxations::new(&program),
+            program,
+            limits,
+            cache: Some(LoadedCache::new(cache::TOKENS)),
+        }
+    }
+
+    /// Runs one authorization.
+    fn run(
+        &self,
+        token: Option<&Arc<BiscuitToken>>,
+        facts: Vec<Fact>,
+        mode: Mode,
+    ) -> Result<usize, TokenError> {
+        match self.loaded(token, mode) {
+            Some(loaded) => loaded.authorize(facts),
+            None => Base::new(self, token, mode, Vec::new())?.run(facts),
+        }
+    }
+
+    /// The caller's loaded state in `mode`, if it can be (see [`loaded`]).
+    fn loaded(&self, token: Option<&Arc<BiscuitToken>>, mode: Mode) -> Option<Arc<Loaded>> {
+        let cache = self.cache.as_ref()?;
+        cache.get(token, mode, || {
+            let biscuit = token.map(|t| t.biscuit());
+            match self.load(biscuit, mode) {
+                Ok(loaded) => loaded.map(Arc::new),
+                Err(e) => {
+                    tracing::debug!("cannot load the authorizer ({e}); building it per request");
+                    None
+                }
+            }
+        })
+    }
+
+    /// The authorizer [`Base::run`] builds, without the request's facts, as a
+    /// [`Loaded`] state. Relaxing does not depend on the request's facts: it rewrites
+    /// only rules, checks and policies, and a seed only the request mentions occurs in
+    /// none of them.
+    fn load(&self, token: Option<&Biscuit>, mode: Mode) -> Result<Option<Loaded>, TokenError> {
+        let prepared = self
+            .relaxations
+            .get(mode)
+            .and_then(|prepared| prepared.builder_for(token));
+        let builder = prepared
+            .unwrap_or(&self.program.builder)
+            .clone()
+            .set_limits(self.limits.clone());
+        let authorizer = match token {
+            Some(token) => builder.build(token)?,
+            None => builder.build_unauthenticated()?,
+        };
+        let mut snapshot = authorizer.snapshot()?;
+        if let (None, Some(seeds)) = (prepared, mode.relax()) {
+            relax::relax_snapshot(&mut snapshot, seeds);
+        }
+        Loaded::from_snapshot(snapshot, &self.limits)
+    }
+
+    /// Turns Biscuit's answer into a [`Decision`] (see [`judge`]).
+    fn judge(
+        &self,
+        result: Result<usize, TokenError>,
+        default_allow: bool,
+        generation: u64,
+    ) -> Decision {
+        judge(&self.program, result, default_allow, generation)
+    }
+}
+
+/// One caller's questions in one mode: its loaded state, or else (no state could be
+/// loaded) an authorizer builder with the program (relaxed once per generation where
+/// possible), the run limits and the facts every question shares. A listing makes it
+/// once per list and adds each item's facts.
+enum Base<'a> {
+    Loaded(Arc<Loaded>),
+    Builder {
+        /// Boxed: a builder is large, and the loaded variant is the common one.
+        builder: Box<AuthorizerBuilder>,
+        token: Option<&'a Biscuit>,
+        /// The seeds still to relax per question (the token mentions an unknown).
+        relax_each: Option<&'static [&'static str]>,
+    },
 }
 
 impl<'a> Base<'a> {
-    fn new(
-        program: &AuthorizerProgram,
-        relaxations: &Relaxations,
-        token: Option<&'a Biscuit>,
+    /// The caller's base, from its loaded state when there is one.
+    fn of(
+        program: &Program,
+        token: Option<&'a Arc<BiscuitToken>>,
         mode: Mode,
-        limits: &AuthorizerLimits,
         shared: Vec<Fact>,
     ) -> Result<Self, TokenError> {
-        let prepared = relaxations
+        match program.loaded(token, mode) {
+            Some(loaded) => Ok(Base::Loaded(Arc::new(loaded.with_facts(shared)?))),
+            None => Base::new(program, token, mode, shared),
+        }
+    }
+
+    /// The per-request builder (the reference [`Loaded`] is held to).
+    fn new(
+        program: &Program,
+        token: Option<&'a Arc<BiscuitToken>>,
+        mode: Mode,
+        shared: Vec<Fact>,
+    ) -> Result<Self, TokenError> {
+        let token = token.map(|t| t.biscuit());
+        let prepared = program
+            .relaxations
             .get(mode)
             .and_then(|prepared| prepared.builder_for(token));
-        let mut builder = prepared.unwrap_or(&program.builder).clone();
+        let mut builder = prepared.unwrap_or(&program.program.builder).clone();
         for fact in shared {
             builder = builder.fact(fact)?;
         }
-        Ok(Base {
-            builder: builder.set_limits(limits.clone()),
+        Ok(Base::Builder {
+            builder: Box::new(builder.set_limits(program.limits.clone())),
             token,
             relax_each: if prepared.is_none() {
                 mode.relax()
@@ -205,42 +313,44 @@ impl<'a> Base<'a> {
 
     /// Authorizes with `facts` added to the shared ones.
     fn run(&self, facts: Vec<Fact>) -> Result<usize, TokenError> {
-        let mut builder = self.builder.clone();
+        let (builder, token, relax_each) = match self {
+            Base::Loaded(loaded) => return loaded.authorize(facts),
+            Base::Builder {
+                builder,
+                token,
+                relax_each,
+            } => (builder, token, relax_each),
+        };
+        let mut builder = AuthorizerBuilder::clone(builder);
         for fact in facts {
             builder = builder.fact(fact)?;
         }
-        let mut authorizer = match self.token {
+        let mut authorizer = match token {
             Some(token) => builder.build(token)?,
             None => builder.build_unauthenticated()?,
         };
-        if let Some(seeds) = self.relax_each {
+        if let Some(seeds) = relax_each {
             authorizer = relax::relaxed(&authorizer, seeds)?;
         }
         authorizer.authorize()
     }
 }
 
-/// A [`Listing`] under one Biscuit program: the caller's builder, built once.
+/// A [`Listing`] under one Biscuit program: the caller's base, made once.
 struct BiscuitListing<'a> {
-    program: &'a AuthorizerProgram,
-    /// `Err` if the caller's builder could not be made: every item is hidden.
+    program: &'a Program,
+    /// `Err` if the caller's base could not be made: every item is hidden.
     base: Result<Base<'a>, TokenError>,
     generation: u64,
 }
 
 impl<'a> BiscuitListing<'a> {
-    fn new(
-        program: &'a AuthorizerProgram,
-        relaxations: &Relaxations,
-        limits: &AuthorizerLimits,
-        generation: u64,
-        query: &ListQuery<'a>,
-    ) -> Self {
+    fn new(program: &'a Program, generation: u64, query: &ListQuery<'a>) -> Self {
         let token = BiscuitEngine::token(query.identity);
         let shared = facts::caller_facts(query.identity, query.env);
         BiscuitListing {
             program,
-            base: Base::new(program, relaxations, token, Mode::Listing, limits, shared),
+            base: Base::of(program, token, Mode::Listing, shared),
             generation,
         }
     }
@@ -252,7 +362,7 @@ impl Listing for BiscuitListing<'_> {
             Ok(base) => base.run(facts::item_facts(item)),
             Err(e) => Err(e.clone()),
         };
-        judge(self.program, result, false, self.generation).allow
+        self.program.judge(result, false, self.generation).allow
     }
 }
 
@@ -336,16 +446,14 @@ fn judge(
 /// A compiled Biscuit policy generation.
 pub struct BiscuitEngine {
     generation: u64,
-    program: AuthorizerProgram,
-    relaxations: Relaxations,
-    limits: AuthorizerLimits,
+    program: Program,
 }
 
 impl std::fmt::Debug for BiscuitEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BiscuitEngine")
             .field("generation", &self.generation)
-            .field("program", &self.program)
+            .field("program", &self.program.program)
             .finish_non_exhaustive()
     }
 }
@@ -355,14 +463,21 @@ impl BiscuitEngine {
     pub fn new(program: AuthorizerProgram, generation: u64, limits: AuthorizerLimits) -> Self {
         BiscuitEngine {
             generation,
-            relaxations: Relaxations::new(&program),
-            program,
-            limits,
+            program: Program::new(program, limits),
         }
     }
 
-    fn token(identity: &Identity) -> Option<&Biscuit> {
-        identity.biscuit.as_deref().map(|t| t.biscuit())
+    /// This engine without loaded states: every question builds its authorizer, the
+    /// reference the cached path is tested against (and measured against, by
+    /// `examples/biscuit_decide.rs`); not for production use.
+    #[doc(hidden)]
+    pub fn uncached(mut self) -> Self {
+        self.program.cache = None;
+        self
+    }
+
+    fn token(identity: &Identity) -> Option<&Arc<BiscuitToken>> {
+        identity.biscuit.as_ref()
     }
 }
 
@@ -383,30 +498,13 @@ impl PolicyEngine for BiscuitEngine {
             Err(e) => return Decision::deny_error(format!("arguments: {e}"), self.generation),
         };
         let mode = Mode::of(request);
-        let result = run(
-            &self.program,
-            &self.relaxations,
-            Self::token(request.identity),
-            facts,
-            mode,
-            &self.limits,
-        );
-        judge(
-            &self.program,
-            result,
-            matches!(mode, Mode::TargetFree),
-            self.generation,
-        )
+        let result = self.program.run(Self::token(request.identity), facts, mode);
+        self.program
+            .judge(result, matches!(mode, Mode::TargetFree), self.generation)
     }
 
     fn listing<'a>(&'a self, query: &ListQuery<'a>) -> Box<dyn Listing + 'a> {
-        Box::new(BiscuitListing::new(
-            &self.program,
-            &self.relaxations,
-            &self.limits,
-            self.generation,
-            query,
-        ))
+        Box::new(BiscuitListing::new(&self.program, self.generation, query))
     }
 }
 
@@ -415,9 +513,7 @@ impl PolicyEngine for BiscuitEngine {
 pub struct TokenChecks<E> {
     inner: E,
     generation: u64,
-    program: AuthorizerProgram,
-    relaxations: Relaxations,
-    limits: AuthorizerLimits,
+    program: Program,
 }
 
 impl<E> TokenChecks<E> {
@@ -436,15 +532,20 @@ impl<E> TokenChecks<E> {
         TokenChecks {
             inner,
             generation,
-            relaxations: Relaxations::new(&program),
-            program,
-            limits,
+            program: Program::new(program, limits),
         }
     }
 
     /// The wrapped engine.
     pub fn inner(&self) -> &E {
         &self.inner
+    }
+
+    /// These checks without loaded states (see [`BiscuitEngine::uncached`]).
+    #[cfg(test)]
+    fn uncached(mut self) -> Self {
+        self.program.cache = None;
+        self
     }
 }
 
@@ -465,15 +566,8 @@ impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
                 Ok(facts) => facts,
                 Err(e) => return Decision::deny_error(format!("arguments: {e}"), self.generation),
             };
-            let result = run(
-                &self.program,
-                &self.relaxations,
-                Some(token),
-                facts,
-                Mode::of(request),
-                &self.limits,
-            );
-            let verdict = judge(&self.program, result, false, self.generation);
+            let result = self.program.run(Some(token), facts, Mode::of(request));
+            let verdict = self.program.judge(result, false, self.generation);
             if !verdict.allow {
                 return verdict;
             }
@@ -487,13 +581,7 @@ impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
             return inner;
         }
         Box::new(CheckedListing {
-            checks: BiscuitListing::new(
-                &self.program,
-                &self.relaxations,
-                &self.limits,
-                self.generation,
-                query,
-            ),
+            checks: BiscuitListing::new(&self.program, self.generation, query),
             inner,
         })
     }

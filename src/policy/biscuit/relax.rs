@@ -121,7 +121,7 @@ impl Prepared {
 /// Rewrites `snapshot` with the predicates `seeds` (and everything derived from them)
 /// unknown; returns the names of the unknown predicates, or `None` when no seed occurs
 /// (nothing to rewrite).
-fn relax_snapshot(
+pub(crate) fn relax_snapshot(
     snapshot: &mut schema::AuthorizerSnapshot,
     seeds: &[&str],
 ) -> Option<Vec<String>> {

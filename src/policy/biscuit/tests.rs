@@ -363,3 +363,5 @@ fn failed_checks_are_denials_and_evaluation_failures_are_errors() {
     let d = decide(&limited, &Identity::anonymous(), &call("echo", json!({})));
     assert_eq!(d.outcome(), Outcome::Error, "{d:?}");
 }
+
+mod differential;

@@ -1,0 +1,317 @@
+//! An authorizer with the operator's program and one caller's token already loaded, in
+//! Datalog form, so that a decision only adds the request's facts and runs.
+//!
+//! Building a Biscuit authorizer per request (clone the program's builder, add the
+//! request facts, `build(&token)`, `authorize()`) redoes work that depends only on the
+//! program and the token: every block of the token is decoded and its facts, rules and
+//! checks translated into the authorizer's symbol table, and every fact, rule, check and
+//! policy of the program is converted from builder form (strings) to Datalog form
+//! (interned symbols) — the conversion of checks and policies even happens inside
+//! `authorize`. That is most of a warm decision. biscuit-auth 6.0.0 has no public way to
+//! add facts to a built `Authorizer`, so [`Loaded`] keeps the loaded state itself: the
+//! symbol table, the `World` (token facts and rules by block, program facts and rules)
+//! and the checks and policies with their trusted origins, read once from Biscuit's own
+//! serialization of the loaded authorizer (`Authorizer::snapshot`).
+//!
+//! [`Loaded::authorize`] is `Authorizer::authorize` over that state (same order of
+//! checks and policies, same origins, same run limits and time accounting, same errors),
+//! after adding the request facts as the authorizer's own, which is what
+//! `AuthorizerBuilder::fact` + `build` do. The differential tests in `tests.rs` hold it
+//! to the per-request authorizer. A token with a third-party block, or a program that
+//! trusts a public key, is not loaded here (`from_snapshot` gives `None`): it keeps the
+//! per-request authorizer, which maps keys to blocks itself.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use biscuit_auth::builder::{CheckKind, Convert, Fact};
+use biscuit_auth::datalog::{Origin, Rule, SymbolTable, TrustedOrigins, World};
+use biscuit_auth::error::{
+    FailedAuthorizerCheck, FailedBlockCheck, FailedCheck, Logic, MatchedPolicy, RunLimit,
+    Token as TokenError,
+};
+use biscuit_auth::format::convert::{
+    proto_check_to_token_check, proto_fact_to_token_fact, proto_rule_to_token_rule,
+    proto_scope_to_token_scope,
+};
+use biscuit_auth::format::schema;
+use biscuit_auth::AuthorizerLimits;
+
+/// The origin of the authorizer's own facts and rules (`usize::MAX` in Biscuit).
+const AUTHORIZER: usize = usize::MAX;
+
+/// One query of a check or policy, with the origins whose facts it may read.
+#[derive(Clone)]
+struct Query {
+    rule: Rule,
+    origins: TrustedOrigins,
+}
+
+/// A check and the failure it reports (its printed rule is fixed once loaded).
+#[derive(Clone)]
+struct LoadedCheck {
+    kind: CheckKind,
+    queries: Vec<Query>,
+    failure: FailedCheck,
+}
+
+#[derive(Clone)]
+struct LoadedPolicy {
+    deny: bool,
+    queries: Vec<Query>,
+}
+
+/// The authorizer's state before the request facts (see the module docs).
+#[derive(Clone)]
+pub(crate) struct Loaded {
+    symbols: SymbolTable,
+    world: World,
+    limits: AuthorizerLimits,
+    /// The authorizer's checks.
+    checks: Vec<LoadedCheck>,
+    /// The token's blocks' checks, block 0 first; empty without a token.
+    blocks: Vec<Vec<LoadedCheck>>,
+    policies: Vec<LoadedPolicy>,
+}
+
+fn origin(block: usize) -> Origin {
+    let mut origin = Origin::default();
+    origin.insert(block);
+    origin
+}
+
+impl Loaded {
+    /// Loads a snapshot of an authorizer built (not yet run) from the program and the
+    /// token; `None` if it has third-party blocks or public-key scopes.
+    pub(crate) fn from_snapshot(
+        snapshot: schema::AuthorizerSnapshot,
+        limits: &AuthorizerLimits,
+    ) -> Result<Option<Loaded>, TokenError> {
+        let world = snapshot.world;
+        if !world.public_keys.is_empty()
+            || world.authorizer_block.external_key.is_some()
+            || world.blocks.iter().any(|b| b.external_key.is_some())
+        {
+            return Ok(None);
+        }
+        // As `Authorizer::from_snapshot`: the default symbols, then the snapshot's.
+        let mut symbols = SymbolTable::default();
+        for symbol in &world.symbols {
+            symbols.insert(symbol);
+        }
+        // No public keys (checked above), so no `trusting <key>` scope can resolve.
+        let keys: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut loaded_world = World::new();
+
+        let mut blocks = Vec::with_capacity(world.blocks.len());
+        for (i, block) in world.blocks.iter().enumerate() {
+            let version = block.version.unwrap_or(0);
+            let scopes = block
+                .scope
+                .iter()
+                .map(proto_scope_to_token_scope)
+                .collect::<Result<Vec<_>, _>>()?;
+            let trusted =
+                TrustedOrigins::from_scopes(&scopes, &TrustedOrigins::default(), i, &keys);
+            let block_origin = origin(i);
+            for fact in &block.facts {
+                loaded_world.add_fact(&block_origin, proto_fact_to_token_fact(fact)?);
+            }
+            for rule in &block.rules {
+                let rule = proto_rule_to_token_rule(rule, version)?.0;
+                let origins = TrustedOrigins::from_scopes(&rule.scopes, &trusted, i, &keys);
+                loaded_world.add_rule(i, &origins, rule);
+            }
+            let mut checks = Vec::with_capacity(block.checks.len());
+            for (j, check) in block.checks.iter().enumerate() {
+                let check = proto_check_to_token_check(check, version)?;
+                checks.push(LoadedCheck {
+                    failure: FailedCheck::Block(FailedBlockCheck {
+                        block_id: i as u32,
+                        check_id: j as u32,
+                        rule: symbols.print_check(&check),
+                    }),
+                    kind: check.kind,
+                    queries: queries(check.queries, &trusted, i, &keys),
+                });
+            }
+            blocks.push(checks);
+        }
+
+        let own = &world.authorizer_block;
+        let version = own.version.unwrap_or(0);
+        let scopes = own
+            .scope
+            .iter()
+            .map(proto_scope_to_token_scope)
+            .collect::<Result<Vec<_>, _>>()?;
+        let trusted =
+            TrustedOrigins::from_scopes(&scopes, &TrustedOrigins::default(), AUTHORIZER, &keys);
+        let own_origin = origin(AUTHORIZER);
+        for fact in &own.facts {
+            loaded_world.add_fact(&own_origin, proto_fact_to_token_fact(fact)?);
+        }
+        for rule in &own.rules {
+            let rule = proto_rule_to_token_rule(rule, version)?.0;
+            let origins = TrustedOrigins::from_scopes(&rule.scopes, &trusted, AUTHORIZER, &keys);
+            loaded_world.add_rule(AUTHORIZER, &origins, rule);
+        }
+        let mut checks = Vec::with_capacity(own.checks.len());
+        for (i, check) in own.checks.iter().enumerate() {
+            let check = proto_check_to_token_check(check, version)?;
+            checks.push(LoadedCheck {
+                failure: FailedCheck::Authorizer(FailedAuthorizerCheck {
+                    check_id: i as u32,
+                    rule: symbols.print_check(&check),
+                }),
+                kind: check.kind,
+                queries: queries(check.queries, &trusted, AUTHORIZER, &keys),
+            });
+        }
+        let policy_version = world.version.unwrap_or(0);
+        let mut policies = Vec::with_capacity(world.authorizer_policies.len());
+        for policy in &world.authorizer_policies {
+            let deny = match policy.kind {
+                k if k == schema::policy::Kind::Allow as i32 => false,
+                k if k == schema::policy::Kind::Deny as i32 => true,
+                _ => return Ok(None),
+            };
+            let rules = policy
+                .queries
+                .iter()
+                .map(|q| proto_rule_to_token_rule(q, policy_version).map(|(rule, _)| rule))
+                .collect::<Result<Vec<_>, _>>()?;
+            policies.push(LoadedPolicy {
+                deny,
+                queries: queries(rules, &trusted, AUTHORIZER, &keys),
+            });
+        }
+        loaded_world.iterations = world.iterations;
+        Ok(Some(Loaded {
+            symbols,
+            world: loaded_world,
+            limits: limits.clone(),
+            checks,
+            blocks,
+            policies,
+        }))
+    }
+
+    /// This state with `facts` added as the authorizer's (a listing's shared facts).
+    pub(crate) fn with_facts(&self, facts: Vec<Fact>) -> Result<Loaded, TokenError> {
+        let mut loaded = self.clone();
+        add_facts(&mut loaded.symbols, &mut loaded.world, facts)?;
+        Ok(loaded)
+    }
+
+    /// Authorizes with `facts` added: `Authorizer::authorize`, step for step.
+    pub(crate) fn authorize(&self, facts: Vec<Fact>) -> Result<usize, TokenError> {
+        let mut symbols = self.symbols.clone();
+        let mut world = self.world.clone();
+        add_facts(&mut symbols, &mut world, facts)?;
+
+        // `Authorizer::run`, then `authorize`'s budget for the checks and policies.
+        let start = Instant::now();
+        world.run_with_limits(&symbols, self.limits.clone())?;
+        let execution_time = start.elapsed();
+        if execution_time >= self.limits.max_time {
+            return Err(TokenError::RunLimit(RunLimit::Timeout));
+        }
+        let time_limit = Instant::now() + (self.limits.max_time - execution_time);
+
+        let run = |query: &Query, check: CheckKind, block: usize| -> Result<bool, TokenError> {
+            let rule = query.rule.clone();
+            let matched = match check {
+                CheckKind::One => world.query_match(rule, block, &query.origins, &symbols)?,
+                CheckKind::All => world.query_match_all(rule, &query.origins, &symbols)?,
+                CheckKind::Reject => !world.query_match(rule, block, &query.origins, &symbols)?,
+            };
+            if Instant::now() >= time_limit {
+                return Err(TokenError::RunLimit(RunLimit::Timeout));
+            }
+            Ok(matched)
+        };
+        let check_all = |checks: &[LoadedCheck],
+                         block: usize,
+                         errors: &mut Vec<FailedCheck>|
+         -> Result<(), TokenError> {
+            for check in checks {
+                let mut passed = false;
+                for query in &check.queries {
+                    if run(query, check.kind.clone(), block)? {
+                        passed = true;
+                        break;
+                    }
+                }
+                if !passed {
+                    errors.push(check.failure.clone());
+                }
+            }
+            Ok(())
+        };
+
+        let mut errors = Vec::new();
+        check_all(&self.checks, AUTHORIZER, &mut errors)?;
+        if let Some(authority) = self.blocks.first() {
+            check_all(authority, 0, &mut errors)?;
+        }
+        let mut matched: Option<Result<usize, usize>> = None;
+        'policies: for (i, policy) in self.policies.iter().enumerate() {
+            for query in &policy.queries {
+                if run(query, CheckKind::One, AUTHORIZER)? {
+                    matched = Some(if policy.deny { Err(i) } else { Ok(i) });
+                    break 'policies;
+                }
+            }
+        }
+        for (i, checks) in self.blocks.iter().enumerate().skip(1) {
+            check_all(checks, i, &mut errors)?;
+        }
+
+        match (matched, errors.is_empty()) {
+            (Some(Ok(i)), true) => Ok(i),
+            (None, _) => Err(TokenError::FailedLogic(Logic::NoMatchingPolicy {
+                checks: errors,
+            })),
+            (Some(Ok(i)), false) => Err(TokenError::FailedLogic(Logic::Unauthorized {
+                policy: MatchedPolicy::Allow(i),
+                checks: errors,
+            })),
+            (Some(Err(i)), _) => Err(TokenError::FailedLogic(Logic::Unauthorized {
+                policy: MatchedPolicy::Deny(i),
+                checks: errors,
+            })),
+        }
+    }
+}
+
+/// Adds `facts` as the authorizer's own, as `AuthorizerBuilder::fact` and `build` do.
+fn add_facts(
+    symbols: &mut SymbolTable,
+    world: &mut World,
+    facts: Vec<Fact>,
+) -> Result<(), TokenError> {
+    let own = origin(AUTHORIZER);
+    for fact in facts {
+        // What `AuthorizerBuilder::fact` checks (no unset parameter).
+        fact.validate()?;
+        world.add_fact(&own, fact.convert(symbols));
+    }
+    Ok(())
+}
+
+/// The queries of a check or policy of block `block` (whose rules trust `trusted`).
+fn queries(
+    rules: Vec<Rule>,
+    trusted: &TrustedOrigins,
+    block: usize,
+    keys: &HashMap<usize, Vec<usize>>,
+) -> Vec<Query> {
+    rules
+        .into_iter()
+        .map(|rule| Query {
+            origins: TrustedOrigins::from_scopes(&rule.scopes, trusted, block, keys),
+            rule,
+        })
+        .collect()
+}

@@ -290,8 +290,11 @@ impl Selection {
 /// compared whole; at [`MAX_SELECTIONS`] the cache is emptied and refills.
 #[derive(Default)]
 pub(super) struct Selections {
-    entries: Mutex<HashMap<(&'static str, Option<EntityUid>, Class), Arc<Selection>>>,
+    entries: Mutex<HashMap<SelectionKey, Arc<Selection>>>,
 }
+
+/// An action, the entity of its resource bucket (`None`: the generic one), a class.
+type SelectionKey = (&'static str, Option<EntityUid>, Class);
 
 impl Selections {
     /// The selection for `action` on `resource` (in `index`) for callers of `class`.

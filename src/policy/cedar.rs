@@ -602,7 +602,7 @@ impl CedarEngine {
     /// Turns Cedar's response into a [`Decision`] (see the module docs for the rules).
     fn judge(&self, allowed_unless_forbidden: bool, response: &cedar_policy::Response) -> Decision {
         let diagnostics = response.diagnostics();
-        let mut reasons: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+        let mut reasons: Vec<String> = diagnostics.reason().map(id_string).collect();
         reasons.sort();
         let mut errors = Vec::new();
         let mut errored_forbids = Vec::new();
@@ -610,7 +610,7 @@ impl CedarEngine {
             errors.push(error.to_string());
             let AuthorizationError::PolicyEvaluationError(e) = error;
             if self.forbids.contains(e.policy_id()) {
-                errored_forbids.push(e.policy_id().to_string());
+                errored_forbids.push(id_string(e.policy_id()));
             }
         }
         let cedar_allow = response.decision() == CedarDecision::Allow;
@@ -802,6 +802,21 @@ mod decide_tests;
 #[cfg(test)]
 #[path = "cedar_tests.rs"]
 mod tests;
+
+/// `id.to_string()` (Cedar writes a policy id escaped, as `str::escape_debug` does),
+/// without the formatting machinery for the ids escaping leaves alone: printable ASCII
+/// other than `\`, `'` and `"`. Every decision names its policies this way.
+fn id_string(id: &PolicyId) -> String {
+    let text: &str = id.as_ref();
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'\\' | b'\'' | b'"'))
+    {
+        text.to_owned()
+    } else {
+        id.to_string()
+    }
+}
 
 /// The `context.arguments` record of `action` (`{}` for actions without arguments).
 fn arguments(action: &McpAction) -> Result<RestrictedExpression, BuildError> {

@@ -49,6 +49,25 @@ fn call_in(e: &CedarEngine, identity: &Identity, tool: &str, taints: &[&str]) ->
 }
 
 #[test]
+fn policy_ids_are_written_as_cedar_writes_them() {
+    for id in [
+        "plain-id_1",
+        "with space",
+        "quote\"d",
+        "apostrophe'",
+        "back\\slash",
+        "tab\tnew\nline",
+        "caf\u{e9}",
+        "\u{301}accent first",
+        "zero\u{200b}width",
+        "",
+    ] {
+        let id = PolicyId::new(id);
+        assert_eq!(id_string(&id), id.to_string(), "{id:?}");
+    }
+}
+
+#[test]
 fn a_policy_for_another_principal_is_not_evaluated() {
     let e = engine(
         r#"@id("staff") permit (principal in Role::"staff", action == Action::"call_tool", resource);

@@ -15,9 +15,12 @@
 //! per-tool forbids on annotations and arguments, pattern permits (`resource.name like`)
 //! and taint forbids that apply to every tool, and some for other actions. Of every 20
 //! generated policies, 13 name one tool, 2 (a pattern permit and a taint forbid) have no
-//! resource scope and 5 are for other actions. A call is evaluated against the policies
-//! without a resource scope plus those naming its tool: 6, 15 and 105 policies for the
-//! benchmarked call at 10, 100 and 1,000 policies.
+//! resource scope and 5 are for other actions. The candidates of a call are the policies
+//! without a resource scope plus those naming its tool (6, 15 and 105 for the benchmarked
+//! call at 10, 100 and 1,000 policies); of those, the engine evaluates only the ones whose
+//! principal scope the caller matches and whose leading taint guard the session meets:
+//! 5 at every size (the pattern permits are for other roles, the taint forbids for
+//! labels the session does not carry, `admin-any-tool` for administrators).
 
 use std::hint::black_box;
 use std::path::PathBuf;

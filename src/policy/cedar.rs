@@ -14,14 +14,21 @@
 //!   subject, fingerprint }` (the connection's verified client certificate).
 //!
 //! Everything that does not depend on the request is prepared once per generation: the
-//! static entities (with the schema's action entities) and an index of the policies by
-//! action and by resource. A policy is evaluated for a request only if its action scope
-//! can match the request's action and its resource scope is not `resource == <another
-//! entity>`; a policy skipped this way could not have been satisfied (nor failed: scope
-//! conditions are evaluated first and cannot error). The principal and the entity stores
-//! holding it are built once per caller and kept (`callers`, bounded); a decision builds
-//! the resource entity and a context, adds the resource to a clone of the caller's store
-//! and evaluates. The context's `datetime` and `source_ip` expressions come from a small
+//! static entities (with the schema's action entities), every policy classified by its
+//! principal scope and by a leading taint guard, and an index of the policies by action
+//! and by resource. A decision evaluates only the policies that can hold for it
+//! (`cedar_index.rs`): those whose action scope can match its action, whose resource
+//! scope is not `resource == <another entity>`, whose principal scope the caller
+//! matches, and whose leading `context.session.taints.contains("<label>")` guard the
+//! session satisfies. A policy skipped this way would have been false without an error
+//! (scope conditions are evaluated first and cannot error; the guard is the first
+//! conjunct evaluated after them and cannot error either), so Cedar's answer is the
+//! same. The principal and the entity stores holding it are built once per caller and
+//! kept (`callers`, bounded), with the scopes it matches; per caller, the entity store
+//! with a target's resource added and the target's candidate policies are kept too
+//! (`cedar_targets.rs`, bounded, keyed by the whole description of the target), so a
+//! decision builds only the arguments, the context and the request, and evaluates. The
+//! context's `datetime` and `source_ip` expressions come from a small
 //! cache (per second, per address), because building one parses the extension's name
 //! with Cedar's parser. The listing rule builds the context once per list result
 //! ([`PolicyEngine::listing`]) and evaluates the policies blind to the item's identity
@@ -38,7 +45,7 @@ use std::time::UNIX_EPOCH;
 use cedar_policy::{
     ActionConstraint, AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect,
     Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request,
-    ResourceConstraint, RestrictedExpression,
+    RestrictedExpression,
 };
 use serde_json::{json, Map, Value};
 
@@ -74,7 +81,7 @@ use super::{
     RequestEnv,
 };
 use crate::auth::Identity;
-use crate::mcp::{CompletionRef, ListKind, McpAction};
+use crate::mcp::{ListKind, McpAction};
 
 /// Every action the proxy sends, as `Action::"<name>"`.
 pub const ACTIONS: [&str; 12] = [
@@ -126,43 +133,6 @@ struct Types {
     method: EntityTypeName,
 }
 
-/// The policies that apply to one action, indexed by resource.
-struct Index {
-    /// Policies whose resource scope is not `resource == …`.
-    generic: PolicySet,
-    /// For each entity named by a `resource == …` scope: those policies plus `generic`.
-    by_resource: HashMap<EntityUid, PolicySet>,
-}
-
-impl Index {
-    fn build<'a>(policies: impl IntoIterator<Item = &'a Policy>) -> Result<Self, PolicyLoadError> {
-        let mut generic = Vec::new();
-        let mut specific: HashMap<EntityUid, Vec<&Policy>> = HashMap::new();
-        for policy in policies {
-            match policy.resource_constraint() {
-                ResourceConstraint::Eq(uid) => specific.entry(uid).or_default().push(policy),
-                _ => generic.push(policy),
-            }
-        }
-        let set = |policies: &[&Policy]| -> Result<PolicySet, PolicyLoadError> {
-            PolicySet::from_policies(policies.iter().map(|p| (*p).clone())).map_err(engine_error)
-        };
-        let mut by_resource = HashMap::with_capacity(specific.len());
-        for (uid, mut policies) in specific {
-            policies.extend(generic.iter().copied());
-            by_resource.insert(uid, set(&policies)?);
-        }
-        Ok(Index {
-            generic: set(&generic)?,
-            by_resource,
-        })
-    }
-
-    fn get(&self, resource: &EntityUid) -> &PolicySet {
-        self.by_resource.get(resource).unwrap_or(&self.generic)
-    }
-}
-
 fn engine_error(e: impl std::fmt::Display) -> PolicyLoadError {
     PolicyLoadError::Engine {
         message: e.to_string(),
@@ -211,8 +181,12 @@ fn rewrite_arguments(node: &mut Value) -> bool {
 pub struct CedarEngine {
     generation: u64,
     authorizer: Authorizer,
-    /// Per action name: the policies whose action scope can match it.
-    by_action: HashMap<&'static str, Index>,
+    /// Every policy, classified for selection (`cedar_index.rs`).
+    policies: index::Policies,
+    /// Per action name: the policies whose action scope can match it, by resource.
+    by_action: HashMap<&'static str, index::Index>,
+    /// The policies of a bucket that can match a class of callers, built on first use.
+    selections: index::Selections,
     /// Per listed action (`call_tool`, `get_prompt` in their list-time forms,
     /// `read_resource`): the policies split for one-pass listing.
     one_pass: HashMap<&'static str, listing::ListingIndex>,
@@ -280,12 +254,13 @@ impl CedarEngine {
             .policies()
             .map(listing_variant)
             .collect::<Result<Vec<_>, _>>()?;
+        let policies = index::Policies::new(bundle.policies.policies())?;
         let mut by_action = HashMap::new();
         let mut one_pass = HashMap::new();
         for (&name, uid) in &actions {
             by_action.insert(
                 name,
-                Index::build(bundle.policies.policies().filter(|p| applies(p, uid)))?,
+                index::Index::build(&policies, &policies.positions(|p| applies(p, uid))),
             );
             let declared: &[&str] = if name == "call_tool" {
                 &["annotations", "pinned", "invisible_characters"]
@@ -346,7 +321,9 @@ impl CedarEngine {
         Ok(CedarEngine {
             generation,
             authorizer: Authorizer::new(),
+            policies,
             by_action,
+            selections: index::Selections::default(),
             one_pass,
             #[cfg(test)]
             naive_listing,
@@ -485,35 +462,6 @@ impl CedarEngine {
         Entity::new_no_attrs(self.uid(&self.types.method, method), HashSet::new())
     }
 
-    /// The resource entity and the `arguments` JSON for an action.
-    fn target<'a>(
-        &self,
-        action: &'a McpAction,
-        annotations: Option<&Map<String, Value>>,
-        definition: DefinitionFacts,
-    ) -> Result<(Entity, Option<&'a Value>), BuildError> {
-        Ok(match action {
-            McpAction::CallTool { name, arguments } => {
-                (self.tool(name, annotations, definition)?, Some(arguments))
-            }
-            McpAction::ReadResource { uri } | McpAction::SubscribeResource { uri, .. } => {
-                (self.resource_entity(uri)?, None)
-            }
-            McpAction::GetPrompt { name, arguments } => {
-                (self.prompt_entity(name)?, Some(arguments))
-            }
-            McpAction::Complete { reference } => match reference {
-                CompletionRef::Prompt(name) => (self.prompt_entity(name)?, None),
-                CompletionRef::Resource(uri) => (self.resource_entity(uri)?, None),
-            },
-            McpAction::List(kind) => (self.method_entity(kind.method()), None),
-            McpAction::Protocol { method } | McpAction::Other { method } => {
-                (self.method_entity(method), None)
-            }
-            McpAction::Response => (self.method_entity("response"), None),
-        })
-    }
-
     fn context(
         &self,
         identity: &Identity,
@@ -568,65 +516,93 @@ impl CedarEngine {
         })
     }
 
-    /// Builds the request and the entity store for one question, and picks the
-    /// policies that can apply (from the list-time forms if `listing`).
-    fn prepare(
-        &self,
-        caller: &callers::Caller,
-        action: &'static str,
-        resource: Entity,
-        context: Context,
-    ) -> Result<(Request, Entities, &PolicySet), BuildError> {
-        let base = &caller.entities;
-        let (Some(action_uid), Some(index)) =
-            (self.actions.get(action), self.by_action.get(action))
-        else {
-            return Err(BuildError::UnknownAction { action });
+    /// A decision's question, in the order of [`Self::naive_decide`] so that the same
+    /// failure is reported: the resource entity, the arguments, the context, the
+    /// principal, then the entity store. What depends only on the caller and the target
+    /// (entity store, candidate policies) comes from the caches (module docs).
+    fn try_decide(&self, request: &AuthzRequest<'_>) -> Result<Decision, BuildError> {
+        let action = request.action;
+        let name = action.policy_action();
+        let target_ref = targets::TargetRef::of(action, request.annotations, request.definition);
+        let caller = self.callers.get(self, request.identity);
+        let target = match &caller {
+            Ok(caller) => Some(caller.targets.get(self, &caller.entities, target_ref)?),
+            Err(_) => {
+                target_ref.entity(self)?;
+                None
+            }
         };
-        let principal_uid = caller.principal_uid.clone();
-        let resource_uid = resource.uid();
-        let policies = index.get(&resource_uid);
-        let entities =
-            base.clone()
-                .add_entities([resource], None)
-                .map_err(|e| BuildError::Entity {
-                    what: "request",
-                    message: e.to_string(),
-                })?;
-        let request = Request::new(
-            principal_uid,
+        let context = self.context(request.identity, request.env, arguments(action)?)?;
+        let caller = caller?;
+        let target = target.unwrap_or_else(|| unreachable!("built with the caller"))?;
+        let action_uid = self
+            .actions
+            .get(name)
+            .ok_or(BuildError::UnknownAction { action: name })?;
+        let policies = target.policies(self, name, &caller.class, &request.env.taints)?;
+        let cedar_request = Request::new(
+            caller.principal_uid.clone(),
             action_uid.clone(),
-            resource_uid,
+            target.resource_uid.clone(),
             context,
             None,
         )
         .map_err(|e| BuildError::Request {
             message: e.to_string(),
         })?;
-        Ok((request, entities, policies))
-    }
-
-    fn try_decide(&self, request: &AuthzRequest<'_>) -> Result<Decision, BuildError> {
-        let action = request.action;
-        let (resource, arguments) = self.target(action, request.annotations, request.definition)?;
-        let arguments = match arguments {
-            Some(v) => convert::object_to_record(v, "arguments")?,
-            None => convert::empty_record("arguments")?,
-        };
-        let context = self.context(request.identity, request.env, arguments)?;
-        let caller = self.callers.get(self, request.identity)?;
-        let (cedar_request, entities, policies) =
-            self.prepare(&caller, action.policy_action(), resource, context)?;
         let response = self
             .authorizer
-            .is_authorized(&cedar_request, policies, &entities);
+            .is_authorized(&cedar_request, &policies, &target.entities);
         Ok(self.judge(action.allowed_unless_forbidden(), &response))
+    }
+
+    /// The unoptimised decision the optimised one must equal: every policy of the
+    /// bundle, a fresh entity store with the principal and the resource.
+    #[cfg(test)]
+    fn naive_decide(&self, request: &AuthzRequest<'_>) -> Decision {
+        let run = || -> Result<Decision, BuildError> {
+            let action = request.action;
+            let name = action.policy_action();
+            let resource = targets::TargetRef::of(action, request.annotations, request.definition)
+                .entity(self)?;
+            let context = self.context(request.identity, request.env, arguments(action)?)?;
+            let principal = self.principal(request.identity)?;
+            let principal_uid = principal.uid();
+            let resource_uid = resource.uid();
+            let entities = self
+                .entities
+                .clone()
+                .add_entities([principal, resource], None)
+                .map_err(|e| BuildError::Entity {
+                    what: "request",
+                    message: e.to_string(),
+                })?;
+            let action_uid = self
+                .actions
+                .get(name)
+                .ok_or(BuildError::UnknownAction { action: name })?;
+            let request_ = Request::new(
+                principal_uid,
+                action_uid.clone(),
+                resource_uid,
+                context,
+                None,
+            )
+            .map_err(|e| BuildError::Request {
+                message: e.to_string(),
+            })?;
+            let response = self
+                .authorizer
+                .is_authorized(&request_, &self.naive, &entities);
+            Ok(self.judge(action.allowed_unless_forbidden(), &response))
+        };
+        run().unwrap_or_else(|e| Decision::deny_error(e.to_string(), self.generation))
     }
 
     /// Turns Cedar's response into a [`Decision`] (see the module docs for the rules).
     fn judge(&self, allowed_unless_forbidden: bool, response: &cedar_policy::Response) -> Decision {
         let diagnostics = response.diagnostics();
-        let mut reasons: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+        let mut reasons: Vec<String> = diagnostics.reason().map(id_string).collect();
         reasons.sort();
         let mut errors = Vec::new();
         let mut errored_forbids = Vec::new();
@@ -634,7 +610,7 @@ impl CedarEngine {
             errors.push(error.to_string());
             let AuthorizationError::PolicyEvaluationError(e) = error;
             if self.forbids.contains(e.policy_id()) {
-                errored_forbids.push(e.policy_id().to_string());
+                errored_forbids.push(id_string(e.policy_id()));
             }
         }
         let cedar_allow = response.decision() == CedarDecision::Allow;
@@ -813,12 +789,44 @@ impl PolicyEngine for CedarEngine {
 
 #[path = "cedar_callers.rs"]
 mod callers;
+#[path = "cedar_index.rs"]
+mod index;
 #[path = "cedar_listing.rs"]
 mod listing;
+#[path = "cedar_targets.rs"]
+mod targets;
 
+#[cfg(test)]
+#[path = "cedar_decide_tests.rs"]
+mod decide_tests;
 #[cfg(test)]
 #[path = "cedar_tests.rs"]
 mod tests;
+
+/// `id.to_string()` (Cedar writes a policy id escaped, as `str::escape_debug` does),
+/// without the formatting machinery for the ids escaping leaves alone: printable ASCII
+/// other than `\`, `'` and `"`. Every decision names its policies this way.
+fn id_string(id: &PolicyId) -> String {
+    let text: &str = id.as_ref();
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && !matches!(b, b'\\' | b'\'' | b'"'))
+    {
+        text.to_owned()
+    } else {
+        id.to_string()
+    }
+}
+
+/// The `context.arguments` record of `action` (`{}` for actions without arguments).
+fn arguments(action: &McpAction) -> Result<RestrictedExpression, BuildError> {
+    Ok(match action {
+        McpAction::CallTool { arguments, .. } | McpAction::GetPrompt { arguments, .. } => {
+            convert::object_to_record(arguments, "arguments")?
+        }
+        _ => convert::empty_record("arguments")?,
+    })
+}
 
 /// Fill in the MCP spec's defaults for tool hints a server did not declare (or declared
 /// as something other than a boolean): `readOnlyHint` false, `destructiveHint` true

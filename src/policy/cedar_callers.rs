@@ -8,6 +8,9 @@
 //! Entries are found by a hash of the caller and then compared whole (`Identity` equality,
 //! claims included), never trusted by the hash alone; at [`MAX_CALLERS`] the cache is
 //! emptied and refills, so memory stays bounded whatever the traffic.
+//!
+//! Each entry also holds what depends on the caller alone: its [`Class`] (the principal
+//! scopes it matches, see `cedar_index.rs`) and its recent targets (`cedar_targets.rs`).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -16,6 +19,8 @@ use std::sync::Arc;
 use cedar_policy::{Entities, EntityUid};
 use parking_lot::Mutex;
 
+use super::index::Class;
+use super::targets::Targets;
 use super::{BuildError, CedarEngine};
 use crate::auth::Identity;
 
@@ -30,6 +35,10 @@ pub(super) struct Caller {
     pub(super) entities: Entities,
     /// The list-time entities (with the unknown arguments) plus the principal.
     pub(super) listing_entities: Entities,
+    /// The principal scopes it matches.
+    pub(super) class: Class,
+    /// Its recent targets.
+    pub(super) targets: Targets,
 }
 
 /// The cache (module docs).
@@ -88,10 +97,13 @@ fn build(engine: &CedarEngine, identity: &Identity) -> Result<Caller, BuildError
                 message: e.to_string(),
             })
     };
+    let entities = with_principal(&engine.entities)?;
     Ok(Caller {
         identity: identity.clone(),
+        class: engine.policies.class(&principal_uid, &entities),
         principal_uid,
-        entities: with_principal(&engine.entities)?,
+        entities,
         listing_entities: with_principal(&engine.listing_entities)?,
+        targets: Targets::default(),
     })
 }

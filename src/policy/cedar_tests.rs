@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::auth::AuthMethod;
+use crate::mcp::CompletionRef;
 use crate::policy::load::{compile, SourceFile};
 
 const EXAMPLE_SCHEMA: &str = include_str!("../../policies/example/mcp.cedarschema");
@@ -41,7 +42,7 @@ fn schema() -> String {
         )
 }
 
-fn engine(policies: &str) -> CedarEngine {
+pub(super) fn engine(policies: &str) -> CedarEngine {
     let bundle = compile(
         &[SourceFile {
             path: PathBuf::from("t.cedar"),
@@ -60,7 +61,7 @@ fn engine(policies: &str) -> CedarEngine {
     CedarEngine::new(bundle, 7).unwrap()
 }
 
-fn user(subject: &str, roles: &[&str]) -> Identity {
+pub(super) fn user(subject: &str, roles: &[&str]) -> Identity {
     Identity {
         subject: subject.to_owned(),
         agent: None,
@@ -72,7 +73,7 @@ fn user(subject: &str, roles: &[&str]) -> Identity {
     }
 }
 
-fn env() -> RequestEnv {
+pub(super) fn env() -> RequestEnv {
     RequestEnv {
         time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         source_ip: None,
@@ -83,14 +84,14 @@ fn env() -> RequestEnv {
     }
 }
 
-fn obj(v: Value) -> Map<String, Value> {
+pub(super) fn obj(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
         _ => panic!("not an object"),
     }
 }
 
-fn decide_with(
+pub(super) fn decide_with(
     engine: &CedarEngine,
     identity: &Identity,
     action: &McpAction,
@@ -445,7 +446,7 @@ fn resource_index_keeps_generic_policies() {
            @id("no-echo-for-bob") forbid (principal == User::"bob", action, resource == Tool::"echo");"#,
     );
     let index = &e.by_action["call_tool"];
-    assert_eq!(index.generic.num_of_policies(), 1);
+    assert_eq!(index.generic.len(), 1);
     assert_eq!(index.by_resource.len(), 1);
     let u = user("a", &[]);
     assert!(call(&e, &u, "echo", json!({})).allow);
@@ -675,8 +676,8 @@ fn policies_are_filtered_by_action_including_groups() {
     let e = CedarEngine::new(bundle, 1).unwrap();
     let d = call(&e, &user("a", &[]), "t", json!({}));
     assert!(d.allow, "{d:?}");
-    assert_eq!(e.by_action["call_tool"].generic.num_of_policies(), 1);
-    assert_eq!(e.by_action["get_prompt"].generic.num_of_policies(), 0);
+    assert_eq!(e.by_action["call_tool"].generic.len(), 1);
+    assert!(e.by_action["get_prompt"].generic.is_empty());
 }
 
 #[test]

@@ -1,0 +1,264 @@
+//! One caller's recent targets: the entity store of a question (static entities,
+//! principal and resource) and the policies it evaluates, built once per caller and
+//! resource and kept.
+//!
+//! Why: after the principal was cached, each decision still built the resource entity
+//! (a tool's annotations through [`with_hint_defaults`](super::with_hint_defaults) and a
+//! record), cloned the caller's entity store and added the resource to it (a
+//! transitive-closure pass). All of that depends only on the caller and on the target's
+//! description (a tool's name, declared annotations and definition facts; a resource's
+//! URI; a prompt's name; a method), which repeat from call to call.
+//!
+//! Entries are found by a hash of the description and compared whole (annotations
+//! included), never trusted by the hash alone; at [`MAX_TARGETS`] a caller's entries are
+//! emptied and refill, so memory stays bounded (with the callers' own bound).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use cedar_policy::{Entities, Entity, EntityUid, PolicySet};
+use parking_lot::Mutex;
+use serde_json::{Map, Value};
+
+use super::index::{Class, Selection};
+use super::{BuildError, CedarEngine};
+use crate::mcp::{CompletionRef, McpAction};
+use crate::policy::DefinitionFacts;
+
+/// Targets kept per caller.
+pub(super) const MAX_TARGETS: usize = 64;
+
+/// What a question's resource entity is built from, borrowed from the request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum TargetRef<'a> {
+    Tool {
+        name: &'a str,
+        annotations: Option<&'a Map<String, Value>>,
+        definition: DefinitionFacts,
+    },
+    Resource(&'a str),
+    Prompt(&'a str),
+    Method(&'a str),
+}
+
+impl<'a> TargetRef<'a> {
+    /// The target of `action` (annotations and facts count for a tool only).
+    pub(super) fn of(
+        action: &'a McpAction,
+        annotations: Option<&'a Map<String, Value>>,
+        definition: DefinitionFacts,
+    ) -> Self {
+        match action {
+            McpAction::CallTool { name, .. } => TargetRef::Tool {
+                name,
+                annotations,
+                definition,
+            },
+            McpAction::ReadResource { uri } | McpAction::SubscribeResource { uri, .. } => {
+                TargetRef::Resource(uri)
+            }
+            McpAction::GetPrompt { name, .. } => TargetRef::Prompt(name),
+            McpAction::Complete { reference } => match reference {
+                CompletionRef::Prompt(name) => TargetRef::Prompt(name),
+                CompletionRef::Resource(uri) => TargetRef::Resource(uri),
+            },
+            McpAction::List(kind) => TargetRef::Method(kind.method()),
+            McpAction::Protocol { method } | McpAction::Other { method } => {
+                TargetRef::Method(method)
+            }
+            McpAction::Response => TargetRef::Method("response"),
+        }
+    }
+
+    /// The resource entity.
+    pub(super) fn entity(self, engine: &CedarEngine) -> Result<Entity, BuildError> {
+        match self {
+            TargetRef::Tool {
+                name,
+                annotations,
+                definition,
+            } => engine.tool(name, annotations, definition),
+            TargetRef::Resource(uri) => engine.resource_entity(uri),
+            TargetRef::Prompt(name) => engine.prompt_entity(name),
+            TargetRef::Method(method) => Ok(engine.method_entity(method)),
+        }
+    }
+
+    fn key(self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        match self {
+            TargetRef::Tool {
+                name, definition, ..
+            } => (
+                0u8,
+                name,
+                definition.pinned,
+                definition.invisible_characters,
+            )
+                .hash(&mut hasher),
+            TargetRef::Resource(uri) => (1u8, uri).hash(&mut hasher),
+            TargetRef::Prompt(name) => (2u8, name).hash(&mut hasher),
+            TargetRef::Method(method) => (3u8, method).hash(&mut hasher),
+        }
+        hasher.finish()
+    }
+
+    fn to_owned(self) -> OwnedTarget {
+        match self {
+            TargetRef::Tool {
+                name,
+                annotations,
+                definition,
+            } => OwnedTarget::Tool {
+                name: name.to_owned(),
+                annotations: annotations.cloned(),
+                definition,
+            },
+            TargetRef::Resource(uri) => OwnedTarget::Resource(uri.to_owned()),
+            TargetRef::Prompt(name) => OwnedTarget::Prompt(name.to_owned()),
+            TargetRef::Method(method) => OwnedTarget::Method(method.to_owned()),
+        }
+    }
+}
+
+/// A [`TargetRef`], kept.
+#[derive(Debug)]
+enum OwnedTarget {
+    Tool {
+        name: String,
+        annotations: Option<Map<String, Value>>,
+        definition: DefinitionFacts,
+    },
+    Resource(String),
+    Prompt(String),
+    Method(String),
+}
+
+impl OwnedTarget {
+    fn is(&self, target: TargetRef<'_>) -> bool {
+        match (self, target) {
+            (
+                OwnedTarget::Tool {
+                    name,
+                    annotations,
+                    definition,
+                },
+                TargetRef::Tool {
+                    name: n,
+                    annotations: a,
+                    definition: d,
+                },
+            ) => name == n && annotations.as_ref() == a && *definition == d,
+            (OwnedTarget::Resource(uri), TargetRef::Resource(u)) => uri == u,
+            (OwnedTarget::Prompt(name), TargetRef::Prompt(n)) => name == n,
+            (OwnedTarget::Method(method), TargetRef::Method(m)) => method == m,
+            _ => false,
+        }
+    }
+}
+
+/// One caller's question about one target, minus the action and the context.
+pub(super) struct Target {
+    target: OwnedTarget,
+    pub(super) resource_uid: EntityUid,
+    /// The caller's store plus the resource.
+    pub(super) entities: Entities,
+    /// The policies that can apply, per action asked about this target.
+    selections: Mutex<Vec<(&'static str, Arc<Selection>)>>,
+}
+
+impl Target {
+    /// The policies to evaluate for `action` on this target by a caller of `class` in
+    /// a session with `taints`.
+    pub(super) fn policies(
+        &self,
+        engine: &CedarEngine,
+        action: &'static str,
+        class: &Class,
+        taints: &[String],
+    ) -> Result<Arc<PolicySet>, BuildError> {
+        let known = self
+            .selections
+            .lock()
+            .iter()
+            .find(|(a, _)| *a == action)
+            .map(|(_, s)| s.clone());
+        let selection = match known {
+            Some(selection) => selection,
+            None => {
+                let index = engine
+                    .by_action
+                    .get(action)
+                    .ok_or(BuildError::UnknownAction { action })?;
+                let selection = engine.selections.get(
+                    &engine.policies,
+                    action,
+                    index,
+                    &self.resource_uid,
+                    class,
+                );
+                self.selections.lock().push((action, selection.clone()));
+                selection
+            }
+        };
+        Ok(selection.policies(&engine.policies, taints))
+    }
+}
+
+/// The cache (module docs).
+#[derive(Default)]
+pub(super) struct Targets {
+    entries: Mutex<HashMap<u64, Arc<Target>>>,
+}
+
+/// A target's entity, then its store: the store's error comes later in a decision's
+/// order (after the context), so it is returned apart.
+pub(super) type Built = Result<Result<Arc<Target>, BuildError>, BuildError>;
+
+impl Targets {
+    /// `target`'s entry for the caller whose store is `entities`, built if not cached.
+    pub(super) fn get(
+        &self,
+        engine: &CedarEngine,
+        entities: &Entities,
+        target: TargetRef<'_>,
+    ) -> Built {
+        let key = target.key();
+        if let Some(known) = self.entries.lock().get(&key) {
+            if known.target.is(target) {
+                return Ok(Ok(known.clone()));
+            }
+        }
+        let resource = target.entity(engine)?;
+        let resource_uid = resource.uid();
+        let entities = match entities.clone().add_entities([resource], None) {
+            Ok(entities) => entities,
+            Err(e) => {
+                return Ok(Err(BuildError::Entity {
+                    what: "request",
+                    message: e.to_string(),
+                }))
+            }
+        };
+        let built = Arc::new(Target {
+            target: target.to_owned(),
+            resource_uid,
+            entities,
+            selections: Mutex::new(Vec::new()),
+        });
+        let mut entries = self.entries.lock();
+        if entries.len() >= MAX_TARGETS {
+            entries.clear();
+        }
+        entries.insert(key, built.clone());
+        Ok(Ok(built))
+    }
+
+    /// How many targets are cached (tests).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.entries.lock().len()
+    }
+}

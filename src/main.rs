@@ -17,11 +17,6 @@ use cli::logging;
 use cli::policy::PolicyCommand;
 use cli::token::{KeygenArgs, TokenCommand};
 
-/// mimalloc instead of the system allocator: the proxy allocates small objects on every
-/// request, and glibc's malloc and free were about 15 % of its CPU under load.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// A policy-enforcing reverse proxy for the Model Context Protocol.
 ///
 /// mcp-warden sits in front of an unmodified MCP server (as a sidecar or standalone),

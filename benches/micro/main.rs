@@ -14,10 +14,6 @@
 //! Timing is set for a 2-core machine: the whole suite runs in about three minutes.
 //! Every fixture is built (and its result checked) outside the timed closures.
 
-/// The proxy binary's allocator (src/main.rs), so the figures are the proxy's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod biscuit;
 mod cedar;
 mod jsonrpc;

@@ -48,3 +48,24 @@ pub(crate) fn biscuit_limits() -> biscuit_auth::AuthorizerLimits {
         ..crate::biscuit::default_limits()
     }
 }
+
+/// The configuration of a property test: `cases` per property unless `PROPTEST_CASES` says
+/// otherwise, and the fixed `seed` unless `PROPTEST_RNG_SEED` gives one, so `cargo test`
+/// stays quick and every run replays; failures are not persisted to files.
+pub(crate) fn proptest_budget(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    let env = proptest::test_runner::Config::default();
+    proptest::test_runner::Config {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
+            env.cases
+        } else {
+            cases
+        },
+        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
+            env.rng_seed
+        } else {
+            proptest::test_runner::RngSeed::Fixed(seed)
+        },
+        failure_persistence: None,
+        ..env
+    }
+}

@@ -378,21 +378,7 @@ mod differential {
     }
 
     fn budget(cases: u32) -> ProptestConfig {
-        let env = ProptestConfig::default();
-        ProptestConfig {
-            cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-                env.cases
-            } else {
-                cases
-            },
-            rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-                env.rng_seed
-            } else {
-                proptest::test_runner::RngSeed::Fixed(0x6465_6369_6465_2121)
-            },
-            failure_persistence: None,
-            ..env
-        }
+        crate::testing::proptest_budget(cases, 0x6465_6369_6465_2121)
     }
 
     proptest! {

@@ -873,24 +873,8 @@ mod one_pass {
             )
     }
 
-    /// A fixed case budget and seed, unless `PROPTEST_CASES`/`PROPTEST_RNG_SEED` say
-    /// otherwise.
     fn budget(cases: u32) -> ProptestConfig {
-        let env = ProptestConfig::default();
-        ProptestConfig {
-            cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-                env.cases
-            } else {
-                cases
-            },
-            rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-                env.rng_seed
-            } else {
-                proptest::test_runner::RngSeed::Fixed(0x6c69_7374_696e_6721)
-            },
-            failure_persistence: None,
-            ..env
-        }
+        crate::testing::proptest_budget(cases, 0x6c69_7374_696e_6721)
     }
 
     proptest! {

@@ -143,24 +143,8 @@ fn reference(chunks: &[Bytes]) -> Vec<Option<String>> {
     out
 }
 
-/// `cases` per property unless `PROPTEST_CASES` says otherwise, and a fixed seed unless
-/// `PROPTEST_RNG_SEED` gives one, so `cargo test` stays quick and every run replays.
 fn budget(cases: u32) -> ProptestConfig {
-    let env = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            env.cases
-        } else {
-            cases
-        },
-        rng_seed: if std::env::var_os("PROPTEST_RNG_SEED").is_some() {
-            env.rng_seed
-        } else {
-            proptest::test_runner::RngSeed::Fixed(0x6d63_7077_6172_6465)
-        },
-        failure_persistence: None,
-        ..env
-    }
+    crate::testing::proptest_budget(cases, 0x6d63_7077_6172_6465)
 }
 
 proptest! {

@@ -105,69 +105,29 @@ impl Loaded {
 
         let mut blocks = Vec::with_capacity(world.blocks.len());
         for (i, block) in world.blocks.iter().enumerate() {
-            let version = block.version.unwrap_or(0);
-            let scopes = block
-                .scope
-                .iter()
-                .map(proto_scope_to_token_scope)
-                .collect::<Result<Vec<_>, _>>()?;
-            let trusted =
-                TrustedOrigins::from_scopes(&scopes, &TrustedOrigins::default(), i, &keys);
-            let block_origin = origin(i);
-            for fact in &block.facts {
-                loaded_world.add_fact(&block_origin, proto_fact_to_token_fact(fact)?);
-            }
-            for rule in &block.rules {
-                let rule = proto_rule_to_token_rule(rule, version)?.0;
-                let origins = TrustedOrigins::from_scopes(&rule.scopes, &trusted, i, &keys);
-                loaded_world.add_rule(i, &origins, rule);
-            }
-            let mut checks = Vec::with_capacity(block.checks.len());
-            for (j, check) in block.checks.iter().enumerate() {
-                let check = proto_check_to_token_check(check, version)?;
-                checks.push(LoadedCheck {
-                    failure: FailedCheck::Block(FailedBlockCheck {
+            let (_, checks) =
+                load_block(block, i, &mut loaded_world, &symbols, &keys, |j, rule| {
+                    FailedCheck::Block(FailedBlockCheck {
                         block_id: i as u32,
                         check_id: j as u32,
-                        rule: symbols.print_check(&check),
-                    }),
-                    kind: check.kind,
-                    queries: queries(check.queries, &trusted, i, &keys),
-                });
-            }
+                        rule,
+                    })
+                })?;
             blocks.push(checks);
         }
-
-        let own = &world.authorizer_block;
-        let version = own.version.unwrap_or(0);
-        let scopes = own
-            .scope
-            .iter()
-            .map(proto_scope_to_token_scope)
-            .collect::<Result<Vec<_>, _>>()?;
-        let trusted =
-            TrustedOrigins::from_scopes(&scopes, &TrustedOrigins::default(), AUTHORIZER, &keys);
-        let own_origin = origin(AUTHORIZER);
-        for fact in &own.facts {
-            loaded_world.add_fact(&own_origin, proto_fact_to_token_fact(fact)?);
-        }
-        for rule in &own.rules {
-            let rule = proto_rule_to_token_rule(rule, version)?.0;
-            let origins = TrustedOrigins::from_scopes(&rule.scopes, &trusted, AUTHORIZER, &keys);
-            loaded_world.add_rule(AUTHORIZER, &origins, rule);
-        }
-        let mut checks = Vec::with_capacity(own.checks.len());
-        for (i, check) in own.checks.iter().enumerate() {
-            let check = proto_check_to_token_check(check, version)?;
-            checks.push(LoadedCheck {
-                failure: FailedCheck::Authorizer(FailedAuthorizerCheck {
-                    check_id: i as u32,
-                    rule: symbols.print_check(&check),
-                }),
-                kind: check.kind,
-                queries: queries(check.queries, &trusted, AUTHORIZER, &keys),
-            });
-        }
+        let (trusted, checks) = load_block(
+            &world.authorizer_block,
+            AUTHORIZER,
+            &mut loaded_world,
+            &symbols,
+            &keys,
+            |j, rule| {
+                FailedCheck::Authorizer(FailedAuthorizerCheck {
+                    check_id: j as u32,
+                    rule,
+                })
+            },
+        )?;
         let policy_version = world.version.unwrap_or(0);
         let mut policies = Vec::with_capacity(world.authorizer_policies.len());
         for policy in &world.authorizer_policies {
@@ -286,6 +246,47 @@ impl Loaded {
 }
 
 /// Adds `facts` as the authorizer's own, as `AuthorizerBuilder::fact` and `build` do.
+/// Loads one block of the snapshot (a token's block `index`, or the authorizer's own at
+/// [`AUTHORIZER`]) as `Authorizer::from_snapshot` does: its facts and rules into `world`
+/// under the origins its scopes trust, and its checks, each with the failure `failure`
+/// reports for its position and printed rule. Returns the block's trusted origins too
+/// (the authorizer's policies are read under them).
+fn load_block(
+    block: &schema::SnapshotBlock,
+    index: usize,
+    world: &mut World,
+    symbols: &SymbolTable,
+    keys: &HashMap<usize, Vec<usize>>,
+    failure: impl Fn(usize, String) -> FailedCheck,
+) -> Result<(TrustedOrigins, Vec<LoadedCheck>), TokenError> {
+    let version = block.version.unwrap_or(0);
+    let scopes = block
+        .scope
+        .iter()
+        .map(proto_scope_to_token_scope)
+        .collect::<Result<Vec<_>, _>>()?;
+    let trusted = TrustedOrigins::from_scopes(&scopes, &TrustedOrigins::default(), index, keys);
+    let block_origin = origin(index);
+    for fact in &block.facts {
+        world.add_fact(&block_origin, proto_fact_to_token_fact(fact)?);
+    }
+    for rule in &block.rules {
+        let rule = proto_rule_to_token_rule(rule, version)?.0;
+        let origins = TrustedOrigins::from_scopes(&rule.scopes, &trusted, index, keys);
+        world.add_rule(index, &origins, rule);
+    }
+    let mut checks = Vec::with_capacity(block.checks.len());
+    for (j, check) in block.checks.iter().enumerate() {
+        let check = proto_check_to_token_check(check, version)?;
+        checks.push(LoadedCheck {
+            failure: failure(j, symbols.print_check(&check)),
+            kind: check.kind,
+            queries: queries(check.queries, &trusted, index, keys),
+        });
+    }
+    Ok((trusted, checks))
+}
+
 fn add_facts(
     symbols: &mut SymbolTable,
     world: &mut World,

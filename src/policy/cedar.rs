@@ -133,6 +133,21 @@ struct Types {
     method: EntityTypeName,
 }
 
+/// A Cedar request without schema validation (the entities and context are the proxy's
+/// own, built to the schema).
+fn new_request(
+    principal: EntityUid,
+    action: &EntityUid,
+    resource: EntityUid,
+    context: Context,
+) -> Result<Request, BuildError> {
+    Request::new(principal, action.clone(), resource, context, None).map_err(|e| {
+        BuildError::Request {
+            message: e.to_string(),
+        }
+    })
+}
+
 fn engine_error(e: impl std::fmt::Display) -> PolicyLoadError {
     PolicyLoadError::Engine {
         message: e.to_string(),
@@ -357,6 +372,13 @@ impl CedarEngine {
         self.policy_count
     }
 
+    /// `Action::"<name>"`, or why there is none.
+    fn action_uid(&self, name: &'static str) -> Result<&EntityUid, BuildError> {
+        self.actions
+            .get(name)
+            .ok_or(BuildError::UnknownAction { action: name })
+    }
+
     fn uid(&self, ty: &EntityTypeName, id: &str) -> EntityUid {
         EntityUid::from_type_name_and_id(ty.clone(), EntityId::new(id))
     }
@@ -535,21 +557,14 @@ impl CedarEngine {
         let context = self.context(request.identity, request.env, arguments(action)?)?;
         let caller = caller?;
         let target = target.unwrap_or_else(|| unreachable!("built with the caller"))?;
-        let action_uid = self
-            .actions
-            .get(name)
-            .ok_or(BuildError::UnknownAction { action: name })?;
+        let action_uid = self.action_uid(name)?;
         let policies = target.policies(self, name, &caller.class, &request.env.taints)?;
-        let cedar_request = Request::new(
+        let cedar_request = new_request(
             caller.principal_uid.clone(),
-            action_uid.clone(),
+            action_uid,
             target.resource_uid.clone(),
             context,
-            None,
-        )
-        .map_err(|e| BuildError::Request {
-            message: e.to_string(),
-        })?;
+        )?;
         let response = self
             .authorizer
             .is_authorized(&cedar_request, &policies, &target.entities);
@@ -577,20 +592,8 @@ impl CedarEngine {
                     what: "request",
                     message: e.to_string(),
                 })?;
-            let action_uid = self
-                .actions
-                .get(name)
-                .ok_or(BuildError::UnknownAction { action: name })?;
-            let request_ = Request::new(
-                principal_uid,
-                action_uid.clone(),
-                resource_uid,
-                context,
-                None,
-            )
-            .map_err(|e| BuildError::Request {
-                message: e.to_string(),
-            })?;
+            let action_uid = self.action_uid(name)?;
+            let request_ = new_request(principal_uid, action_uid, resource_uid, context)?;
             let response = self
                 .authorizer
                 .is_authorized(&request_, &self.naive, &entities);
@@ -675,10 +678,7 @@ impl CedarEngine {
         } else {
             &parts.caller.entities
         };
-        let action_uid = self
-            .actions
-            .get(action)
-            .ok_or(BuildError::UnknownAction { action })?;
+        let action_uid = self.action_uid(action)?;
         let resource_uid = resource.uid();
         let entities =
             base.clone()
@@ -687,16 +687,12 @@ impl CedarEngine {
                     what: "request",
                     message: e.to_string(),
                 })?;
-        let request = Request::new(
+        let request = new_request(
             parts.caller.principal_uid.clone(),
-            action_uid.clone(),
+            action_uid,
             resource_uid,
             parts.context.clone(),
-            None,
-        )
-        .map_err(|e| BuildError::Request {
-            message: e.to_string(),
-        })?;
+        )?;
         Ok(self
             .authorizer
             .is_authorized_partial(&request, policies, &entities))

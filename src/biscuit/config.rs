@@ -26,7 +26,7 @@ pub struct BiscuitConfig {
     /// refused. Re-read on change and on `SIGHUP`. Default: none.
     #[serde(default)]
     pub revocation_file: Option<PathBuf>,
-    /// Most verified tokens remembered (by the SHA-256 of the token), so a long session
+    /// Most verified tokens remembered (by the token's text), so a long session
     /// does not re-verify signatures on every request. Default 10 000; `0` disables the
     /// cache.
     #[serde(default = "default_cache_size")]

@@ -17,8 +17,9 @@
 //! 6. read the identity from the authority block's facts (`user`, `agent`, `role`,
 //!    `scope` and the configured claim facts; see [`BiscuitConfig`]).
 //!
-//! Steps 1–3 and 6 are cached: a bounded LRU keyed by the SHA-256 of the token text
-//! holds verified tokens for `cache_ttl`, tagged with the root-key generation they were
+//! Steps 1–3 and 6 are cached: a bounded LRU keyed by the token text itself (found by a
+//! fast hash of the text, then compared whole, so two tokens never share an entry) holds
+//! verified tokens for `cache_ttl`, tagged with the root-key generation they were
 //! verified under, so a long session does not re-verify signatures on every request and
 //! a key reload invalidates them. Steps 4 and 5 run on every request (step 5 at most once
 //! per second per cached token: its answer depends only on the whole second), and
@@ -30,6 +31,7 @@
 //! engine uses).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +43,6 @@ use biscuit_auth::builder::{AuthorizerBuilder, Check, Fact};
 use biscuit_auth::error::{FailedCheck, Format, Logic, Token as TokenError};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey};
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 
 use super::config::{default_limits, BiscuitConfig, BiscuitKeyConfig};
 use super::error::{ConfigError, VerifyError};
@@ -86,13 +87,35 @@ struct Cached {
     fresh_in_second: AtomicU64,
 }
 
+/// Verified tokens by their text. The key is the whole text: the map finds an entry by a
+/// fast (seeded) hash of it and then compares the text byte for byte, so a token whose
+/// hash collides with another's cannot be served the other's entry. Only verified tokens
+/// are put in, and the map is bounded.
+type TokenCache<S = lru::DefaultHasher> = lru::LruCache<Box<str>, Arc<Cached>, S>;
+
+/// The entry of `text` if it is still good: verified under key generation `generation`
+/// and not older than `ttl`; a stale entry is dropped.
+fn cached_entry<S: BuildHasher>(
+    cache: &mut TokenCache<S>,
+    text: &str,
+    generation: u64,
+    ttl: Duration,
+) -> Option<Arc<Cached>> {
+    let entry = cache.get(text)?;
+    if entry.key_generation != generation || entry.verified_at.elapsed() > ttl {
+        cache.pop(text);
+        return None;
+    }
+    Some(Arc::clone(entry))
+}
+
 /// Verifies bearer Biscuits (see the module docs).
 pub struct BiscuitVerifier {
     sources: Vec<RootKeySource>,
     keys: ArcSwap<RootKeys>,
     revocation_file: Option<PathBuf>,
     revoked: ArcSwap<HashSet<String>>,
-    cache: Option<Mutex<lru::LruCache<[u8; 32], Arc<Cached>>>>,
+    cache: Option<Mutex<TokenCache>>,
     cache_ttl: Duration,
     facts: IdentityFacts,
     limits: AuthorizerLimits,
@@ -226,24 +249,15 @@ impl BiscuitVerifier {
     /// [`BiscuitVerifier::verify`] at a given time (for tests).
     pub fn verify_at(&self, text: &str, now: SystemTime) -> Result<TokenIdentity, VerifyError> {
         let keys = self.keys.load();
-        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
         let cached = self.cache.as_ref().and_then(|cache| {
-            let mut cache = cache.lock();
-            let entry = cache.get(&digest)?.clone();
-            if entry.key_generation != keys.generation
-                || entry.verified_at.elapsed() > self.cache_ttl
-            {
-                cache.pop(&digest);
-                return None;
-            }
-            Some(entry)
+            cached_entry(&mut cache.lock(), text, keys.generation, self.cache_ttl)
         });
         let entry = match cached {
             Some(entry) => entry,
             None => {
                 let entry = Arc::new(self.verify_uncached(text, &keys)?);
                 if let Some(cache) = &self.cache {
-                    cache.lock().put(digest, Arc::clone(&entry));
+                    cache.lock().put(text.into(), Arc::clone(&entry));
                 }
                 entry
             }

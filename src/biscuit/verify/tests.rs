@@ -346,6 +346,66 @@ fn cache_is_keyed_by_token_and_invalidated_by_key_reload() {
     assert_eq!(s.verifier.cache.as_ref().unwrap().lock().len(), 0);
 }
 
+/// A hasher under which every token collides: the cache must still tell tokens apart.
+#[derive(Default)]
+struct Colliding;
+
+impl std::hash::Hasher for Colliding {
+    fn finish(&self) -> u64 {
+        7
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
+#[test]
+fn tokens_whose_hashes_collide_keep_their_own_entries() {
+    let s = setup();
+    let keys = s.verifier.keys.load();
+    let ttl = Duration::from_secs(60);
+    let a = token(&s.roots[0], Some(1), &["user(\"a\")"]);
+    let b = token(&s.roots[0], Some(1), &["user(\"b\")"]);
+    let mut cache: TokenCache<std::hash::BuildHasherDefault<Colliding>> =
+        lru::LruCache::with_hasher(NonZeroUsize::new(4).unwrap(), Default::default());
+    let verified = |text: &str| Arc::new(s.verifier.verify_uncached(text, &keys).unwrap());
+    cache.put(a.as_str().into(), verified(&a));
+    assert!(
+        cached_entry(&mut cache, &b, keys.generation, ttl).is_none(),
+        "another token with the same hash is a miss"
+    );
+    cache.put(b.as_str().into(), verified(&b));
+    for (text, subject) in [(&a, "a"), (&b, "b"), (&a, "a"), (&b, "b")] {
+        let entry = cached_entry(&mut cache, text, keys.generation, ttl).unwrap();
+        assert_eq!(entry.identity.subject, subject);
+    }
+    // A token differing from a cached one in its last character only is a miss too.
+    let mut near = a.clone();
+    let last = near.pop().unwrap();
+    near.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(cached_entry(&mut cache, &near, keys.generation, ttl).is_none());
+    // An entry of another key generation, or too old, is dropped, not served.
+    assert!(cached_entry(&mut cache, &a, keys.generation + 1, ttl).is_none());
+    assert_eq!(cache.len(), 1);
+    crate::testing::let_the_clock_tick();
+    assert!(cached_entry(&mut cache, &b, keys.generation, Duration::ZERO).is_none());
+    assert_eq!(cache.len(), 0);
+}
+
+/// Through the verifier: alternating tokens each get their own identity from the cache.
+#[test]
+fn alternating_cached_tokens_keep_their_identities() {
+    let s = setup();
+    let tokens: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|u| token(&s.roots[0], Some(1), &[&format!("user(\"{u}\")")]))
+        .collect();
+    for _round in 0..3 {
+        for (t, u) in tokens.iter().zip(["a", "b", "c"]) {
+            assert_eq!(s.verifier.verify(t).unwrap().subject, u);
+        }
+    }
+    assert_eq!(s.verifier.cache.as_ref().unwrap().lock().len(), 3);
+}
+
 #[test]
 fn cache_can_be_disabled_and_expires() {
     let s = setup_with(|c| c.cache_size = 0);

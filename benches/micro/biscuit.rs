@@ -4,7 +4,7 @@
 //!
 //! Why: a Biscuit caller pays signature verification (one Ed25519 verification per
 //! block) and a Datalog evaluation (the authorizer, the request facts and every block's
-//! checks) per request. The proxy caches verified tokens by the SHA-256 of their text
+//! checks) per request. The proxy caches verified tokens by their text
 //! (`[auth.biscuit] cache_size`), so a session pays the signatures once; what remains
 //! per request is the cache lookup, the revocation and expiry checks, and authorization.
 //!
@@ -125,7 +125,7 @@ pub fn benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("authorize", name), &request, |b, r| {
             b.iter(|| engine.decide(black_box(r)))
         });
-        // The per-request path of a session: cache hit (SHA-256 of the token, LRU
+        // The per-request path of a session: cache hit (hash of the token text, LRU
         // lookup, revocation and expiry checks), then authorization.
         cached.authenticate(&headers).expect("warms the cache");
         group.bench_with_input(BenchmarkId::new("verify_cached", name), &headers, |b, h| {

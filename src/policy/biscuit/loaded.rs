@@ -16,16 +16,21 @@
 //! [`Loaded::authorize`] is `Authorizer::authorize` over that state (same order of
 //! checks and policies, same origins, same run limits and time accounting, same errors),
 //! after adding the request facts as the authorizer's own, which is what
-//! `AuthorizerBuilder::fact` + `build` do. The differential tests in `tests.rs` hold it
-//! to the per-request authorizer. A token with a third-party block, or a program that
+//! `AuthorizerBuilder::fact` + `build` do. The request facts go in directly in Datalog
+//! form (`facts::ReqFact::to_datalog`: strings interned through a map of the loaded
+//! symbol table instead of Biscuit's scan of it, the same indices `Fact::convert` gives),
+//! and a fact under a predicate name that no rule, check or policy of the state reads
+//! (and no fact or rule head has) is left out, with `max_facts` lowered by the number
+//! left out so that the run limit trips exactly as it would have. The differential tests
+//! in `tests.rs` hold it to the per-request authorizer. A token with a third-party block, or a program that
 //! trusts a public key, is not loaded here (`from_snapshot` gives `None`): it keeps the
 //! per-request authorizer, which maps keys to blocks itself.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use biscuit_auth::builder::{CheckKind, Convert, Fact};
-use biscuit_auth::datalog::{Origin, Rule, SymbolTable, TrustedOrigins, World};
+use biscuit_auth::builder::CheckKind;
+use biscuit_auth::datalog::{Origin, Rule, SymbolIndex, SymbolTable, TrustedOrigins, World};
 use biscuit_auth::error::{
     FailedAuthorizerCheck, FailedBlockCheck, FailedCheck, Logic, MatchedPolicy, RunLimit,
     Token as TokenError,
@@ -36,6 +41,8 @@ use biscuit_auth::format::convert::{
 };
 use biscuit_auth::format::schema;
 use biscuit_auth::AuthorizerLimits;
+
+use super::facts::{Interner, ReqFact};
 
 /// The origin of the authorizer's own facts and rules (`usize::MAX` in Biscuit).
 const AUTHORIZER: usize = usize::MAX;
@@ -65,6 +72,11 @@ struct LoadedPolicy {
 #[derive(Clone)]
 pub(crate) struct Loaded {
     symbols: SymbolTable,
+    /// The strings of `symbols`, to intern the request's without scanning it.
+    interner: Interner,
+    /// The predicate names a request fact is added under: those some rule, check or
+    /// policy reads, or some fact or rule head of the state has (see [`add_facts`]).
+    needed: HashSet<SymbolIndex>,
     world: World,
     limits: AuthorizerLimits,
     /// The authorizer's checks.
@@ -148,6 +160,8 @@ impl Loaded {
         }
         loaded_world.iterations = world.iterations;
         Ok(Some(Loaded {
+            interner: Interner::of(&symbols),
+            needed: needed_names(&loaded_world, &checks, &blocks, &policies),
             symbols,
             world: loaded_world,
             limits: limits.clone(),
@@ -158,21 +172,52 @@ impl Loaded {
     }
 
     /// This state with `facts` added as the authorizer's (a listing's shared facts).
-    pub(crate) fn with_facts(&self, facts: Vec<Fact>) -> Result<Loaded, TokenError> {
+    pub(crate) fn with_facts(&self, facts: &[ReqFact<'_>]) -> Loaded {
         let mut loaded = self.clone();
-        add_facts(&mut loaded.symbols, &mut loaded.world, facts)?;
-        Ok(loaded)
+        let own = origin(AUTHORIZER);
+        for fact in facts {
+            let fact = fact.to_datalog(&self.interner, &mut loaded.symbols);
+            loaded.world.add_fact(&own, fact);
+        }
+        loaded.interner = Interner::of(&loaded.symbols);
+        loaded.needed = needed_names(
+            &loaded.world,
+            &loaded.checks,
+            &loaded.blocks,
+            &loaded.policies,
+        );
+        loaded
+    }
+
+    /// Whether a request fact named `name` would be left out (for tests).
+    #[cfg(test)]
+    pub(crate) fn leaves_out(&self, name: &str) -> bool {
+        !self
+            .interner
+            .known(name)
+            .is_some_and(|i| self.needed.contains(&i))
     }
 
     /// Authorizes with `facts` added: `Authorizer::authorize`, step for step.
-    pub(crate) fn authorize(&self, facts: Vec<Fact>) -> Result<usize, TokenError> {
+    pub(crate) fn authorize(&self, facts: &[ReqFact<'_>]) -> Result<usize, TokenError> {
         let mut symbols = self.symbols.clone();
         let mut world = self.world.clone();
-        add_facts(&mut symbols, &mut world, facts)?;
+        let left_out = add_facts(
+            &self.interner,
+            &self.needed,
+            &mut symbols,
+            &mut world,
+            facts,
+        );
+        // Each fact left out is distinct from every other fact of the world (none has
+        // its name): with it the count of facts would be `left_out` higher, so the limit
+        // is as much lower, and `max_facts` stops the run exactly when it would have.
+        let mut limits = self.limits.clone();
+        limits.max_facts = limits.max_facts.saturating_sub(left_out as u64);
 
         // `Authorizer::run`, then `authorize`'s budget for the checks and policies.
         let start = Instant::now();
-        world.run_with_limits(&symbols, self.limits.clone())?;
+        world.run_with_limits(&symbols, limits)?;
         let execution_time = start.elapsed();
         if execution_time >= self.limits.max_time {
             return Err(TokenError::RunLimit(RunLimit::Timeout));
@@ -245,7 +290,6 @@ impl Loaded {
     }
 }
 
-/// Adds `facts` as the authorizer's own, as `AuthorizerBuilder::fact` and `build` do.
 /// Loads one block of the snapshot (a token's block `index`, or the authorizer's own at
 /// [`AUTHORIZER`]) as `Authorizer::from_snapshot` does: its facts and rules into `world`
 /// under the origins its scopes trust, and its checks, each with the failure `failure`
@@ -287,18 +331,68 @@ fn load_block(
     Ok((trusted, checks))
 }
 
+/// Adds `facts` as the authorizer's own, as `AuthorizerBuilder::fact` and `build` do
+/// (request facts have no parameters, so `AuthorizerBuilder::fact`'s check cannot
+/// fail), converted directly to Datalog form with `interner` (that of `symbols`).
+///
+/// A fact whose predicate name is not `needed` (no rule, check or policy reads it, no
+/// fact or rule head of the state has it) cannot take part in any match, so it is left
+/// out; only facts without a JSON term are, so that telling them apart is comparing
+/// their text. Returns how many distinct facts were left out (the caller accounts for
+/// them in `max_facts`).
 fn add_facts(
+    interner: &Interner,
+    needed: &HashSet<SymbolIndex>,
     symbols: &mut SymbolTable,
     world: &mut World,
-    facts: Vec<Fact>,
-) -> Result<(), TokenError> {
+    facts: &[ReqFact<'_>],
+) -> usize {
     let own = origin(AUTHORIZER);
+    let mut left_out: Vec<&ReqFact<'_>> = Vec::new();
     for fact in facts {
-        // What `AuthorizerBuilder::fact` checks (no unset parameter).
-        fact.validate()?;
-        world.add_fact(&own, fact.convert(symbols));
+        let read = interner
+            .known(fact.name)
+            .is_some_and(|name| needed.contains(&name));
+        if !read && fact.is_plain() {
+            if !left_out.iter().any(|f| f.same_plain(fact)) {
+                left_out.push(fact);
+            }
+            continue;
+        }
+        world.add_fact(&own, fact.to_datalog(interner, symbols));
     }
-    Ok(())
+    left_out.len()
+}
+
+/// The predicate names of `world`'s facts, of its rules' heads and bodies, and of the
+/// bodies of `checks`, `blocks`' checks and `policies`: every name a fact can be
+/// matched, derived or held under.
+fn needed_names(
+    world: &World,
+    checks: &[LoadedCheck],
+    blocks: &[Vec<LoadedCheck>],
+    policies: &[LoadedPolicy],
+) -> HashSet<SymbolIndex> {
+    let mut names = HashSet::new();
+    for (_, fact) in world.facts.iter_all() {
+        names.insert(fact.predicate.name);
+    }
+    let mut rule_names = |rule: &Rule| {
+        names.insert(rule.head.name);
+        names.extend(rule.body.iter().map(|p| p.name));
+    };
+    for (_, rule) in world.rules.iter_all() {
+        rule_names(rule);
+    }
+    let queries = checks
+        .iter()
+        .chain(blocks.iter().flatten())
+        .flat_map(|c| &c.queries)
+        .chain(policies.iter().flat_map(|p| &p.queries));
+    for query in queries {
+        rule_names(&query.rule);
+    }
+    names
 }
 
 /// The queries of a check or policy of block `block` (whose rules trust `trusted`).

@@ -53,7 +53,7 @@ mod relax;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use biscuit_auth::builder::{AuthorizerBuilder, Fact};
+use biscuit_auth::builder::AuthorizerBuilder;
 use biscuit_auth::error::{FailedCheck, Logic, MatchedPolicy, Token as TokenError};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey};
 use serde::Deserialize;
@@ -66,6 +66,7 @@ use super::load::PolicyLoadError;
 use super::{AuthzRequest, Decision, ListQuery, ListedItem, Listing, PolicyEngine, FAILED_CHECK};
 use crate::auth::Identity;
 use cache::LoadedCache;
+use facts::ReqFact;
 use loaded::Loaded;
 
 /// The `[policy.biscuit]` section.
@@ -196,12 +197,12 @@ impl Program {
     fn run(
         &self,
         token: Option<&Arc<BiscuitToken>>,
-        facts: Vec<Fact>,
+        facts: &[ReqFact<'_>],
         mode: Mode,
     ) -> Result<usize, TokenError> {
         match self.loaded(token, mode) {
             Some(loaded) => loaded.authorize(facts),
-            None => Base::new(self, token, mode, Vec::new())?.run(facts),
+            None => Base::new(self, token, mode, &[])?.run(facts),
         }
     }
 
@@ -276,10 +277,10 @@ impl<'a> Base<'a> {
         program: &Program,
         token: Option<&'a Arc<BiscuitToken>>,
         mode: Mode,
-        shared: Vec<Fact>,
+        shared: &[ReqFact<'_>],
     ) -> Result<Self, TokenError> {
         match program.loaded(token, mode) {
-            Some(loaded) => Ok(Base::Loaded(Arc::new(loaded.with_facts(shared)?))),
+            Some(loaded) => Ok(Base::Loaded(Arc::new(loaded.with_facts(shared)))),
             None => Base::new(program, token, mode, shared),
         }
     }
@@ -289,7 +290,7 @@ impl<'a> Base<'a> {
         program: &Program,
         token: Option<&'a Arc<BiscuitToken>>,
         mode: Mode,
-        shared: Vec<Fact>,
+        shared: &[ReqFact<'_>],
     ) -> Result<Self, TokenError> {
         let token = token.map(|t| t.biscuit());
         let prepared = program
@@ -298,7 +299,7 @@ impl<'a> Base<'a> {
             .and_then(|prepared| prepared.builder_for(token));
         let mut builder = prepared.unwrap_or(&program.program.builder).clone();
         for fact in shared {
-            builder = builder.fact(fact)?;
+            builder = builder.fact(fact.to_builder())?;
         }
         Ok(Base::Builder {
             builder: Box::new(builder.set_limits(program.limits.clone())),
@@ -312,7 +313,7 @@ impl<'a> Base<'a> {
     }
 
     /// Authorizes with `facts` added to the shared ones.
-    fn run(&self, facts: Vec<Fact>) -> Result<usize, TokenError> {
+    fn run(&self, facts: &[ReqFact<'_>]) -> Result<usize, TokenError> {
         let (builder, token, relax_each) = match self {
             Base::Loaded(loaded) => return loaded.authorize(facts),
             Base::Builder {
@@ -323,7 +324,7 @@ impl<'a> Base<'a> {
         };
         let mut builder = AuthorizerBuilder::clone(builder);
         for fact in facts {
-            builder = builder.fact(fact)?;
+            builder = builder.fact(fact.to_builder())?;
         }
         let mut authorizer = match token {
             Some(token) => builder.build(token)?,
@@ -350,7 +351,7 @@ impl<'a> BiscuitListing<'a> {
         let shared = facts::caller_facts(query.identity, query.env);
         BiscuitListing {
             program,
-            base: Base::of(program, token, Mode::Listing, shared),
+            base: Base::of(program, token, Mode::Listing, &shared),
             generation,
         }
     }
@@ -359,7 +360,7 @@ impl<'a> BiscuitListing<'a> {
 impl Listing for BiscuitListing<'_> {
     fn may_list(&self, item: &ListedItem<'_>) -> bool {
         let result = match &self.base {
-            Ok(base) => base.run(facts::item_facts(item)),
+            Ok(base) => base.run(&facts::item_facts(item)),
             Err(e) => Err(e.clone()),
         };
         self.program.judge(result, false, self.generation).allow
@@ -498,7 +499,9 @@ impl PolicyEngine for BiscuitEngine {
             Err(e) => return Decision::deny_error(format!("arguments: {e}"), self.generation),
         };
         let mode = Mode::of(request);
-        let result = self.program.run(Self::token(request.identity), facts, mode);
+        let result = self
+            .program
+            .run(Self::token(request.identity), &facts, mode);
         self.program
             .judge(result, matches!(mode, Mode::TargetFree), self.generation)
     }
@@ -566,7 +569,7 @@ impl<E: PolicyEngine> PolicyEngine for TokenChecks<E> {
                 Ok(facts) => facts,
                 Err(e) => return Decision::deny_error(format!("arguments: {e}"), self.generation),
             };
-            let result = self.program.run(Some(token), facts, Mode::of(request));
+            let result = self.program.run(Some(token), &facts, Mode::of(request));
             let verdict = self.program.judge(result, false, self.generation);
             if !verdict.allow {
                 return verdict;

@@ -35,6 +35,15 @@ fn programs() -> Vec<String> {
             allow if true;
         "#
         .to_owned(),
+        // Expressions reading request strings and nested arguments: the request's
+        // symbols must resolve to their text.
+        r#"
+            allow if tool($t), $t.starts_with("get_"), arg("opts", $o), $o.get("units") == "metric";
+            allow if arg("tags", $t), $t.contains("metric"), caller($c), $c.length() > 2;
+            deny if session($s), $s.starts_with("evil");
+            allow if arg("f", $f), $f == "2.5", source_ip($ip), $ip.starts_with("10.");
+        "#
+        .to_owned(),
     ]
 }
 
@@ -104,6 +113,14 @@ fn actions() -> Vec<McpAction> {
         call("whoami", json!({"force": true})),
         call("get_weather", json!({"city": "Paris"})),
         call("get_weather", json!({"city": "London", "secret": 1})),
+        call(
+            "get_weather",
+            json!({"city": "Tokyo", "opts": {"days": 3, "units": "metric"}, "tags": ["x", "metric"], "f": 2.5}),
+        ),
+        call(
+            "echo",
+            json!({"f": 2.5, "tags": ["metric", "metric"], "opts": {"units": "imperial"}}),
+        ),
         McpAction::Protocol {
             method: "initialize".into(),
         },
@@ -175,7 +192,13 @@ fn compare(fast: &dyn PolicyEngine, reference: &dyn PolicyEngine, what: &str) {
     let callers = callers();
     let mut later = env();
     later.time += Duration::from_secs(100 * 365 * 24 * 3600);
-    for env in [env(), later] {
+    // Every context fact: address, another session, taints, protocol version.
+    let mut busy = env();
+    busy.source_ip = Some("10.1.2.3".parse().unwrap());
+    busy.session_id = Some("evil-1".into());
+    busy.taints = vec!["phi".into(), "pii".into()];
+    busy.protocol_version = Some("2025-06-18".into());
+    for env in [env(), later, busy] {
         for action in actions() {
             for hints in &annotations() {
                 for _round in 0..2 {
@@ -233,6 +256,65 @@ fn a_tight_run_limit_is_reported_alike() {
     );
     assert!(d.errors[0].starts_with("run_limit: "), "{d:?}");
     compare(&fast, &reference, "max_facts 8");
+}
+
+/// Request facts no rule, check or policy reads are left out of the loaded state's
+/// run, and `max_facts` accounts for them: at every limit around the count of facts
+/// the loaded state stops (or not) exactly where the per-request authorizer does.
+#[test]
+fn left_out_facts_count_against_max_facts_alike() {
+    let text = "n(1); n(2); n(3);\npair($x, $y) <- n($x), n($y);\nallow if tool($t);";
+    let mut busy = env();
+    busy.source_ip = Some("10.1.2.3".parse().unwrap());
+    busy.taints = vec!["phi".into(), "phi".into(), "pii".into()];
+    busy.protocol_version = Some("2025-06-18".into());
+    let loaded = engine(text)
+        .program
+        .loaded(callers()[0].biscuit.as_ref(), Mode::Targeted)
+        .unwrap();
+    for name in [
+        "session",
+        "source_ip",
+        "taint",
+        "caller",
+        "method",
+        "annotation",
+        "arg",
+    ] {
+        assert!(loaded.leaves_out(name), "{name} is read by nothing");
+    }
+    for name in ["tool", "n", "pair", "right", "user"] {
+        assert!(!loaded.leaves_out(name), "{name} is needed");
+    }
+    let mut flips = 0;
+    let mut before = None;
+    for max_facts in 0..60 {
+        let limits = AuthorizerLimits {
+            max_facts,
+            ..crate::testing::biscuit_limits()
+        };
+        let fast = BiscuitEngine::new(program(text), 1, limits.clone());
+        let reference = BiscuitEngine::new(program(text), 1, limits).uncached();
+        for id in &callers() {
+            for action in [call("echo", json!({"a": 1})), McpAction::Response] {
+                let want = ask(&reference, id, &action, &read_only(), &busy);
+                let got = ask(&fast, id, &action, &read_only(), &busy);
+                assert_eq!(got, want, "max_facts {max_facts}, {action:?}");
+            }
+        }
+        let d = ask(
+            &fast,
+            &callers()[0],
+            &call("echo", json!({})),
+            &read_only(),
+            &busy,
+        );
+        if before.is_some_and(|b| b != d.allow) {
+            flips += 1;
+        }
+        before = Some(d.allow);
+    }
+    assert_eq!(flips, 1, "the sweep crosses the limit once");
 }
 
 #[test]

@@ -276,7 +276,7 @@ fn read_item<'a>(
         Some(a) if first_byte(a) == b'n' => None,
         Some(a) if first_byte(a) == b'{' => {
             checked.object_into(a, members)?;
-            let mut map = Map::new();
+            let mut map = Map::with_capacity(members.len());
             for (key, value) in members.drain(..) {
                 map.insert(key.into_owned(), raw_value(value)?);
             }

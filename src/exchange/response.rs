@@ -1197,10 +1197,13 @@ mod tests {
         assert_eq!(out["result"]["tools"][0]["annotations"], overrides);
     }
 
+    /// What the listing rule was given for one item: its name, annotations and raw text.
+    type Seen = (String, Option<Map<String, Value>>, String);
+
     /// Records what the listing rule is given for each item.
     #[derive(Default)]
     struct Recorder {
-        seen: Vec<(String, Option<Map<String, Value>>, String)>,
+        seen: Vec<Seen>,
     }
     impl ListScope for Recorder {
         fn pending(&self) -> bool {

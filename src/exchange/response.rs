@@ -45,7 +45,7 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
-use crate::mcp::raw::{check, first_byte, Checked, ObjectWriter, RawObject};
+use crate::mcp::raw::{check, first_byte, raw_str, raw_value, Checked, ObjectWriter, RawObject};
 use crate::mcp::sse::{SseEvent, SseFramer};
 use crate::mcp::{id_key, ListKind};
 
@@ -114,6 +114,11 @@ pub fn filter_document(
     scope: &mut dyn ListScope,
     stats: &mut FilterStats,
 ) -> Option<Bytes> {
+    filter_text(bytes, scope, stats).map(Bytes::from)
+}
+
+/// [`filter_document`] as text (an SSE event's data is written from it).
+fn filter_text(bytes: &[u8], scope: &mut dyn ListScope, stats: &mut FilterStats) -> Option<String> {
     let checked = match check(bytes, MAX_RESPONSE_DEPTH) {
         Ok(checked) => checked,
         Err(e) => {
@@ -130,7 +135,7 @@ pub fn filter_document(
             }
             tracing::warn!(error = %e, "withholding unparseable upstream message");
             stats.withheld += 1;
-            return Some(Withheld::Unfilterable.body());
+            return Some(unfilterable_body());
         }
     };
     let text = checked.text();
@@ -138,7 +143,7 @@ pub fn filter_document(
     if trimmed.starts_with('[') {
         let Some(items) = checked.array(trimmed) else {
             stats.withheld += 1;
-            return Some(Withheld::Unfilterable.body());
+            return Some(unfilterable_body());
         };
         let filtered: Vec<Option<String>> = items
             .iter()
@@ -156,10 +161,15 @@ pub fn filter_document(
             out.push_str(filtered.as_deref().unwrap_or(item));
         }
         out.push(']');
-        Some(Bytes::from(out))
+        Some(out)
     } else {
-        filter_message(&checked, trimmed, scope, stats).map(Bytes::from)
+        filter_message(&checked, trimmed, scope, stats)
     }
+}
+
+/// [`Withheld::Unfilterable`]'s error without an id, as text.
+fn unfilterable_body() -> String {
+    Withheld::Unfilterable.error(None).to_string()
 }
 
 /// Filter one message (checked JSON text) if it answers a list request or looks like a
@@ -230,24 +240,48 @@ fn filter_message<'a>(
 /// One list item, checked: its name and annotations read, the rest left as raw text.
 struct ReadItem<'a> {
     raw: &'a str,
-    name: String,
+    name: Cow<'a, str>,
     annotations: Option<Map<String, Value>>,
 }
 
+/// The members of one object of checked text, a buffer reused from item to item.
+type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
+
 /// Read one item of a `kind` list, `None` if it is not a well-formed list item: an
 /// object with a string `kind.item_key()` and, if it has `annotations`, an object (or
-/// `null`, read as absent) there.
-fn read_item<'a>(checked: &Checked<'a>, raw: &'a str, kind: ListKind) -> Option<ReadItem<'a>> {
-    let item = checked.object(raw)?;
-    let name = item.get(kind.item_key())?;
+/// `null`, read as absent) there. `members` is scratch space.
+///
+/// The name and the annotations are read from the checked text's raw members
+/// ([`raw_str`], [`raw_value`]): the same values `serde_json::from_str` gives.
+fn read_item<'a>(
+    checked: &Checked<'a>,
+    raw: &'a str,
+    kind: ListKind,
+    members: &mut Members<'a>,
+) -> Option<ReadItem<'a>> {
+    checked.object_into(raw, members)?;
+    let find = |members: &Members<'a>, key: &str| {
+        members
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| *value)
+    };
+    let name = find(members, kind.item_key())?;
     if first_byte(name) != b'"' {
         return None;
     }
-    let name: String = serde_json::from_str(name).ok()?;
-    let annotations = match item.get("annotations") {
+    let name = raw_str(name)?;
+    let annotations = match find(members, "annotations") {
         None => None,
         Some(a) if first_byte(a) == b'n' => None,
-        Some(a) if first_byte(a) == b'{' => Some(serde_json::from_str(a).ok()?),
+        Some(a) if first_byte(a) == b'{' => {
+            checked.object_into(a, members)?;
+            let mut map = Map::with_capacity(members.len());
+            for (key, value) in members.drain(..) {
+                map.insert(key.into_owned(), raw_value(value)?);
+            }
+            Some(map)
+        }
         Some(_) => return None,
     };
     Some(ReadItem {
@@ -287,11 +321,12 @@ fn filter_lists<'a>(
             .ok_or_else(|| {
                 unfilterable(format!("`result.{}` is not an array", kind.result_key()))
             })?;
+        let mut members = Vec::new();
         let items = items
             .into_iter()
             .enumerate()
             .map(|(index, raw)| {
-                read_item(checked, raw, kind).ok_or_else(|| {
+                read_item(checked, raw, kind, &mut members).ok_or_else(|| {
                     unfilterable(format!(
                         "item {index} of `result.{}` has no string `{}` or bad `annotations`",
                         kind.result_key(),
@@ -386,22 +421,25 @@ fn write_answer(
     result: &RawObject<'_>,
     lists: &[(ListKind, Vec<Cow<'_, str>>)],
 ) -> String {
+    // One buffer for the whole answer: no part is written twice.
     let capacity = message
         .members
         .iter()
         .map(|(k, v)| k.len() + v.len() + 4)
-        .sum();
+        .sum::<usize>()
+        + CACHE_SCOPE.len()
+        + 16;
     let mut out = ObjectWriter::with_capacity(capacity);
     for (key, value) in &message.members {
         if key != "result" {
             out.member(key, value);
             continue;
         }
-        let mut written = ObjectWriter::with_capacity(value.len() + 32);
+        out.open(key);
         let mut scoped = false;
         for (key, value) in &result.members {
             if let Some((_, kept)) = lists.iter().find(|(kind, _)| kind.result_key() == key) {
-                let array = written.key(key);
+                let array = out.key(key);
                 array.push('[');
                 for (index, item) in kept.iter().enumerate() {
                     if index > 0 {
@@ -411,16 +449,16 @@ fn write_answer(
                 }
                 array.push(']');
             } else if key == CACHE_SCOPE {
-                written.member(key, "\"private\"");
+                out.member(key, "\"private\"");
                 scoped = true;
             } else {
-                written.member(key, value);
+                out.member(key, value);
             }
         }
         if !scoped {
-            written.member(CACHE_SCOPE, "\"private\"");
+            out.member(CACHE_SCOPE, "\"private\"");
         }
-        out.member(key, &written.finish());
+        out.close();
     }
     out.finish()
 }
@@ -703,8 +741,8 @@ fn filter_event(event: &SseEvent, scope: &mut dyn ListScope, stats: &mut FilterS
     if data.trim().is_empty() {
         return event.raw.clone();
     }
-    match filter_document(data.as_bytes(), scope, stats) {
-        Some(filtered) => event.with_data(&String::from_utf8_lossy(&filtered)),
+    match filter_text(data.as_bytes(), scope, stats) {
+        Some(filtered) => event.with_data(&filtered),
         None => event.raw.clone(),
     }
 }
@@ -1157,6 +1195,143 @@ mod tests {
         let out = filter_document(message.to_string().as_bytes(), &mut s, &mut stats).unwrap();
         let out: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(out["result"]["tools"][0]["annotations"], overrides);
+    }
+
+    /// What the listing rule was given for one item: its name, annotations and raw text.
+    type Seen = (String, Option<Map<String, Value>>, String);
+
+    /// Records what the listing rule is given for each item.
+    #[derive(Default)]
+    struct Recorder {
+        seen: Vec<Seen>,
+    }
+    impl ListScope for Recorder {
+        fn pending(&self) -> bool {
+            true
+        }
+        fn take(&mut self, _: &str) -> Option<ListKind> {
+            Some(ListKind::Tools)
+        }
+        fn keep(
+            &mut self,
+            _: ListKind,
+            name: &str,
+            annotations: Option<&Map<String, Value>>,
+            item: &ListItem<'_>,
+        ) -> bool {
+            self.seen
+                .push((name.to_owned(), annotations.cloned(), item.raw().to_owned()));
+            !name.starts_with("secret")
+        }
+    }
+
+    /// The names and annotations the rule sees, and the answer, are serde_json's reading
+    /// of the upstream's text: what the filter read before it read raw members.
+    fn reads_as_serde_json(text: &str) {
+        let mut scope = Recorder::default();
+        let mut stats = FilterStats::default();
+        let out = filter_document(text.as_bytes(), &mut scope, &mut stats).expect("filtered");
+        let message: Value = serde_json::from_str(text).unwrap();
+        let tools = message["result"]["tools"].as_array().unwrap();
+        assert_eq!(scope.seen.len(), tools.len(), "{text}");
+        for ((name, annotations, raw), tool) in scope.seen.iter().zip(tools) {
+            assert_eq!(Some(name.as_str()), tool["name"].as_str(), "{text}");
+            let expected = match &tool.get("annotations") {
+                None | Some(Value::Null) => None,
+                Some(a) => Some(a.as_object().unwrap().clone()),
+            };
+            assert_eq!(annotations, &expected, "{text}");
+            assert_eq!(&serde_json::from_str::<Value>(raw).unwrap(), tool, "{text}");
+        }
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        let mut expected = message.clone();
+        let kept: Vec<Value> = tools
+            .iter()
+            .filter(|t| !t["name"].as_str().unwrap().starts_with("secret"))
+            .cloned()
+            .collect();
+        expected["result"]["tools"] = Value::Array(kept);
+        expected["result"]["cacheScope"] = json!("private");
+        assert_eq!(out, expected, "{text}");
+    }
+
+    #[test]
+    fn names_and_annotations_are_read_as_serde_json_reads_them() {
+        let text = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[
+            {"name":"plain","annotations":{"readOnlyHint":true,"destructiveHint":false,"title":"T","x":null}},
+            {"name":"secr\u0065t","annotations":{"readOnlyHint":false}},
+            {"name":"esc\"aped\\ \u00e9\ud83d\ude00","annotations":{"t\u0069tle":"a\nb","n":-0,"m":1.0,"e":1e2,
+                "big":123456789012345678901234567890,"u":18446744073709551615,"i":-9223372036854775808,
+                "o":{"k":[1,{"z":"é"}]},"a":[],"s":"","u8":"€😀"}},
+            {"name":"none"},
+            {"name":"null","annotations":null},
+            {"name":"empty","annotations":{}},
+            {"annotations":{"readOnlyHint":true} , "name" : "spaced" , "inputSchema":{"type":"object"}}
+        ],"nextCursor":"c"}}"#;
+        reads_as_serde_json(text);
+        // pretty-printed, as some servers write
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<Value>(text).unwrap());
+        reads_as_serde_json(&pretty.unwrap());
+    }
+
+    fn annotation_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::String),
+            "[a-z\\\\\"/\u{0}-\u{1f}\u{7f}-\u{d7ff}]{0,20}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-zA-Z_\u{e9}\"\\\\]{0,12}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn generated_names_and_annotations_are_read_as_serde_json_reads_them(
+            tools in proptest::collection::vec(
+                (
+                    "[a-z\\\\\"\u{0}-\u{1f}\u{e9}]{0,24}",
+                    proptest::option::of(proptest::collection::btree_map(
+                        "[a-zA-Z_\u{e9}\"\\\\\u{1}]{0,12}",
+                        annotation_value(),
+                        0..6,
+                    )),
+                    proptest::bool::ANY,
+                ),
+                0..6,
+            ),
+            pretty in proptest::bool::ANY,
+        ) {
+            let tools: Vec<Value> = tools
+                .into_iter()
+                .map(|(name, annotations, hide)| {
+                    let name = if hide { format!("secret{name}") } else { name };
+                    let mut tool = json!({"name": name, "inputSchema": {"type": "object"}});
+                    if let Some(a) = annotations {
+                        tool["annotations"] = Value::Object(a.into_iter().collect());
+                    }
+                    tool
+                })
+                .collect();
+            let message = json!({"jsonrpc":"2.0","id":1,"result":{"tools":tools}});
+            let text = if pretty {
+                serde_json::to_string_pretty(&message).unwrap()
+            } else {
+                message.to_string()
+            };
+            reads_as_serde_json(&text);
+        }
     }
 
     /// Watches source calls by id key, recording what the filter reported.

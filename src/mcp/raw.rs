@@ -287,7 +287,9 @@ impl<'a> Scanner<'a> {
         let mut s = Scanner {
             bytes,
             text,
-            containers: Vec::new(),
+            // About one container per 30 bytes in a list answer: room for most without
+            // growing it many times.
+            containers: Vec::with_capacity(bytes.len() / 32),
             stack: Vec::new(),
             keys: Vec::new(),
         };
@@ -420,10 +422,7 @@ impl<'a> Scanner<'a> {
         let mut pos = pos + 1;
         let mut escaped = false;
         loop {
-            let at = pos
-                + b[pos..]
-                    .iter()
-                    .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            let at = string_stop(b, pos)?;
             match b[at] {
                 b'"' => return Some((at + 1, escaped)),
                 b'\\' => {
@@ -494,6 +493,44 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Eight bytes of `byte`.
+const fn splat(byte: u8) -> u64 {
+    0x0101_0101_0101_0101 * byte as u64
+}
+
+/// The position of the first `"`, `\\` or control character (below 0x20) at or after
+/// `pos` in `b`: where a string's plain run ends.
+///
+/// Eight bytes at a time (SWAR): for a word `w`, `(w - splat(n)) & !w & splat(0x80)` is
+/// non-zero exactly when some byte of `w` is below `n` (for `n` ≤ 0x80), and its lowest
+/// set bit is in the lowest such byte (a borrow only starts at a byte below `n`, and only
+/// moves up). A byte equal to `c` is a zero byte of `w ^ splat(c)`. So a word with no mark
+/// holds none of the three bytes, and the lowest mark is the first that does. The tail
+/// shorter than a word is read byte by byte.
+#[inline]
+fn string_stop(b: &[u8], mut pos: usize) -> Option<usize> {
+    const HIGH: u64 = splat(0x80);
+    while let Some(word) = b.get(pos..pos + 8) {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_le_bytes(bytes);
+        let quote = w ^ splat(b'"');
+        let backslash = w ^ splat(b'\\');
+        let marks = ((quote.wrapping_sub(splat(1)) & !quote)
+            | (backslash.wrapping_sub(splat(1)) & !backslash)
+            | (w.wrapping_sub(splat(0x20)) & !w))
+            & HIGH;
+        if marks != 0 {
+            return Some(pos + (marks.trailing_zeros() / 8) as usize);
+        }
+        pos += 8;
+    }
+    b.get(pos..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|at| pos + at)
+}
+
 /// The four hex digits at `pos`, as a UTF-16 unit.
 fn hex4(b: &[u8], pos: usize) -> Option<u32> {
     let digits = b.get(pos..pos + 4)?;
@@ -545,24 +582,43 @@ impl<'a> Checked<'a> {
     /// Splits `value` (a slice of this text holding one value, surrounding whitespace
     /// allowed) into its members if it is an object: keys unescaped, values raw.
     pub fn object(&self, value: &'a str) -> Option<RawObject<'a>> {
+        let mut members = Vec::new();
+        self.object_into(value, &mut members)?;
+        Some(RawObject { members })
+    }
+
+    /// [`Checked::object`] into `members` (cleared first), so that one buffer serves
+    /// many objects: `None` (and `members` empty) if `value` is not an object.
+    pub fn object_into(
+        &self,
+        value: &'a str,
+        members: &mut Vec<(Cow<'a, str>, &'a str)>,
+    ) -> Option<()> {
+        members.clear();
+        let split = self.split_object(value, members);
+        if split.is_none() {
+            members.clear();
+        }
+        split
+    }
+
+    fn split_object(
+        &self,
+        value: &'a str,
+        members: &mut Vec<(Cow<'a, str>, &'a str)>,
+    ) -> Option<()> {
         let b = self.text.as_bytes();
         let mut pos = self.ws(self.offset(value)?);
         if b.get(pos) != Some(&b'{') {
             return None;
         }
-        let mut members = Vec::new();
         pos = self.ws(pos + 1);
         if b.get(pos) == Some(&b'}') {
-            return Some(RawObject { members });
+            return Some(());
         }
         loop {
-            let end = string_end(b, pos)?;
-            let quoted = &self.text[pos..end];
-            let key = if quoted.contains('\\') {
-                Cow::Owned(serde_json::from_str::<String>(quoted).ok()?)
-            } else {
-                Cow::Borrowed(&quoted[1..quoted.len() - 1])
-            };
+            let (end, escaped) = string_end_escaped(b, pos)?;
+            let key = unquote(&self.text[pos..end], escaped)?;
             pos = self.ws(end);
             if b.get(pos) != Some(&b':') {
                 return None;
@@ -573,7 +629,7 @@ impl<'a> Checked<'a> {
             pos = self.ws(end);
             match b.get(pos) {
                 Some(b',') => pos = self.ws(pos + 1),
-                Some(b'}') => return Some(RawObject { members }),
+                Some(b'}') => return Some(()),
                 _ => return None,
             }
         }
@@ -607,17 +663,76 @@ impl<'a> Checked<'a> {
 
 /// The end of the checked string that starts at `pos` (one past its closing quote).
 fn string_end(b: &[u8], pos: usize) -> Option<usize> {
+    string_end_escaped(b, pos).map(|(end, _)| end)
+}
+
+/// [`string_end`], and whether the string has escapes.
+fn string_end_escaped(b: &[u8], pos: usize) -> Option<(usize, bool)> {
     if b.get(pos) != Some(&b'"') {
         return None;
     }
     let mut at = pos + 1;
+    let mut escaped = false;
     loop {
-        at += memchr::memchr2(b'"', b'\\', b.get(at..)?)?;
+        // Checked text has no control characters in strings: the first stop is a quote
+        // or a backslash.
+        at = string_stop(b, at)?;
         if b[at] == b'"' {
-            return Some(at + 1);
+            return Some((at + 1, escaped));
         }
+        escaped = true;
         at += 2;
     }
+}
+
+/// The text of a checked string as written (`quoted`, quotes included): borrowed unless
+/// it has escapes, else decoded by serde_json.
+fn unquote(quoted: &str, escaped: bool) -> Option<Cow<'_, str>> {
+    if escaped {
+        serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
+    } else {
+        quoted
+            .get(1..quoted.len().checked_sub(1)?)
+            .map(Cow::Borrowed)
+    }
+}
+
+/// The text of a raw JSON string value of checked text (quotes included), `None` if it
+/// is not a string: borrowed unless it has escapes.
+pub fn raw_str(raw: &str) -> Option<Cow<'_, str>> {
+    let raw = trim_ws(raw);
+    let (end, escaped) = string_end_escaped(raw.as_bytes(), 0)?;
+    if end != raw.len() {
+        return None;
+    }
+    unquote(raw, escaped)
+}
+
+/// `raw` without JSON whitespace around it.
+fn trim_ws(raw: &str) -> &str {
+    raw.trim_matches(|c| matches!(c, ' ' | '\n' | '\t' | '\r'))
+}
+
+/// A raw value of checked text as a `serde_json::Value`, equal to what
+/// `serde_json::from_str` reads from it: literals and strings without escapes directly,
+/// anything else through serde_json.
+pub fn raw_value(raw: &str) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    let raw = trim_ws(raw);
+    match raw {
+        "true" => return Some(Value::Bool(true)),
+        "false" => return Some(Value::Bool(false)),
+        "null" => return Some(Value::Null),
+        _ => {}
+    }
+    if raw.starts_with('"') {
+        if let Some((end, false)) = string_end_escaped(raw.as_bytes(), 0) {
+            if end == raw.len() {
+                return Some(Value::String(raw[1..end - 1].to_owned()));
+            }
+        }
+    }
+    serde_json::from_str(raw).ok()
 }
 
 /// One object of checked text: its members in document order, each value raw.
@@ -647,11 +762,14 @@ pub fn first_byte(raw: &str) -> u8 {
     raw.trim_start().as_bytes().first().copied().unwrap_or(b' ')
 }
 
-/// Appends JSON objects written from raw parts.
+/// Appends JSON objects written from raw parts, nested ones in the same buffer.
 #[derive(Debug, Default)]
 pub struct ObjectWriter {
     out: String,
+    /// Members written so far in the innermost open object.
     members: usize,
+    /// The same count for each enclosing open object.
+    outer: Vec<usize>,
 }
 
 impl ObjectWriter {
@@ -659,7 +777,25 @@ impl ObjectWriter {
     pub fn with_capacity(capacity: usize) -> Self {
         let mut out = String::with_capacity(capacity);
         out.push('{');
-        ObjectWriter { out, members: 0 }
+        ObjectWriter {
+            out,
+            members: 0,
+            outer: Vec::new(),
+        }
+    }
+
+    /// Start a member whose value is an object written next, in the same buffer, up to
+    /// [`ObjectWriter::close`].
+    pub fn open(&mut self, key: &str) {
+        self.key(key).push('{');
+        self.outer.push(self.members);
+        self.members = 0;
+    }
+
+    /// Close the object [`ObjectWriter::open`] started.
+    pub fn close(&mut self) {
+        self.out.push('}');
+        self.members = self.outer.pop().unwrap_or(0);
     }
 
     /// Start a member: its key (escaped here) and the colon; the caller writes the value
@@ -688,6 +824,13 @@ impl ObjectWriter {
 
 /// Write `text` as a JSON string.
 pub fn push_json_string(out: &mut String, text: &str) {
+    // serde_json escapes exactly these (and nothing else): none, nothing to escape.
+    if !text.bytes().any(|c| c == b'"' || c == b'\\' || c < 0x20) {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping; writing a `str` to a `String` cannot fail.
     match serde_json::to_string(text) {
         Ok(quoted) => out.push_str(&quoted),
@@ -804,6 +947,125 @@ mod tests {
         }
     }
 
+    /// The byte-by-byte reading [`string_stop`] replaces.
+    fn naive_stop(b: &[u8], pos: usize) -> Option<usize> {
+        b.get(pos..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|at| pos + at)
+    }
+
+    #[test]
+    fn the_word_scan_stops_where_the_byte_scan_does() {
+        // Every byte value at every offset of a word, after every alignment, with
+        // bytes on either side that come near the marks (0x1f/0x20, 0x21/0x23, 0x5b/0x5d,
+        // 0x7f, 0x80, 0xff): a borrow or a near miss must not hide or invent a stop.
+        let fillers: &[u8] = &[b'a', 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xff, 0x01];
+        for &filler in fillers {
+            for len in 0..20 {
+                for at in 0..len {
+                    for byte in 0..=255u8 {
+                        let mut b = vec![filler; len];
+                        b[at] = byte;
+                        for pos in 0..=len {
+                            assert_eq!(
+                                string_stop(&b, pos),
+                                naive_stop(&b, pos),
+                                "filler {filler:#x} len {len} byte {byte:#x} at {at} from {pos}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(string_stop(b"abc", 4), None);
+    }
+
+    #[test]
+    fn strings_read_the_same_whatever_falls_on_a_word_boundary() {
+        // A string of plain text with one special part at every offset, the string itself
+        // at every alignment: the scanner's verdict and split are parse_strict's.
+        let specials: &[&[u8]] = &[
+            b"\x01",
+            b"\x1f",
+            b"\x7f",
+            b" ",
+            b"\\\"",
+            b"\\\\",
+            b"\\/",
+            b"\\n",
+            b"\\u0041",
+            b"\\u001f",
+            b"\\ud83d\\ude00",
+            b"\\ud800",
+            b"\\ud800x",
+            b"\\udc00",
+            b"\\x",
+            b"\\",
+            b"\"",
+            b"\xc3\xa9",
+            b"\xe2\x82\xac",
+            b"\xf0\x9f\x98\x80",
+            b"\xc3",
+            b"\xff",
+        ];
+        for special in specials {
+            for lead in 0..9 {
+                for at in 0..18 {
+                    let mut text = b"[".to_vec();
+                    text.extend(std::iter::repeat_n(b' ', lead));
+                    text.push(b'"');
+                    text.extend(std::iter::repeat_n(b'p', at));
+                    text.extend_from_slice(special);
+                    text.extend(std::iter::repeat_n(b'q', 17 - at));
+                    text.extend_from_slice(b"\",{\"k");
+                    text.extend_from_slice(special);
+                    text.extend_from_slice(b"\":1}]");
+                    let strict = parse_strict(&text, 8);
+                    let scanned = check(&text, 8);
+                    let shown = String::from_utf8_lossy(&text);
+                    assert_eq!(
+                        scanned.as_ref().map(|_| ()).map_err(Clone::clone),
+                        strict.as_ref().map(|_| ()).map_err(Clone::clone),
+                        "{shown}"
+                    );
+                    if let (Ok(checked), Ok(tree)) = (scanned, strict) {
+                        let items = checked.array(checked.text()).unwrap();
+                        assert_eq!(raw_value(items[0]).as_ref(), Some(&tree[0]), "{shown}");
+                        assert_eq!(raw_str(items[0]).as_deref(), tree[0].as_str(), "{shown}");
+                        let object = checked.object(items[1]).unwrap();
+                        let key = tree[1].as_object().unwrap().keys().next().unwrap();
+                        assert_eq!(object.members[0].0, key.as_str(), "{shown}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn raw_values_read_as_serde_json_reads_them() {
+        let text = r#"[true,false,null,"","plain","é€😀","a\"b","\\","\u0041\ud83d\ude00",
+            0,-0,1,-1,1.0,-0.0,1e2,1E-2,123456789012345678901234567890,18446744073709551615,
+            -9223372036854775808,{},[],{"a":[1,{"b":null}]},[" x "]]"#;
+        let checked = check(text.as_bytes(), 8).unwrap();
+        for raw in checked.array(checked.text()).unwrap() {
+            let expected: serde_json::Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(raw_value(raw), Some(expected.clone()), "{raw}");
+            assert_eq!(raw_str(raw).as_deref(), expected.as_str(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn keys_are_written_as_serde_json_writes_them() {
+        let mut texts: Vec<String> = (0..=0x7f_u8).map(|c| format!("a{}b", c as char)).collect();
+        texts.extend(["", "plain", "é€😀", "\u{2028}\u{2029}", "\u{fffd}"].map(String::from));
+        for text in texts {
+            let mut out = String::new();
+            push_json_string(&mut out, &text);
+            assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+        }
+    }
+
     #[test]
     fn objects_split_into_raw_members_in_order() {
         let text = r#"{"z": [1, 2], "a\u0062": {"x": "y}"} , "n": null,"s":"a\"b","k":-1.5}"#;
@@ -824,6 +1086,16 @@ mod tests {
         let mut w = ObjectWriter::with_capacity(16);
         w.member("a\"b", "[1]");
         w.member("c", "null");
-        assert_eq!(w.finish(), r#"{"a\"b":[1],"c":null}"#);
+        w.open("o");
+        w.member("d", "1");
+        w.open("e");
+        w.close();
+        w.member("f", "2");
+        w.close();
+        w.member("g", "3");
+        assert_eq!(
+            w.finish(),
+            r#"{"a\"b":[1],"c":null,"o":{"d":1,"e":{},"f":2},"g":3}"#
+        );
     }
 }

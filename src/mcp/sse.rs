@@ -20,6 +20,8 @@
 //! ([`SseFramer::with_limit`]); an event larger than that is an error, never a reason
 //! to pass bytes through unexamined.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use memchr::memchr2;
 
@@ -191,7 +193,12 @@ impl SseEvent {
             let Some(value) = data_value(line) else {
                 continue;
             };
-            let value = String::from_utf8_lossy(value);
+            // Valid UTF-8 (the usual case) is checked by the fast validator; only
+            // invalid bytes go through the replacing decoder (same text either way).
+            let value = match std::str::from_utf8(value) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => String::from_utf8_lossy(value),
+            };
             match &mut data {
                 None => data = Some(value.into_owned()),
                 Some(data) => {

@@ -180,7 +180,8 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 
 /// The value `part` (a slice of `checked`'s text) holds, read through the split alone:
 /// objects and arrays by [`Checked::object`](crate::mcp::raw::Checked::object) and
-/// [`Checked::array`](crate::mcp::raw::Checked::array), scalars by serde_json.
+/// [`Checked::array`](crate::mcp::raw::Checked::array), scalars by serde_json (and
+/// [`raw_value`](crate::mcp::raw::raw_value) held to it).
 fn rebuilt(checked: &crate::mcp::raw::Checked<'_>, part: &str) -> Value {
     if let Some(object) = checked.object(part) {
         let mut map = serde_json::Map::new();
@@ -192,7 +193,20 @@ fn rebuilt(checked: &crate::mcp::raw::Checked<'_>, part: &str) -> Value {
     if let Some(items) = checked.array(part) {
         return Value::Array(items.iter().map(|item| rebuilt(checked, item)).collect());
     }
-    serde_json::from_str(part).expect("a checked scalar")
+    let scalar: Value = serde_json::from_str(part).expect("a checked scalar");
+    // The filter's own reading of a raw scalar (an item's name and annotations) is
+    // serde_json's.
+    assert_eq!(
+        crate::mcp::raw::raw_value(part).as_ref(),
+        Some(&scalar),
+        "raw_value of {part}"
+    );
+    assert_eq!(
+        crate::mcp::raw::raw_str(part).as_deref(),
+        scalar.as_str(),
+        "raw_str of {part}"
+    );
+    scalar
 }
 
 /// The strict parser against `serde_json` on one input.

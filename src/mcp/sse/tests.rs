@@ -330,3 +330,20 @@ fn default_is_new() {
         .expect("no limit");
     assert_eq!(framer.pending_len(), 1 << 20);
 }
+
+#[test]
+fn data_decodes_invalid_utf8_with_replacement_and_valid_text_as_it_is() {
+    let raw: &[u8] =
+        b"id: 1\ndata: caf\xc3\xa9 \xe2\x82\xac\ndata: bad \xff\xc3 end\ndata:\xf0\x9f\x98\x80\n\n";
+    let event = SseEvent {
+        raw: Bytes::copy_from_slice(raw),
+    };
+    let expected = format!(
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(b"caf\xc3\xa9 \xe2\x82\xac"),
+        String::from_utf8_lossy(b"bad \xff\xc3 end"),
+        "\u{1f600}"
+    );
+    assert_eq!(event.data().as_deref(), Some(expected.as_str()));
+    assert!(expected.contains('\u{fffd}'));
+}

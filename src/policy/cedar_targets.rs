@@ -18,17 +18,21 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use cedar_policy::{Entities, Entity, EntityUid, PolicySet};
+use cedar_policy::{Entities, Entity, EntityUid};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
-use super::index::{Class, Selection};
+use super::eval::Plan;
+use super::index::{Candidates, Class, Selection};
 use super::{BuildError, CedarEngine};
 use crate::mcp::{CompletionRef, McpAction};
 use crate::policy::DefinitionFacts;
 
 /// Targets kept per caller.
 pub(super) const MAX_TARGETS: usize = 64;
+
+/// Plans kept per target (one per action and set of candidates, `cedar_eval.rs`).
+const MAX_PLANS: usize = 8;
 
 /// What a question's resource entity is built from, borrowed from the request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,6 +171,9 @@ pub(super) struct Target {
     pub(super) entities: Entities,
     /// The policies that can apply, per action asked about this target.
     selections: Mutex<Vec<(&'static str, Arc<Selection>)>>,
+    /// Candidates partially evaluated for this caller and target. An entry keeps its
+    /// candidates alive, so the pointer it is found by cannot be reused by others.
+    plans: Mutex<Vec<(Candidates, Arc<Plan>)>>,
 }
 
 impl Target {
@@ -178,7 +185,7 @@ impl Target {
         action: &'static str,
         class: &Class,
         taints: &[String],
-    ) -> Result<Arc<PolicySet>, BuildError> {
+    ) -> Result<Candidates, BuildError> {
         let known = self
             .selections
             .lock()
@@ -204,6 +211,38 @@ impl Target {
             }
         };
         Ok(selection.policies(&engine.policies, taints))
+    }
+
+    /// `candidates` (from [`Self::policies`]) partially evaluated for the caller
+    /// `principal` doing `action` on this target, built on first use.
+    pub(super) fn plan(
+        &self,
+        candidates: &Candidates,
+        principal: &EntityUid,
+        action: &EntityUid,
+    ) -> Arc<Plan> {
+        let known = self
+            .plans
+            .lock()
+            .iter()
+            .find(|(c, _)| Arc::ptr_eq(c, candidates))
+            .map(|(_, plan)| plan.clone());
+        if let Some(plan) = known {
+            return plan;
+        }
+        let plan = Arc::new(Plan::new(
+            candidates,
+            principal,
+            action,
+            &self.resource_uid,
+            &self.entities,
+        ));
+        let mut plans = self.plans.lock();
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        plans.push((candidates.clone(), plan.clone()));
+        plan
     }
 }
 
@@ -247,6 +286,7 @@ impl Targets {
             resource_uid,
             entities,
             selections: Mutex::new(Vec::new()),
+            plans: Mutex::new(Vec::new()),
         });
         let mut entries = self.entries.lock();
         if entries.len() >= MAX_TARGETS {

@@ -6,9 +6,8 @@
 //! That was about a third of a decision. Here the record is built directly from values
 //! (`cedar-policy-core`'s `Value`, what that evaluation produces), and the extension
 //! values come evaluated from a small cache (per second, per address,
-//! `extension_cache.rs`). The arguments are still converted by `convert.rs` (the one
-//! mapping from JSON, which refuses `__entity` and friends any meaning) and evaluated
-//! by Cedar's restricted evaluator, as `from_pairs` did.
+//! `extension_cache.rs`). The arguments are converted by `convert.rs` (the one mapping
+//! from JSON, which gives `__entity` and friends no meaning) straight into values.
 //!
 //! The shape (see `cedar.rs`'s module docs): `arguments`, `time`, `datetime`, optional
 //! `source_ip`, `session { id, taints }`, `protocol_version`, optional `agent`, optional
@@ -17,10 +16,8 @@
 
 use std::time::UNIX_EPOCH;
 
-use cedar_policy::{Context, RestrictedExpression};
+use cedar_policy::Context;
 use cedar_policy_core::ast::{self, Value, ValueKind};
-use cedar_policy_core::evaluator::RestrictedEvaluator;
-use cedar_policy_core::extensions::Extensions;
 
 use super::BuildError;
 use crate::auth::{ClientCert, Identity};
@@ -28,14 +25,6 @@ use crate::mcp::McpAction;
 use crate::policy::convert;
 use crate::policy::extension_cache::ExtensionCache;
 use crate::policy::RequestEnv;
-
-/// Evaluates `expr` as `Context::from_pairs` evaluates an attribute.
-pub(super) fn evaluate(expr: &RestrictedExpression) -> Result<Value, BuildError> {
-    let expr: &ast::RestrictedExpr = expr.as_ref();
-    RestrictedEvaluator::new(Extensions::all_available())
-        .interpret(expr.as_borrowed())
-        .map_err(context_error)
-}
 
 /// An attribute Cedar could not evaluate: the context cannot be built (a deny).
 fn context_error(e: impl std::fmt::Display) -> BuildError {
@@ -48,7 +37,7 @@ fn context_error(e: impl std::fmt::Display) -> BuildError {
 pub(super) fn arguments(action: &McpAction) -> Result<Value, BuildError> {
     match action {
         McpAction::CallTool { arguments, .. } | McpAction::GetPrompt { arguments, .. } => {
-            evaluate(&convert::object_to_record(arguments, "arguments")?)
+            Ok(convert::object_to_value(arguments, "arguments")?)
         }
         _ => Ok(Value::empty_record(None)),
     }
@@ -139,9 +128,11 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
+    use cedar_policy::RestrictedExpression;
+
     use super::super::tests::{env, user};
     use super::*;
-    use crate::policy::extension_cache::rfc3339_utc;
+    use crate::policy::extension_cache::{evaluate, rfc3339_utc};
 
     /// The context as `Context::from_pairs` builds it from expressions: what [`build`]
     /// must equal.

@@ -14,22 +14,22 @@
 //! around it is ours, and a differential property test holds it to the authorizer's
 //! answer (`cedar_decide_tests.rs`).
 //!
-//! **Plans.** Most of a condition does not depend on the request's context: the scope,
+//! **Plans.** Much of a condition does not depend on the request's context: the scope,
 //! the principal's and the resource's attributes. Per caller and target (they are kept
 //! together, `cedar_targets.rs`) each candidate is partially evaluated once with the
 //! context unknown ([`Plan::new`]): a policy that is then true is satisfied for every
-//! request on that target, one that is false is dropped, and of the others only the
-//! residual Cedar leaves is evaluated per request. This is Cedar's own partial
-//! evaluation, whose result is sound for every context: substituting the context into
-//! the residual gives what the whole condition gives, errors included (a part that
-//! fails while the context is unknown is kept as written). A condition that fails
-//! before reaching the context, or gives something other than a boolean, is kept whole
-//! and evaluated per request, so its error is exactly the one Cedar reports.
+//! request on that target, and one that is false is dropped; the others are evaluated
+//! whole per request. This is Cedar's own partial evaluation, sound for every context:
+//! a value it reaches without the context is the value every context gives, and a
+//! condition that fails or leaves a residual is evaluated as written, so its errors are
+//! exactly the ones Cedar reports. (The residual itself is not kept: it holds the
+//! context as an unknown, and substituting the context into it per request converts
+//! the whole record into an expression and evaluates it again, which costs more than
+//! the condition.)
 //!
 //! Fail closed: a condition that does not evaluate to a boolean, or leaves a residual
 //! (neither can happen for a complete request), is a build error, so a deny.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use cedar_policy::{AuthorizationError, Effect, Entities, EntityUid, Policy, PolicyId, Request};
@@ -38,12 +38,7 @@ use cedar_policy_core::authorizer;
 use cedar_policy_core::evaluator::Evaluator;
 use cedar_policy_core::extensions::Extensions;
 
-use smol_str::SmolStr;
-
 use super::BuildError;
-
-/// The name Cedar gives the unknown context in a residual.
-const CONTEXT: &str = "context";
 
 /// One policy, ready to evaluate.
 pub(super) struct Compiled {
@@ -76,10 +71,8 @@ impl Compiled {
 enum Step {
     /// True for every context.
     Satisfied,
-    /// Cedar's residual: the context is in it as the unknown `context`.
-    Residual(ast::Expr),
-    /// The whole condition, evaluated per request.
-    Whole,
+    /// Evaluated per request.
+    Evaluate,
 }
 
 /// A target's candidates for one caller, partially evaluated (module docs).
@@ -109,10 +102,9 @@ impl Plan {
                     Ok(PartialValue::Value(value)) => match value.value_kind() {
                         ValueKind::Lit(Literal::Bool(true)) => Step::Satisfied,
                         ValueKind::Lit(Literal::Bool(false)) => return None,
-                        _ => Step::Whole,
+                        _ => Step::Evaluate,
                     },
-                    Ok(PartialValue::Residual(residual)) => Step::Residual(residual),
-                    Err(_) => Step::Whole,
+                    Ok(PartialValue::Residual(_)) | Err(_) => Step::Evaluate,
                 };
                 Some((Arc::clone(policy), step))
             })
@@ -166,25 +158,10 @@ pub(super) fn evaluate<'a>(
         forbids: Vec::new(),
         errors: Vec::new(),
     };
-    // What the unknown `context` of the residuals stands for.
-    let mut bindings: Option<HashMap<SmolStr, ast::Value>> = None;
     for (policy, step) in &plan.steps {
-        let substituted;
-        let condition = match step {
-            Step::Satisfied => None,
-            Step::Whole => Some(&policy.condition),
-            Step::Residual(residual) => {
-                let bindings = match &mut bindings {
-                    Some(bindings) => bindings,
-                    none => none.insert(context_binding(core_request)?),
-                };
-                substituted = residual.substitute(bindings);
-                Some(&substituted)
-            }
-        };
-        let satisfied = match condition {
-            None => true,
-            Some(condition) => match evaluator.partial_interpret(condition, &policy.env) {
+        let satisfied = match step {
+            Step::Satisfied => true,
+            Step::Evaluate => match evaluator.partial_interpret(&policy.condition, &policy.env) {
                 Ok(PartialValue::Value(value)) => match value.value_kind() {
                     ValueKind::Lit(Literal::Bool(b)) => *b,
                     _ => return Err(not_a_decision(&policy.id, "a value that is not a boolean")),
@@ -211,19 +188,6 @@ pub(super) fn evaluate<'a>(
         }
     }
     Ok(outcome)
-}
-
-/// `context` ↦ the request's context record, for [`ast::Expr::substitute`].
-fn context_binding(request: &ast::Request) -> Result<HashMap<SmolStr, ast::Value>, BuildError> {
-    match request.context() {
-        Some(ast::Context::Value(attributes)) => Ok(HashMap::from([(
-            SmolStr::new_static(CONTEXT),
-            ast::Value::record_arc(Arc::clone(attributes), None),
-        )])),
-        _ => Err(BuildError::Request {
-            message: "the request context is not a value".to_owned(),
-        }),
-    }
 }
 
 fn not_a_decision(id: &PolicyId, what: &str) -> BuildError {

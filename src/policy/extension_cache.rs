@@ -30,8 +30,9 @@ pub(crate) struct ExtensionCache {
     ips: Mutex<LruCache<IpAddr, Value>>,
 }
 
-/// What Cedar's restricted evaluator makes of `expr`.
-fn evaluate(expr: &RestrictedExpression) -> Result<Value, EvaluationError> {
+/// What Cedar's restricted evaluator makes of `expr` (as `Context::from_pairs` evaluates
+/// an attribute).
+pub(crate) fn evaluate(expr: &RestrictedExpression) -> Result<Value, EvaluationError> {
     let expr: &cedar_policy_core::ast::RestrictedExpr = expr.as_ref();
     RestrictedEvaluator::new(Extensions::all_available()).interpret(expr.as_borrowed())
 }

@@ -13,9 +13,8 @@
 //! included), never trusted by the hash alone; at [`MAX_TARGETS`] a caller's entries are
 //! emptied and refill, so memory stays bounded (with the callers' own bound).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use cedar_policy::{Entities, Entity, EntityUid};
@@ -90,23 +89,20 @@ impl<'a> TargetRef<'a> {
         }
     }
 
-    fn key(self) -> u64 {
-        let mut hasher = DefaultHasher::new();
+    fn key(self, state: &foldhash::fast::RandomState) -> u64 {
         match self {
             TargetRef::Tool {
                 name, definition, ..
-            } => (
+            } => state.hash_one((
                 0u8,
                 name,
                 definition.pinned,
                 definition.invisible_characters,
-            )
-                .hash(&mut hasher),
-            TargetRef::Resource(uri) => (1u8, uri).hash(&mut hasher),
-            TargetRef::Prompt(name) => (2u8, name).hash(&mut hasher),
-            TargetRef::Method(method) => (3u8, method).hash(&mut hasher),
+            )),
+            TargetRef::Resource(uri) => state.hash_one((1u8, uri)),
+            TargetRef::Prompt(name) => state.hash_one((2u8, name)),
+            TargetRef::Method(method) => state.hash_one((3u8, method)),
         }
-        hasher.finish()
     }
 
     fn to_owned(self) -> OwnedTarget {
@@ -250,6 +246,9 @@ impl Target {
 #[derive(Default)]
 pub(super) struct Targets {
     entries: Mutex<HashMap<u64, Arc<Target>>>,
+    /// Hashes the key (foldhash: entries are compared whole, so a collision costs a
+    /// rebuild, never a wrong answer).
+    state: foldhash::fast::RandomState,
 }
 
 /// A target's entity, then its store: the store's error comes later in a decision's
@@ -264,7 +263,7 @@ impl Targets {
         entities: &Entities,
         target: TargetRef<'_>,
     ) -> Built {
-        let key = target.key();
+        let key = target.key(&self.state);
         if let Some(known) = self.entries.lock().get(&key) {
             if known.target.is(target) {
                 return Ok(Ok(known.clone()));

@@ -40,37 +40,17 @@
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use cedar_policy::{
-    ActionConstraint, AuthorizationError, Authorizer, Context, Decision as CedarDecision, Effect,
-    Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request,
-    RestrictedExpression,
+    ActionConstraint, Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName,
+    EntityUid, Policy, PolicyId, PolicySet, Request, RestrictedExpression,
 };
+#[cfg(test)]
+use cedar_policy::{AuthorizationError, Decision as CedarDecision};
+use cedar_policy_core::ast;
 use serde_json::{json, Map, Value};
 
 use super::convert::{self, ConvertError};
-
-/// `context.mtls`: the connection's verified client certificate (`spiffe_id` is `""`
-/// when the certificate has none).
-fn mtls_record(cert: &crate::auth::ClientCert) -> Result<RestrictedExpression, BuildError> {
-    let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
-    RestrictedExpression::new_record([
-        (
-            "spiffe_id".to_owned(),
-            string(cert.spiffe_id.as_deref().unwrap_or("")),
-        ),
-        (
-            "dns".to_owned(),
-            RestrictedExpression::new_set(cert.dns.iter().map(|d| string(d))),
-        ),
-        ("subject".to_owned(), string(&cert.subject)),
-        ("fingerprint".to_owned(), string(&cert.fingerprint)),
-    ])
-    .map_err(|e| BuildError::Context {
-        message: e.to_string(),
-    })
-}
 
 #[cfg(test)]
 use super::extension_cache::rfc3339_utc;
@@ -81,7 +61,9 @@ use super::{
     RequestEnv,
 };
 use crate::auth::Identity;
-use crate::mcp::{ListKind, McpAction};
+use crate::mcp::ListKind;
+#[cfg(test)]
+use crate::mcp::McpAction;
 
 /// Every action the proxy sends, as `Action::"<name>"`.
 pub const ACTIONS: [&str; 12] = [
@@ -484,58 +466,14 @@ impl CedarEngine {
         Entity::new_no_attrs(self.uid(&self.types.method, method), HashSet::new())
     }
 
+    /// The request context, built as Cedar's evaluated values (`cedar_context.rs`).
     fn context(
         &self,
         identity: &Identity,
         env: &RequestEnv,
-        arguments: RestrictedExpression,
+        arguments: ast::Value,
     ) -> Result<Context, BuildError> {
-        let secs = env
-            .time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let session = RestrictedExpression::new_record([
-            (
-                "id".to_owned(),
-                RestrictedExpression::new_string(env.session_id.clone().unwrap_or_default()),
-            ),
-            (
-                "taints".to_owned(),
-                RestrictedExpression::new_set(
-                    env.taints
-                        .iter()
-                        .cloned()
-                        .map(RestrictedExpression::new_string),
-                ),
-            ),
-        ])
-        .map_err(|e| BuildError::Context {
-            message: e.to_string(),
-        })?;
-        let mut pairs = Vec::with_capacity(8);
-        pairs.push(("arguments".to_owned(), arguments));
-        pairs.push(("time".to_owned(), RestrictedExpression::new_long(secs)));
-        pairs.push(("datetime".to_owned(), self.extensions.datetime(secs)));
-        if let Some(ip) = env.source_ip {
-            pairs.push(("source_ip".to_owned(), self.extensions.ip(ip)));
-        }
-        pairs.push(("session".to_owned(), session));
-        pairs.push((
-            "protocol_version".to_owned(),
-            RestrictedExpression::new_string(env.protocol_version.clone().unwrap_or_default()),
-        ));
-        if let Some(agent) = &identity.agent {
-            pairs.push((
-                "agent".to_owned(),
-                RestrictedExpression::new_string(agent.clone()),
-            ));
-        }
-        if let Some(cert) = &env.mtls {
-            pairs.push(("mtls".to_owned(), mtls_record(cert)?));
-        }
-        Context::from_pairs(pairs).map_err(|e| BuildError::Context {
-            message: e.to_string(),
-        })
+        context::build(&self.extensions, identity, env, arguments)
     }
 
     /// A decision's question, in the order of [`Self::naive_decide`] so that the same
@@ -554,7 +492,7 @@ impl CedarEngine {
                 None
             }
         };
-        let context = self.context(request.identity, request.env, arguments(action)?)?;
+        let context = self.context(request.identity, request.env, context::arguments(action)?)?;
         let caller = caller?;
         let target = target.unwrap_or_else(|| unreachable!("built with the caller"))?;
         let action_uid = self.action_uid(name)?;
@@ -565,10 +503,15 @@ impl CedarEngine {
             target.resource_uid.clone(),
             context,
         )?;
-        let response = self
-            .authorizer
-            .is_authorized(&cedar_request, &policies, &target.entities);
-        Ok(self.judge(action.allowed_unless_forbidden(), &response))
+        let plan = target.plan(&policies, &caller.principal_uid, action_uid);
+        let outcome = eval::evaluate(&plan, &cedar_request, &target.entities)?;
+        let reasons = outcome.reasons().to_vec();
+        Ok(self.judge(
+            action.allowed_unless_forbidden(),
+            outcome.allowed(),
+            reasons.into_iter(),
+            outcome.errors.into_iter(),
+        ))
     }
 
     /// The unoptimised decision the optimised one must equal: every policy of the
@@ -580,7 +523,8 @@ impl CedarEngine {
             let name = action.policy_action();
             let resource = targets::TargetRef::of(action, request.annotations, request.definition)
                 .entity(self)?;
-            let context = self.context(request.identity, request.env, arguments(action)?)?;
+            let context =
+                self.context(request.identity, request.env, context::arguments(action)?)?;
             let principal = self.principal(request.identity)?;
             let principal_uid = principal.uid();
             let resource_uid = resource.uid();
@@ -597,26 +541,50 @@ impl CedarEngine {
             let response = self
                 .authorizer
                 .is_authorized(&request_, &self.naive, &entities);
-            Ok(self.judge(action.allowed_unless_forbidden(), &response))
+            Ok(self.judge_response(action.allowed_unless_forbidden(), &response))
         };
         run().unwrap_or_else(|e| Decision::deny_error(e.to_string(), self.generation))
     }
 
     /// Turns Cedar's response into a [`Decision`] (see the module docs for the rules).
-    fn judge(&self, allowed_unless_forbidden: bool, response: &cedar_policy::Response) -> Decision {
+    #[cfg(test)]
+    fn judge_response(
+        &self,
+        allowed_unless_forbidden: bool,
+        response: &cedar_policy::Response,
+    ) -> Decision {
         let diagnostics = response.diagnostics();
-        let mut reasons: Vec<String> = diagnostics.reason().map(id_string).collect();
-        reasons.sort();
-        let mut errors = Vec::new();
-        let mut errored_forbids = Vec::new();
-        for error in diagnostics.errors() {
-            errors.push(error.to_string());
+        let errors = diagnostics.errors().map(|error| {
             let AuthorizationError::PolicyEvaluationError(e) = error;
-            if self.forbids.contains(e.policy_id()) {
-                errored_forbids.push(id_string(e.policy_id()));
+            (error.to_string(), e.policy_id())
+        });
+        self.judge(
+            allowed_unless_forbidden,
+            response.decision() == CedarDecision::Allow,
+            diagnostics.reason(),
+            errors,
+        )
+    }
+
+    /// Turns the authorizer's answer (its decision, reasons and errors with the policy
+    /// that raised each) into a [`Decision`] (see the module docs for the rules).
+    fn judge<'p>(
+        &self,
+        allowed_unless_forbidden: bool,
+        cedar_allow: bool,
+        reasons: impl Iterator<Item = &'p PolicyId>,
+        errors: impl Iterator<Item = (String, &'p PolicyId)>,
+    ) -> Decision {
+        let mut reasons: Vec<String> = reasons.map(id_string).collect();
+        reasons.sort();
+        let mut messages = Vec::new();
+        let mut errored_forbids = Vec::new();
+        for (message, policy) in errors {
+            messages.push(message);
+            if self.forbids.contains(policy) {
+                errored_forbids.push(id_string(policy));
             }
         }
-        let cedar_allow = response.decision() == CedarDecision::Allow;
         let allow = errored_forbids.is_empty()
             && (cedar_allow || (allowed_unless_forbidden && reasons.is_empty()));
         let policy_ids = if allow {
@@ -633,18 +601,14 @@ impl CedarEngine {
         Decision {
             allow,
             policy_ids,
-            errors,
+            errors: messages,
             generation: self.generation,
         }
     }
 
     /// The caller-dependent parts of one list result's questions, built once.
     fn listing_parts(&self, query: &ListQuery<'_>) -> Result<ListingParts, BuildError> {
-        let context = self.context(
-            query.identity,
-            query.env,
-            convert::empty_record("arguments")?,
-        )?;
+        let context = self.context(query.identity, query.env, ast::Value::empty_record(None))?;
         Ok(ListingParts {
             caller: self.callers.get(self, query.identity)?,
             context,
@@ -785,6 +749,10 @@ impl PolicyEngine for CedarEngine {
 
 #[path = "cedar_callers.rs"]
 mod callers;
+#[path = "cedar_context.rs"]
+mod context;
+#[path = "cedar_eval.rs"]
+mod eval;
 #[path = "cedar_index.rs"]
 mod index;
 #[path = "cedar_listing.rs"]
@@ -812,16 +780,6 @@ fn id_string(id: &PolicyId) -> String {
     } else {
         id.to_string()
     }
-}
-
-/// The `context.arguments` record of `action` (`{}` for actions without arguments).
-fn arguments(action: &McpAction) -> Result<RestrictedExpression, BuildError> {
-    Ok(match action {
-        McpAction::CallTool { arguments, .. } | McpAction::GetPrompt { arguments, .. } => {
-            convert::object_to_record(arguments, "arguments")?
-        }
-        _ => convert::empty_record("arguments")?,
-    })
 }
 
 /// Fill in the MCP spec's defaults for tool hints a server did not declare (or declared

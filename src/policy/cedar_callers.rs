@@ -13,7 +13,7 @@
 //! scopes it matches, see `cedar_index.rs`) and its recent targets (`cedar_targets.rs`).
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use cedar_policy::{Entities, EntityUid};
@@ -45,16 +45,19 @@ pub(super) struct Caller {
 #[derive(Default)]
 pub(super) struct Callers {
     entries: Mutex<HashMap<u64, Arc<Caller>>>,
+    /// Hashes the key (foldhash: entries are compared whole, so a collision costs a
+    /// rebuild, never a wrong answer).
+    state: foldhash::fast::RandomState,
 }
 
-fn key(identity: &Identity) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    identity.subject.hash(&mut hasher);
-    identity.agent.hash(&mut hasher);
-    identity.roles.hash(&mut hasher);
-    identity.scopes.hash(&mut hasher);
-    identity.method.hash(&mut hasher);
-    hasher.finish()
+fn key(state: &foldhash::fast::RandomState, identity: &Identity) -> u64 {
+    state.hash_one((
+        &identity.subject,
+        &identity.agent,
+        &identity.roles,
+        &identity.scopes,
+        &identity.method,
+    ))
 }
 
 impl Callers {
@@ -64,7 +67,7 @@ impl Callers {
         engine: &CedarEngine,
         identity: &Identity,
     ) -> Result<Arc<Caller>, BuildError> {
-        let key = key(identity);
+        let key = key(&self.state, identity);
         if let Some(caller) = self.entries.lock().get(&key) {
             if caller.identity == *identity {
                 return Ok(caller.clone());

@@ -24,7 +24,7 @@ fn evaluated(e: &CedarEngine, identity: &Identity, tool: &str, taints: &[&str]) 
     let policies = target
         .policies(e, "call_tool", &caller.class, &taints)
         .unwrap();
-    policies.policies().map(|p| p.id().to_string()).collect()
+    policies.iter().map(|p| p.id().to_string()).collect()
 }
 
 fn call_in(e: &CedarEngine, identity: &Identity, tool: &str, taints: &[&str]) -> Decision {
@@ -288,6 +288,14 @@ mod differential {
         r#"permit (principal, action, resource is Tool) when { resource.pinned };"#,
         r#"forbid (principal in Role::"team{n}", action == Action::"protocol", resource) when { context.session.taints.contains("label{n}") };"#,
         r#"permit (principal == User::"u{n}", action == Action::"other", resource);"#,
+        // Partial evaluation per caller and target (`cedar_eval.rs`): an error before
+        // the context is reached, an error in the residual, an error Cedar's partial
+        // evaluation sets aside behind an unknown, branches, literals folded.
+        r#"permit (principal, action == Action::"call_tool", resource) when { principal.claims has level && principal.claims.level > {n} && context.arguments has count };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { resource.annotations.openWorldHint && context.arguments has count && context.arguments.count * 5000000000000000000 > {n} };"#,
+        r#"permit (principal, action == Action::"call_tool", resource) when { context.arguments has count || (principal.claims has level && principal.claims.level > {n}) };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { if context.arguments has count then context.arguments.count > {n} else resource.annotations.destructiveHint };"#,
+        r#"permit (principal in Role::"staff", action == Action::"call_tool", resource) when { context.arguments has count && [0, {n}].contains(context.arguments.count) && context.session.taints.isEmpty() };"#,
     ];
 
     fn policy_set(picks: &[(usize, usize)]) -> String {
@@ -320,9 +328,9 @@ mod differential {
 
     fn action() -> impl Strategy<Value = McpAction> {
         prop_oneof![
-            6 => (0..4usize, 0..4i64).prop_map(|(n, count)| McpAction::CallTool {
+            6 => (0..4usize, proptest::option::of(0..4i64)).prop_map(|(n, count)| McpAction::CallTool {
                 name: format!("t{n}"),
-                arguments: json!({ "count": count }),
+                arguments: count.map_or_else(|| json!({}), |count| json!({ "count": count })),
             }),
             1 => (0..3usize).prop_map(|n| McpAction::GetPrompt {
                 name: format!("p{n}"),

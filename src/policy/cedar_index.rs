@@ -25,20 +25,20 @@
 //!   the first condition qualifies: anything evaluated before it could error, and an
 //!   erroring `forbid` denies.
 //!
-//! The narrowed sets are Cedar [`PolicySet`]s built on first use and shared by every
-//! caller of the same class ([`Selections`], bounded), in the bundle's order so that
-//! Cedar reports errors in the order of the unoptimised evaluation.
+//! The narrowed sets are lists of compiled policies ([`Candidates`], `cedar_eval.rs`)
+//! built on first use and shared by every caller of the same class ([`Selections`],
+//! bounded), in the bundle's order so that errors are reported in the order of the
+//! unoptimised evaluation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cedar_policy::{
-    Entities, EntityUid, Policy, PolicySet, PrincipalConstraint, ResourceConstraint,
-};
+use cedar_policy::{Entities, EntityUid, Policy, PrincipalConstraint, ResourceConstraint};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::engine_error;
+use super::eval::Compiled;
 use crate::policy::load::PolicyLoadError;
 
 /// Selections kept per engine (one per action, resource bucket and caller class).
@@ -59,6 +59,8 @@ enum Scope {
 /// One policy and what tells whether a decision must evaluate it.
 struct Slot {
     policy: Policy,
+    /// Its condition, built once (`cedar_eval.rs`).
+    compiled: Arc<Compiled>,
     /// The scope the caller must match (index into [`Policies::scopes`]), if any.
     scope: Option<u32>,
     /// The label of a leading `context.session.taints.contains("…")` guard, if any.
@@ -75,6 +77,9 @@ pub(super) struct Policies {
 
 /// The scopes a caller matches (indices into [`Policies::scopes`], ascending).
 pub(super) type Class = Arc<[u32]>;
+
+/// The policies a decision evaluates, in the bundle's order.
+pub(super) type Candidates = Arc<[Arc<Compiled>]>;
 
 impl Policies {
     pub(super) fn new<'a>(
@@ -99,6 +104,7 @@ impl Policies {
             });
             slots.push(Slot {
                 policy: policy.clone(),
+                compiled: Compiled::new(policy),
                 scope,
                 guard: taint_guard(policy)?,
             });
@@ -130,14 +136,11 @@ impl Policies {
             .collect()
     }
 
-    fn set<'a>(&self, positions: impl IntoIterator<Item = &'a u32>) -> PolicySet {
-        PolicySet::from_policies(
-            positions
-                .into_iter()
-                .map(|&i| self.slots[i as usize].policy.clone()),
-        )
-        // The policies come from one valid set: their ids are distinct.
-        .unwrap_or_else(|e| unreachable!("a subset of a policy set: {e}"))
+    fn set<'a>(&self, positions: impl IntoIterator<Item = &'a u32>) -> Candidates {
+        positions
+            .into_iter()
+            .map(|&i| Arc::clone(&self.slots[i as usize].compiled))
+            .collect()
     }
 }
 
@@ -216,13 +219,13 @@ impl Index {
 /// The policies of one bucket that can match one class of callers.
 pub(super) struct Selection {
     /// Those without a taint guard: evaluated for every session.
-    unguarded: Arc<PolicySet>,
+    unguarded: Candidates,
     /// All of them (guarded and not), in order.
     positions: Vec<u32>,
     /// The guard labels among them, sorted and distinct.
     labels: Vec<String>,
     /// Sets for sessions carrying some of `labels`, by the labels carried (sorted).
-    with_labels: Mutex<HashMap<Vec<String>, Arc<PolicySet>>>,
+    with_labels: Mutex<HashMap<Vec<String>, Candidates>>,
 }
 
 impl Selection {
@@ -246,7 +249,7 @@ impl Selection {
         labels.sort_unstable();
         labels.dedup();
         Selection {
-            unguarded: Arc::new(policies.set(unguarded)),
+            unguarded: policies.set(unguarded),
             positions,
             labels,
             with_labels: Mutex::new(HashMap::new()),
@@ -254,7 +257,7 @@ impl Selection {
     }
 
     /// The policies to evaluate for a session with `taints`.
-    pub(super) fn policies(&self, policies: &Policies, taints: &[String]) -> Arc<PolicySet> {
+    pub(super) fn policies(&self, policies: &Policies, taints: &[String]) -> Candidates {
         if self.labels.is_empty() {
             return self.unguarded.clone();
         }
@@ -271,12 +274,12 @@ impl Selection {
         if let Some(set) = self.with_labels.lock().get(&carried) {
             return set.clone();
         }
-        let set = Arc::new(policies.set(self.positions.iter().filter(|&&i| {
+        let set = policies.set(self.positions.iter().filter(|&&i| {
             policies.slots[i as usize]
                 .guard
                 .as_ref()
                 .is_none_or(|g| carried.binary_search(g).is_ok())
-        })));
+        }));
         let mut cache = self.with_labels.lock();
         if cache.len() >= MAX_LABEL_SETS {
             cache.clear();

@@ -13,22 +13,25 @@
 //! included), never trusted by the hash alone; at [`MAX_TARGETS`] a caller's entries are
 //! emptied and refill, so memory stays bounded (with the callers' own bound).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use cedar_policy::{Entities, Entity, EntityUid, PolicySet};
+use cedar_policy::{Entities, Entity, EntityUid};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
 
-use super::index::{Class, Selection};
+use super::eval::Plan;
+use super::index::{Candidates, Class, Selection};
 use super::{BuildError, CedarEngine};
 use crate::mcp::{CompletionRef, McpAction};
 use crate::policy::DefinitionFacts;
 
 /// Targets kept per caller.
 pub(super) const MAX_TARGETS: usize = 64;
+
+/// Plans kept per target (one per action and set of candidates, `cedar_eval.rs`).
+const MAX_PLANS: usize = 8;
 
 /// What a question's resource entity is built from, borrowed from the request.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,23 +89,20 @@ impl<'a> TargetRef<'a> {
         }
     }
 
-    fn key(self) -> u64 {
-        let mut hasher = DefaultHasher::new();
+    fn key(self, state: &foldhash::fast::RandomState) -> u64 {
         match self {
             TargetRef::Tool {
                 name, definition, ..
-            } => (
+            } => state.hash_one((
                 0u8,
                 name,
                 definition.pinned,
                 definition.invisible_characters,
-            )
-                .hash(&mut hasher),
-            TargetRef::Resource(uri) => (1u8, uri).hash(&mut hasher),
-            TargetRef::Prompt(name) => (2u8, name).hash(&mut hasher),
-            TargetRef::Method(method) => (3u8, method).hash(&mut hasher),
+            )),
+            TargetRef::Resource(uri) => state.hash_one((1u8, uri)),
+            TargetRef::Prompt(name) => state.hash_one((2u8, name)),
+            TargetRef::Method(method) => state.hash_one((3u8, method)),
         }
-        hasher.finish()
     }
 
     fn to_owned(self) -> OwnedTarget {
@@ -167,6 +167,9 @@ pub(super) struct Target {
     pub(super) entities: Entities,
     /// The policies that can apply, per action asked about this target.
     selections: Mutex<Vec<(&'static str, Arc<Selection>)>>,
+    /// Candidates partially evaluated for this caller and target. An entry keeps its
+    /// candidates alive, so the pointer it is found by cannot be reused by others.
+    plans: Mutex<Vec<(Candidates, Arc<Plan>)>>,
 }
 
 impl Target {
@@ -178,7 +181,7 @@ impl Target {
         action: &'static str,
         class: &Class,
         taints: &[String],
-    ) -> Result<Arc<PolicySet>, BuildError> {
+    ) -> Result<Candidates, BuildError> {
         let known = self
             .selections
             .lock()
@@ -205,12 +208,47 @@ impl Target {
         };
         Ok(selection.policies(&engine.policies, taints))
     }
+
+    /// `candidates` (from [`Self::policies`]) partially evaluated for the caller
+    /// `principal` doing `action` on this target, built on first use.
+    pub(super) fn plan(
+        &self,
+        candidates: &Candidates,
+        principal: &EntityUid,
+        action: &EntityUid,
+    ) -> Arc<Plan> {
+        let known = self
+            .plans
+            .lock()
+            .iter()
+            .find(|(c, _)| Arc::ptr_eq(c, candidates))
+            .map(|(_, plan)| plan.clone());
+        if let Some(plan) = known {
+            return plan;
+        }
+        let plan = Arc::new(Plan::new(
+            candidates,
+            principal,
+            action,
+            &self.resource_uid,
+            &self.entities,
+        ));
+        let mut plans = self.plans.lock();
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
+        plans.push((candidates.clone(), plan.clone()));
+        plan
+    }
 }
 
 /// The cache (module docs).
 #[derive(Default)]
 pub(super) struct Targets {
     entries: Mutex<HashMap<u64, Arc<Target>>>,
+    /// Hashes the key (foldhash: entries are compared whole, so a collision costs a
+    /// rebuild, never a wrong answer).
+    state: foldhash::fast::RandomState,
 }
 
 /// A target's entity, then its store: the store's error comes later in a decision's
@@ -225,7 +263,7 @@ impl Targets {
         entities: &Entities,
         target: TargetRef<'_>,
     ) -> Built {
-        let key = target.key();
+        let key = target.key(&self.state);
         if let Some(known) = self.entries.lock().get(&key) {
             if known.target.is(target) {
                 return Ok(Ok(known.clone()));
@@ -247,6 +285,7 @@ impl Targets {
             resource_uid,
             entities,
             selections: Mutex::new(Vec::new()),
+            plans: Mutex::new(Vec::new()),
         });
         let mut entries = self.entries.lock();
         if entries.len() >= MAX_TARGETS {

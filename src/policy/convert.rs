@@ -18,7 +18,57 @@
 //! engine turns into a deny (fail closed) rather than a silently truncated value.
 
 use cedar_policy::RestrictedExpression;
+use cedar_policy_core::ast;
 use serde_json::{Map, Value};
+
+/// What a converted value is built as: a `RestrictedExpression` (entity attributes,
+/// which Cedar evaluates when it builds the entity) or the value Cedar's evaluation of
+/// that expression gives (the request context, built per request, `cedar_context.rs`).
+/// One walk over the JSON serves both, so the two cannot disagree on the mapping.
+trait Build: Sized {
+    fn bool(b: bool) -> Self;
+    fn long(i: i64) -> Self;
+    fn string(s: &str) -> Self;
+    fn set(elements: Vec<Self>) -> Self;
+    fn record(fields: Vec<(String, Self)>) -> Result<Self, String>;
+}
+
+impl Build for RestrictedExpression {
+    fn bool(b: bool) -> Self {
+        RestrictedExpression::new_bool(b)
+    }
+    fn long(i: i64) -> Self {
+        RestrictedExpression::new_long(i)
+    }
+    fn string(s: &str) -> Self {
+        RestrictedExpression::new_string(s.to_owned())
+    }
+    fn set(elements: Vec<Self>) -> Self {
+        RestrictedExpression::new_set(elements)
+    }
+    fn record(fields: Vec<(String, Self)>) -> Result<Self, String> {
+        RestrictedExpression::new_record(fields).map_err(|e| e.to_string())
+    }
+}
+
+impl Build for ast::Value {
+    fn bool(b: bool) -> Self {
+        ast::Value::from(b)
+    }
+    fn long(i: i64) -> Self {
+        ast::Value::from(i)
+    }
+    fn string(s: &str) -> Self {
+        ast::Value::from(s)
+    }
+    fn set(elements: Vec<Self>) -> Self {
+        ast::Value::set(elements, None)
+    }
+    fn record(fields: Vec<(String, Self)>) -> Result<Self, String> {
+        // The keys of a JSON object are distinct: no duplicate to refuse.
+        Ok(ast::Value::record(fields, None))
+    }
+}
 
 /// How deeply nested (objects and arrays) a converted value may be. The outermost
 /// object counts as level 1.
@@ -53,14 +103,28 @@ pub enum ConvertError {
     },
 }
 
-/// Converts a JSON object (or `null`, read as `{}`) into a Cedar record.
+/// Converts a JSON object (or `null`, read as `{}`) into a Cedar record (the reference
+/// [`object_to_value`] is tested against).
+#[cfg(test)]
 pub fn object_to_record(
     value: &Value,
     what: &'static str,
 ) -> Result<RestrictedExpression, ConvertError> {
+    object(value, what)
+}
+
+/// [`object_to_record`] as the value Cedar evaluates that record to.
+pub(crate) fn object_to_value(
+    value: &Value,
+    what: &'static str,
+) -> Result<ast::Value, ConvertError> {
+    object(value, what)
+}
+
+fn object<T: Build>(value: &Value, what: &'static str) -> Result<T, ConvertError> {
     match value {
         Value::Object(map) => record(map, what, 1),
-        Value::Null => empty_record(what),
+        Value::Null => record_of(Vec::new(), what),
         other => Err(ConvertError::NotAnObject {
             what,
             found: json_type(other),
@@ -76,27 +140,19 @@ pub fn map_to_record(
     record(map, what, 1)
 }
 
-/// The empty record `{}`.
-pub fn empty_record(what: &'static str) -> Result<RestrictedExpression, ConvertError> {
-    RestrictedExpression::new_record(std::iter::empty()).map_err(|e| ConvertError::Construction {
-        what,
-        message: e.to_string(),
-    })
+fn record_of<T: Build>(fields: Vec<(String, T)>, what: &'static str) -> Result<T, ConvertError> {
+    T::record(fields).map_err(|message| ConvertError::Construction { what, message })
 }
 
 /// Converts one JSON value at nesting level `depth`; `Ok(None)` for `null`.
-fn value(
-    v: &Value,
-    what: &'static str,
-    depth: usize,
-) -> Result<Option<RestrictedExpression>, ConvertError> {
+fn value<T: Build>(v: &Value, what: &'static str, depth: usize) -> Result<Option<T>, ConvertError> {
     Ok(Some(match v {
         Value::Null => return Ok(None),
-        Value::Bool(b) => RestrictedExpression::new_bool(*b),
-        Value::String(s) => RestrictedExpression::new_string(s.clone()),
+        Value::Bool(b) => T::bool(*b),
+        Value::String(s) => T::string(s),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => RestrictedExpression::new_long(i),
-            None => RestrictedExpression::new_string(n.to_string()),
+            Some(i) => T::long(i),
+            None => T::string(&n.to_string()),
         },
         Value::Array(items) => {
             check_depth(what, depth)?;
@@ -106,17 +162,17 @@ fn value(
                     elements.push(e);
                 }
             }
-            RestrictedExpression::new_set(elements)
+            T::set(elements)
         }
         Value::Object(map) => record(map, what, depth)?,
     }))
 }
 
-fn record(
+fn record<T: Build>(
     map: &Map<String, Value>,
     what: &'static str,
     depth: usize,
-) -> Result<RestrictedExpression, ConvertError> {
+) -> Result<T, ConvertError> {
     check_depth(what, depth)?;
     let mut fields = Vec::with_capacity(map.len());
     for (k, v) in map {
@@ -124,10 +180,7 @@ fn record(
             fields.push((k.clone(), e));
         }
     }
-    RestrictedExpression::new_record(fields).map_err(|e| ConvertError::Construction {
-        what,
-        message: e.to_string(),
-    })
+    record_of(fields, what)
 }
 
 /// Whether [`map_to_record`] would convert `map`: its nesting stays within

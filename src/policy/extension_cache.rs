@@ -3,28 +3,38 @@
 //!
 //! `RestrictedExpression::new_datetime` and `new_ip` parse the extension function's name
 //! (`datetime`, `ip`) with Cedar's policy parser on every call: about 45,000
-//! instructions each, more than evaluating a typical policy. The expression depends only
-//! on the request's whole second, or on the client address, so the engine keeps the
-//! expression of the most recent second and of the most recent addresses and clones it
-//! (a few reference counts). The value is still evaluated by Cedar with the rest of the
-//! context, exactly as before; only the construction of the expression is shared.
+//! instructions each, more than evaluating a typical policy, and evaluating the
+//! expression parses its text again. The value depends only on the request's whole
+//! second, or on the client address, so the engine keeps the value of the most recent
+//! second and of the most recent addresses, as Cedar's restricted evaluator produced it,
+//! and clones it (a reference count).
 
 use std::net::IpAddr;
 use std::num::NonZeroUsize;
 
 use cedar_policy::RestrictedExpression;
+use cedar_policy_core::ast::Value;
+use cedar_policy_core::evaluator::{EvaluationError, RestrictedEvaluator};
+use cedar_policy_core::extensions::Extensions;
 use lru::LruCache;
 use parking_lot::Mutex;
 
 /// Client addresses remembered (a sidecar sees few; a busy gateway recomputes the rest).
 const IP_CAPACITY: NonZeroUsize = NonZeroUsize::new(256).expect("non-zero");
 
-/// The cached expressions (see the module docs).
+/// The cached values (see the module docs).
 pub(crate) struct ExtensionCache {
-    /// The second (Unix time) and its `datetime("…")` expression.
-    datetime: Mutex<Option<(i64, RestrictedExpression)>>,
-    /// Canonical address → its `ip("…")` expression.
-    ips: Mutex<LruCache<IpAddr, RestrictedExpression>>,
+    /// The second (Unix time) and its `datetime("…")` value.
+    datetime: Mutex<Option<(i64, Value)>>,
+    /// Canonical address → its `ip("…")` value.
+    ips: Mutex<LruCache<IpAddr, Value>>,
+}
+
+/// What Cedar's restricted evaluator makes of `expr` (as `Context::from_pairs` evaluates
+/// an attribute).
+pub(crate) fn evaluate(expr: &RestrictedExpression) -> Result<Value, EvaluationError> {
+    let expr: &cedar_policy_core::ast::RestrictedExpr = expr.as_ref();
+    RestrictedEvaluator::new(Extensions::all_available()).interpret(expr.as_borrowed())
 }
 
 impl ExtensionCache {
@@ -35,32 +45,32 @@ impl ExtensionCache {
         }
     }
 
-    /// `datetime("<secs as RFC 3339, UTC>")`.
-    pub(crate) fn datetime(&self, secs: i64) -> RestrictedExpression {
-        if let Some((cached, expr)) = &*self.datetime.lock() {
+    /// `datetime("<secs as RFC 3339, UTC>")`, evaluated; an error is not cached.
+    pub(crate) fn datetime(&self, secs: i64) -> Result<Value, EvaluationError> {
+        if let Some((cached, value)) = &*self.datetime.lock() {
             if *cached == secs {
-                return expr.clone();
+                return Ok(value.clone());
             }
         }
         // Built outside the lock: a new second does not stall other requests.
-        let expr = RestrictedExpression::new_datetime(rfc3339_utc(secs));
+        let value = evaluate(&RestrictedExpression::new_datetime(rfc3339_utc(secs)))?;
         let mut slot = self.datetime.lock();
         // Keep the latest second if requests of two seconds race.
         if slot.as_ref().is_none_or(|(cached, _)| *cached < secs) {
-            *slot = Some((secs, expr.clone()));
+            *slot = Some((secs, value.clone()));
         }
-        expr
+        Ok(value)
     }
 
-    /// `ip("<canonical address>")` (an IPv4-mapped IPv6 address as IPv4).
-    pub(crate) fn ip(&self, ip: IpAddr) -> RestrictedExpression {
+    /// `ip("<canonical address>")` (an IPv4-mapped IPv6 address as IPv4), evaluated.
+    pub(crate) fn ip(&self, ip: IpAddr) -> Result<Value, EvaluationError> {
         let ip = ip.to_canonical();
-        if let Some(expr) = self.ips.lock().get(&ip) {
-            return expr.clone();
+        if let Some(value) = self.ips.lock().get(&ip) {
+            return Ok(value.clone());
         }
-        let expr = RestrictedExpression::new_ip(ip.to_string());
-        self.ips.lock().put(ip, expr.clone());
-        expr
+        let value = evaluate(&RestrictedExpression::new_ip(ip.to_string()))?;
+        self.ips.lock().put(ip, value.clone());
+        Ok(value)
     }
 }
 
@@ -86,7 +96,7 @@ mod tests {
     #[test]
     fn datetime_follows_the_second() {
         let cache = ExtensionCache::new();
-        let fresh = |secs: i64| RestrictedExpression::new_datetime(rfc3339_utc(secs));
+        let fresh = |secs: i64| evaluate(&RestrictedExpression::new_datetime(rfc3339_utc(secs)));
         assert_eq!(cache.datetime(1_700_000_000), fresh(1_700_000_000));
         // Same second: the cached expression.
         assert_eq!(cache.datetime(1_700_000_000), fresh(1_700_000_000));
@@ -103,7 +113,7 @@ mod tests {
     #[test]
     fn ip_is_per_canonical_address() {
         let cache = ExtensionCache::new();
-        let fresh = |s: &str| RestrictedExpression::new_ip(s);
+        let fresh = |s: &str| evaluate(&RestrictedExpression::new_ip(s));
         let a: IpAddr = "10.1.2.3".parse().unwrap();
         let b: IpAddr = "2001:db8::1".parse().unwrap();
         let mapped: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
@@ -120,7 +130,10 @@ mod tests {
         let cache = ExtensionCache::new();
         for i in 0..1_000u32 {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            assert_eq!(cache.ip(ip), RestrictedExpression::new_ip(ip.to_string()));
+            assert_eq!(
+                cache.ip(ip),
+                evaluate(&RestrictedExpression::new_ip(ip.to_string()))
+            );
         }
         assert_eq!(cache.ips.lock().len(), IP_CAPACITY.get());
     }

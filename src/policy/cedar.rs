@@ -26,11 +26,13 @@
 //! same. The principal and the entity stores holding it are built once per caller and
 //! kept (`callers`, bounded), with the scopes it matches; per caller, the entity store
 //! with a target's resource added and the target's candidate policies are kept too
-//! (`cedar_targets.rs`, bounded, keyed by the whole description of the target), so a
-//! decision builds only the arguments, the context and the request, and evaluates. The
-//! context's `datetime` and `source_ip` expressions come from a small
-//! cache (per second, per address), because building one parses the extension's name
-//! with Cedar's parser. The listing rule builds the context once per list result
+//! (`cedar_targets.rs`, bounded, keyed by the whole description of the target), with
+//! the candidates partially evaluated for that caller and target (`cedar_eval.rs`:
+//! those true for every context counted satisfied, those false dropped), so a decision
+//! builds only the arguments, the context and the request, and runs Cedar's evaluator
+//! on the remaining conditions, built once per generation. The context is built as
+//! Cedar values (`cedar_context.rs`), its `datetime` and `source_ip` values from a
+//! small cache (per second, per address). The listing rule builds the context once per list result
 //! ([`PolicyEngine::listing`]) and evaluates the policies blind to the item's identity
 //! once per class of items (`listing`).
 //!

@@ -251,8 +251,9 @@ mod tests {
                         };
                         let identity = identity(agent);
                         let expr = convert::object_to_record(args, "arguments").unwrap();
-                        let built =
-                            build(&extensions, &identity, &env, evaluate(&expr).unwrap()).unwrap();
+                        let value = convert::object_to_value(args, "arguments").unwrap();
+                        assert_eq!(Ok(&value), evaluate(&expr).as_ref());
+                        let built = build(&extensions, &identity, &env, value).unwrap();
                         assert_eq!(built, reference(&identity, &env, expr), "{env:?}");
                         checked += 1;
                     }

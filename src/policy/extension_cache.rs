@@ -14,7 +14,7 @@ use std::num::NonZeroUsize;
 
 use cedar_policy::RestrictedExpression;
 use cedar_policy_core::ast::Value;
-use cedar_policy_core::evaluator::{EvaluationError, RestrictedEvaluator};
+use cedar_policy_core::evaluator::RestrictedEvaluator;
 use cedar_policy_core::extensions::Extensions;
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -31,10 +31,12 @@ pub(crate) struct ExtensionCache {
 }
 
 /// What Cedar's restricted evaluator makes of `expr` (as `Context::from_pairs` evaluates
-/// an attribute).
-pub(crate) fn evaluate(expr: &RestrictedExpression) -> Result<Value, EvaluationError> {
+/// an attribute), or Cedar's message for why it cannot.
+pub(crate) fn evaluate(expr: &RestrictedExpression) -> Result<Value, String> {
     let expr: &cedar_policy_core::ast::RestrictedExpr = expr.as_ref();
-    RestrictedEvaluator::new(Extensions::all_available()).interpret(expr.as_borrowed())
+    RestrictedEvaluator::new(Extensions::all_available())
+        .interpret(expr.as_borrowed())
+        .map_err(|e| e.to_string())
 }
 
 impl ExtensionCache {
@@ -46,7 +48,7 @@ impl ExtensionCache {
     }
 
     /// `datetime("<secs as RFC 3339, UTC>")`, evaluated; an error is not cached.
-    pub(crate) fn datetime(&self, secs: i64) -> Result<Value, EvaluationError> {
+    pub(crate) fn datetime(&self, secs: i64) -> Result<Value, String> {
         if let Some((cached, value)) = &*self.datetime.lock() {
             if *cached == secs {
                 return Ok(value.clone());
@@ -63,7 +65,7 @@ impl ExtensionCache {
     }
 
     /// `ip("<canonical address>")` (an IPv4-mapped IPv6 address as IPv4), evaluated.
-    pub(crate) fn ip(&self, ip: IpAddr) -> Result<Value, EvaluationError> {
+    pub(crate) fn ip(&self, ip: IpAddr) -> Result<Value, String> {
         let ip = ip.to_canonical();
         if let Some(value) = self.ips.lock().get(&ip) {
             return Ok(value.clone());

@@ -69,3 +69,34 @@ pub(crate) fn proptest_budget(cases: u32, seed: u64) -> proptest::test_runner::C
         ..env
     }
 }
+
+/// Arbitrary JSON for property tests: every scalar (integers at both ends, finite floats,
+/// any string, and short strings of quotes, backslashes, control characters and
+/// multi-byte text), nested up to `depth` levels, at most `size` nodes, `width` members or
+/// elements per container, keys with escapes and non-ASCII letters.
+pub(crate) fn json_value(
+    depth: u32,
+    size: u32,
+    width: usize,
+) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    use serde_json::Value;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        any::<String>().prop_map(Value::String),
+        "[a-z\\\\\"/\u{0}-\u{1f}\u{7f}-\u{d7ff}]{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(depth, size, width as u32, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..width).prop_map(Value::Array),
+            proptest::collection::btree_map("[a-zA-Z_\u{e9}\"\\\\]{0,8}", inner, 0..width)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}

@@ -91,24 +91,7 @@ impl<'de> Deserialize<'de> for Written {
 const DEPTH: usize = 8;
 
 fn json_value() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        any::<String>().prop_map(Value::String),
-        "[a-z\\\\\"/\u{0}-\u{1f}\u{7f}-\u{d7ff}]{0,8}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(10, 64, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_\u{e9}\"\\\\]{0,6}", inner, 0..6)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
+    crate::testing::json_value(10, 64, 6)
 }
 
 /// A serialization: compact or pretty.

@@ -701,9 +701,11 @@ impl PolicyEngine for CedarEngine {
         "cedar"
     }
 
-    /// Cedar's `is_authorized`, with two rules on top:
-    /// - for actions that are [`McpAction::allowed_unless_forbidden`] (list methods,
-    ///   protocol messages, responses), a default deny (no policy matched) is an allow;
+    /// Cedar's authorization answer, with two rules on top:
+    /// - for actions that are
+    ///   [`McpAction::allowed_unless_forbidden`](crate::mcp::McpAction::allowed_unless_forbidden)
+    ///   (list methods, protocol messages, responses), a default deny (no policy matched)
+    ///   is an allow;
     ///   a satisfied `forbid` still denies;
     /// - a `forbid` policy that fails to evaluate denies (fail closed), and is named in
     ///   `policy_ids`. A `permit` that fails to evaluate simply does not permit.

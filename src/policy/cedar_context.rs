@@ -44,7 +44,7 @@ pub(super) fn arguments(action: &McpAction) -> Result<Value, BuildError> {
 }
 
 /// The request's Unix time in whole seconds (0 before the epoch).
-pub(super) fn unix_secs(env: &RequestEnv) -> i64 {
+fn unix_secs(env: &RequestEnv) -> i64 {
     env.time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -74,12 +74,9 @@ pub(super) fn build(
     }
     let session = Value::record(
         [
+            ("id", string(env.session_id.as_deref().unwrap_or_default())),
             (
-                ("id"),
-                string(env.session_id.as_deref().unwrap_or_default()),
-            ),
-            (
-                ("taints"),
+                "taints",
                 Value::set(env.taints.iter().map(|t| string(t)), None),
             ),
         ],

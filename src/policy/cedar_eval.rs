@@ -99,10 +99,10 @@ impl Plan {
             .iter()
             .filter_map(|policy| {
                 let step = match evaluator.partial_interpret(&policy.condition, &policy.env) {
-                    Ok(PartialValue::Value(value)) => match value.value_kind() {
-                        ValueKind::Lit(Literal::Bool(true)) => Step::Satisfied,
-                        ValueKind::Lit(Literal::Bool(false)) => return None,
-                        _ => Step::Evaluate,
+                    Ok(PartialValue::Value(value)) => match as_bool(&value) {
+                        Some(true) => Step::Satisfied,
+                        Some(false) => return None,
+                        None => Step::Evaluate,
                     },
                     Ok(PartialValue::Residual(_)) | Err(_) => Step::Evaluate,
                 };
@@ -162,9 +162,11 @@ pub(super) fn evaluate<'a>(
         let satisfied = match step {
             Step::Satisfied => true,
             Step::Evaluate => match evaluator.partial_interpret(&policy.condition, &policy.env) {
-                Ok(PartialValue::Value(value)) => match value.value_kind() {
-                    ValueKind::Lit(Literal::Bool(b)) => *b,
-                    _ => return Err(not_a_decision(&policy.id, "a value that is not a boolean")),
+                Ok(PartialValue::Value(value)) => match as_bool(&value) {
+                    Some(satisfied) => satisfied,
+                    None => {
+                        return Err(not_a_decision(&policy.id, "a value that is not a boolean"))
+                    }
                 },
                 Ok(PartialValue::Residual(_)) => {
                     return Err(not_a_decision(&policy.id, "a residual"));
@@ -188,6 +190,14 @@ pub(super) fn evaluate<'a>(
         }
     }
     Ok(outcome)
+}
+
+/// The boolean a condition evaluated to, if it is one.
+fn as_bool(value: &ast::Value) -> Option<bool> {
+    match value.value_kind() {
+        ValueKind::Lit(Literal::Bool(b)) => Some(*b),
+        _ => None,
+    }
 }
 
 fn not_a_decision(id: &PolicyId, what: &str) -> BuildError {

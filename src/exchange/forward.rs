@@ -8,100 +8,142 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::auth::{ClientCert, Identity};
 use crate::config::IdentityHeadersConfig;
 
-/// Header names to remove from the client's request before forwarding: every header
-/// in the identity namespace (by prefix or configured name), and the client's
-/// credentials (`Authorization` unless passthrough is enabled, and `X-API-Key`).
-pub fn headers_to_strip(cfg: &IdentityHeadersConfig, headers: &HeaderMap) -> Vec<HeaderName> {
-    let prefix = cfg.strip_prefix.to_ascii_lowercase();
-    let cert_prefix = cfg.client_cert_prefix.to_ascii_lowercase();
-    let configured: Vec<String> = configured_names(cfg)
-        .map(|n| n.to_ascii_lowercase())
-        .collect();
-    let mut out: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let n = name.as_str(); // always lowercase in `http`
-            (!prefix.is_empty() && n.starts_with(&prefix))
-                || (!cert_prefix.is_empty() && n.starts_with(&cert_prefix))
-                || configured.iter().any(|c| c == n)
-                || n == "x-api-key"
-                || (n == "authorization" && !cfg.pass_authorization)
-        })
-        .cloned()
-        .collect();
-    out.dedup();
-    out
+/// The identity-header rules of `[identity_headers]`, compiled once at start-up: the
+/// names in the forms the request path compares and inserts, so no request lowercases a
+/// prefix or parses a header name again.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    /// `strip_prefix`, lowercase (`http` keeps names lowercase); empty: none.
+    prefix: String,
+    /// `client_cert_prefix`, lowercase; empty: none.
+    cert_prefix: String,
+    /// The configured identity header names (user, agent, roles, auth method, claims).
+    configured: Vec<HeaderName>,
+    user: Option<HeaderName>,
+    agent: Option<HeaderName>,
+    roles: Option<HeaderName>,
+    auth_method: Option<HeaderName>,
+    /// Header → claim.
+    claims: Vec<(HeaderName, String)>,
+    /// `<prefix>Spiffe-Id`, `<prefix>Dns`, `<prefix>Subject`, `<prefix>Fingerprint`;
+    /// `None` when the prefix is empty.
+    cert: Option<[HeaderName; 4]>,
+    pass_authorization: bool,
 }
 
-fn configured_names(cfg: &IdentityHeadersConfig) -> impl Iterator<Item = &str> {
-    [
-        cfg.user.as_str(),
-        cfg.agent.as_str(),
-        cfg.roles.as_str(),
-        cfg.auth_method.as_str(),
-    ]
-    .into_iter()
-    .chain(cfg.claims.keys().map(String::as_str))
+/// A configured header name; `None` if empty or not a header name (nothing is sent).
+fn name(name: &str) -> Option<HeaderName> {
+    (!name.is_empty())
+        .then(|| HeaderName::from_bytes(name.as_bytes()).ok())
+        .flatten()
 }
 
-/// The identity headers to add for `identity`. Values that are not visible ASCII are
-/// percent-encoded (UTF-8), so a claim can neither break the header nor smuggle a line.
-pub fn identity_headers(
-    cfg: &IdentityHeadersConfig,
-    identity: &Identity,
-) -> Vec<(HeaderName, HeaderValue)> {
-    let mut out = Vec::new();
-    let mut push = |name: &str, value: &str| {
-        if name.is_empty() {
-            return;
+impl Forwarding {
+    /// Compile `cfg`.
+    pub fn new(cfg: &IdentityHeadersConfig) -> Self {
+        let claims: Vec<(HeaderName, String)> = cfg
+            .claims
+            .iter()
+            .filter_map(|(header, claim)| Some((name(header)?, claim.clone())))
+            .collect();
+        let (user, agent, roles, auth_method) = (
+            name(&cfg.user),
+            name(&cfg.agent),
+            name(&cfg.roles),
+            name(&cfg.auth_method),
+        );
+        let configured = [&user, &agent, &roles, &auth_method]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .chain(claims.iter().map(|(header, _)| header.clone()))
+            .collect();
+        let prefix = &cfg.client_cert_prefix;
+        let cert = ["Spiffe-Id", "Dns", "Subject", "Fingerprint"]
+            .map(|suffix| name(&format!("{prefix}{suffix}")));
+        let cert = match cert {
+            [Some(a), Some(b), Some(c), Some(d)] if !prefix.is_empty() => Some([a, b, c, d]),
+            _ => None,
+        };
+        Forwarding {
+            prefix: cfg.strip_prefix.to_ascii_lowercase(),
+            cert_prefix: cfg.client_cert_prefix.to_ascii_lowercase(),
+            configured,
+            user,
+            agent,
+            roles,
+            auth_method,
+            claims,
+            cert,
+            pass_authorization: cfg.pass_authorization,
         }
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            out.push((name, header_value(value)));
-        }
-    };
-    push(&cfg.user, &identity.subject);
-    if let Some(agent) = &identity.agent {
-        push(&cfg.agent, agent);
     }
-    if !identity.roles.is_empty() {
-        push(&cfg.roles, &identity.roles.join(","));
-    }
-    push(&cfg.auth_method, identity.method.as_str());
-    for (header, claim) in &cfg.claims {
-        if let Some(value) = identity.claims.get(claim).and_then(claim_text) {
-            push(header, &value);
-        }
-    }
-    out
-}
 
-/// The headers describing the connection's verified client certificate (see
-/// `identity_headers.client_cert_prefix`); none when the prefix is empty.
-pub fn client_cert_headers(
-    cfg: &IdentityHeadersConfig,
-    cert: &ClientCert,
-) -> Vec<(HeaderName, HeaderValue)> {
-    let prefix = &cfg.client_cert_prefix;
-    if prefix.is_empty() {
-        return Vec::new();
+    /// Header names to remove from the client's request before forwarding: every header
+    /// in the identity namespace (by prefix or configured name), and the client's
+    /// credentials (`Authorization` unless passthrough is enabled, and `X-API-Key`).
+    pub fn strip(&self, headers: &HeaderMap) -> Vec<HeaderName> {
+        let mut out: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| {
+                let n = name.as_str(); // always lowercase in `http`
+                (!self.prefix.is_empty() && n.starts_with(&self.prefix))
+                    || (!self.cert_prefix.is_empty() && n.starts_with(&self.cert_prefix))
+                    || self.configured.contains(name)
+                    || n == "x-api-key"
+                    || (n == "authorization" && !self.pass_authorization)
+            })
+            .cloned()
+            .collect();
+        out.dedup();
+        out
     }
-    let mut out = Vec::with_capacity(4);
-    let mut push = |suffix: &str, value: &str| {
-        if let Ok(name) = HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes()) {
-            out.push((name, header_value(value)));
+
+    /// The identity headers to add for `identity`. Values that are not visible ASCII are
+    /// percent-encoded (UTF-8), so a claim can neither break the header nor smuggle a
+    /// line.
+    pub fn identity(&self, identity: &Identity) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::with_capacity(4 + self.claims.len());
+        let mut push = |name: &Option<HeaderName>, value: &str| {
+            if let Some(name) = name {
+                out.push((name.clone(), header_value(value)));
+            }
+        };
+        push(&self.user, &identity.subject);
+        if let Some(agent) = &identity.agent {
+            push(&self.agent, agent);
         }
-    };
-    if let Some(id) = &cert.spiffe_id {
-        push("Spiffe-Id", id);
+        if !identity.roles.is_empty() {
+            push(&self.roles, &identity.roles.join(","));
+        }
+        push(&self.auth_method, identity.method.as_str());
+        for (header, claim) in &self.claims {
+            if let Some(value) = identity.claims.get(claim).and_then(claim_text) {
+                out.push((header.clone(), header_value(&value)));
+            }
+        }
+        out
     }
-    if !cert.dns.is_empty() {
-        push("Dns", &cert.dns.join(","));
+
+    /// The headers describing the connection's verified client certificate (see
+    /// `identity_headers.client_cert_prefix`); none when the prefix is empty.
+    pub fn client_cert(&self, cert: &ClientCert) -> Vec<(HeaderName, HeaderValue)> {
+        let Some([spiffe, dns, subject, fingerprint]) = &self.cert else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(4);
+        if let Some(id) = &cert.spiffe_id {
+            out.push((spiffe.clone(), header_value(id)));
+        }
+        if !cert.dns.is_empty() {
+            out.push((dns.clone(), header_value(&cert.dns.join(","))));
+        }
+        if !cert.subject.is_empty() {
+            out.push((subject.clone(), header_value(&cert.subject)));
+        }
+        out.push((fingerprint.clone(), header_value(&cert.fingerprint)));
+        out
     }
-    if !cert.subject.is_empty() {
-        push("Subject", &cert.subject);
-    }
-    push("Fingerprint", &cert.fingerprint);
-    out
 }
 
 fn claim_text(value: &serde_json::Value) -> Option<String> {
@@ -121,12 +163,21 @@ fn claim_text(value: &serde_json::Value) -> Option<String> {
 /// Encode a value for a header: visible ASCII and spaces pass (except `%`, which is
 /// escaped so the encoding is unambiguous); everything else is percent-encoded.
 pub fn header_value(value: &str) -> HeaderValue {
-    let mut encoded = String::with_capacity(value.len());
+    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'%';
+    if value.bytes().all(plain) {
+        // Nothing to encode (the common case): no intermediate string.
+        return HeaderValue::from_str(value.trim())
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut encoded = String::with_capacity(value.len() * 3);
     for &b in value.as_bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
+        if plain(b) {
             encoded.push(b as char);
         } else {
-            encoded.push_str(&format!("%{b:02X}"));
+            encoded.push('%');
+            encoded.push(HEX[usize::from(b >> 4)] as char);
+            encoded.push(HEX[usize::from(b & 0xf)] as char);
         }
     }
     HeaderValue::from_str(encoded.trim()).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -163,7 +214,7 @@ mod tests {
         h.insert("authorization", "Bearer t".parse().unwrap());
         h.insert("x-api-key", "k".parse().unwrap());
         h.insert("accept", "application/json".parse().unwrap());
-        let strip: Vec<String> = headers_to_strip(&cfg, &h)
+        let strip: Vec<String> = Forwarding::new(&cfg).strip(&h)
             .iter()
             .map(|n| n.to_string())
             .collect();
@@ -191,7 +242,7 @@ mod tests {
             "spiffe://evil/x".parse().unwrap(),
         );
         assert_eq!(
-            headers_to_strip(&cfg, &h),
+            Forwarding::new(&cfg).strip(&h),
             [HeaderName::from_static("x-mcp-client-cert-spiffe-id")]
         );
         let cert = ClientCert {
@@ -201,7 +252,7 @@ mod tests {
             fingerprint: "ab12".into(),
             x5t_s256: "q".into(),
         };
-        let got: Vec<(String, String)> = client_cert_headers(&cfg, &cert)
+        let got: Vec<(String, String)> = Forwarding::new(&cfg).client_cert(&cert)
             .into_iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
             .collect();
@@ -222,7 +273,7 @@ mod tests {
             client_cert_prefix: String::new(),
             ..Default::default()
         };
-        assert!(client_cert_headers(&off, &cert).is_empty());
+        assert!(Forwarding::new(&off).client_cert(&cert).is_empty());
     }
 
     #[test]
@@ -233,7 +284,7 @@ mod tests {
         };
         let mut h = HeaderMap::new();
         h.insert("authorization", "Bearer t".parse().unwrap());
-        assert!(headers_to_strip(&cfg, &h).is_empty());
+        assert!(Forwarding::new(&cfg).strip(&h).is_empty());
     }
 
     #[test]
@@ -242,7 +293,7 @@ mod tests {
         cfg.claims
             .insert("X-MCP-Department".into(), "department".into());
         cfg.claims.insert("X-MCP-Groups".into(), "groups".into());
-        let h: Vec<(String, String)> = identity_headers(&cfg, &identity())
+        let h: Vec<(String, String)> = Forwarding::new(&cfg).identity(&identity())
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
             .collect();
@@ -262,5 +313,8 @@ mod tests {
         );
         assert_eq!(header_value("Zoë").to_str().unwrap(), "Zo%C3%AB");
         assert_eq!(header_value("100%").to_str().unwrap(), "100%25");
+        // Only spaces are trimmed; other whitespace is encoded, at either end.
+        assert_eq!(header_value("  alice ").to_str().unwrap(), "alice");
+        assert_eq!(header_value("\talice").to_str().unwrap(), "%09alice");
     }
 }

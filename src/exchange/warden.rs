@@ -47,6 +47,9 @@ pub struct Warden {
     pub audit: AuditLog,
     /// Requests in flight; draining.
     pub lifecycle: Arc<Lifecycle>,
+    /// `[identity_headers]`, compiled: what is stripped from and added to a forwarded
+    /// request.
+    pub forwarding: super::forward::Forwarding,
     /// The OAuth protected-resource metadata document (`[oauth]`), if a resource is
     /// named.
     pub resource_metadata: Option<crate::auth::resource_metadata::ResourceMetadata>,
@@ -103,7 +106,9 @@ impl Warden {
         )?;
         let resource_metadata =
             crate::auth::resource_metadata::ResourceMetadata::from_config(&config.raw.oauth);
+        let forwarding = super::forward::Forwarding::new(&config.raw.identity_headers);
         let warden = Warden {
+            forwarding,
             resource_metadata,
             config,
             auth,

@@ -19,7 +19,6 @@ use serde_json::Value;
 use crate::exchange::admission::{self, Refused, RequestHead, RequestKind, SESSION_HEADER};
 use crate::exchange::answer::{AnswerHead, Exchange, HeadRewrite};
 use crate::exchange::decide::decide;
-use crate::exchange::forward::{client_cert_headers, headers_to_strip, identity_headers};
 use crate::exchange::in_flight::{InFlight, Kind};
 use crate::exchange::observe::{self, request_id, RequestFacts, REQUEST_ID_HEADER};
 use crate::exchange::refusal::{Refusal, UpstreamFailed, Withheld};
@@ -151,16 +150,16 @@ impl ProxyHttp for WardenProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let cfg = &self.warden.config.raw.identity_headers;
-        for name in headers_to_strip(cfg, &upstream_request.headers) {
+        let forwarding = &self.warden.forwarding;
+        for name in forwarding.strip(&upstream_request.headers) {
             upstream_request.remove_header(&name);
         }
         if let Some(exchange) = &ctx.exchange {
-            for (name, value) in identity_headers(cfg, exchange.identity()) {
+            for (name, value) in forwarding.identity(exchange.identity()) {
                 upstream_request.insert_header(name, value)?;
             }
             if let Some(cert) = exchange.client_cert() {
-                for (name, value) in client_cert_headers(cfg, cert) {
+                for (name, value) in forwarding.client_cert(cert) {
                     upstream_request.insert_header(name, value)?;
                 }
             }

@@ -1,6 +1,5 @@
 //! The audit record: what was asked, by whom, and what was decided, with the reasons.
 
-use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -249,49 +248,54 @@ impl AuditEvent {
 /// no whitespace, strings escaped as `serde_json` does. Equal arguments give equal
 /// digests whatever the client's key order or spacing.
 pub fn arguments_digest(value: &Value) -> String {
-    let mut text = String::new();
+    let mut text = Vec::new();
     canonical(value, &mut text);
-    let digest = Sha256::digest(text.as_bytes());
-    format!("sha256:{}", hex::encode(digest))
+    let digest = Sha256::digest(&text);
+    let mut out = String::with_capacity(7 + 2 * digest.len());
+    out.push_str("sha256:");
+    out.push_str(&hex::encode(digest));
+    out
 }
 
-fn canonical(value: &Value, out: &mut String) {
+/// Writes `value` as canonical JSON into `out`. Strings and numbers are written by
+/// serde_json's serializer straight into the buffer (no copy of the value, no string
+/// per scalar).
+fn canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<_> = map.iter().collect();
             entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, value)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                push_string(key, out);
-                out.push(':');
+                write_scalar(key, out);
+                out.push(b':');
                 canonical(value, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        Value::String(s) => push_string(s, out),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Null => out.push_str("null"),
+        Value::String(s) => write_scalar(s, out),
+        Value::Number(n) => write_scalar(n, out),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Null => out.extend_from_slice(b"null"),
     }
 }
 
-fn push_string(s: &str, out: &mut String) {
-    out.push_str(&Value::String(s.to_owned()).to_string());
+/// A string or number as serde_json writes it (writing into a `Vec` cannot fail).
+fn write_scalar(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(out, value);
 }
 
 #[cfg(test)]
@@ -305,6 +309,13 @@ mod tests {
         let b: Value = serde_json::from_str(r#"{"a":"é","b":[1,{"x":1,"y":2}]}"#).unwrap();
         assert_eq!(arguments_digest(&a), arguments_digest(&b));
         assert_ne!(arguments_digest(&a), arguments_digest(&json!({"a": "e"})));
+        // The canonical text itself: keys sorted, no spaces, serde_json's escapes.
+        let value = json!({"b": [1, 2.5, {"y": true, "x": null}], "a": "é\n\"q\""});
+        let text = r#"{"a":"é\n\"q\"","b":[1,2.5,{"x":null,"y":true}]}"#;
+        assert_eq!(
+            arguments_digest(&value),
+            format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+        );
         // the canonical text of {} is "{}"
         assert_eq!(
             arguments_digest(&json!({})),

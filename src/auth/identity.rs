@@ -83,18 +83,20 @@ impl Identity {
     /// revocation id (so attenuations share it); every anonymous caller shares one key.
     /// Parts are JSON-encoded, so no two credentials' keys collide.
     pub fn credential_key(&self) -> String {
-        let claim = |name: &str| self.claims.get(name).cloned().unwrap_or(Value::Null);
-        let parts = match self.method {
+        // Tuples serialize as JSON arrays: the parts are written straight into the key,
+        // with no tree built or claim copied.
+        let claim = |name: &str| self.claims.get(name).unwrap_or(&Value::Null);
+        let key = match self.method {
             AuthMethod::Jwt => match self.claims.get("jti") {
                 Some(jti) if !jti.is_null() => {
-                    serde_json::json!(["jwt", claim("iss"), "jti", jti])
+                    serde_json::to_string(&("jwt", claim("iss"), "jti", jti))
                 }
-                _ => serde_json::json!(["jwt", claim("iss"), "sub", self.subject]),
+                _ => serde_json::to_string(&("jwt", claim("iss"), "sub", &self.subject)),
             },
-            AuthMethod::ApiKey => serde_json::json!(["api_key", self.subject]),
-            AuthMethod::Anonymous => serde_json::json!(["anonymous"]),
+            AuthMethod::ApiKey => serde_json::to_string(&("api_key", &self.subject)),
+            AuthMethod::Anonymous => serde_json::to_string(&["anonymous"]),
             // The workload, not the certificate: a rotated certificate keeps the taint.
-            AuthMethod::Mtls => serde_json::json!(["mtls", self.subject]),
+            AuthMethod::Mtls => serde_json::to_string(&("mtls", &self.subject)),
             // The authority block's revocation id, which every attenuation of the token
             // shares: a sub-agent's narrowed token carries its parent's taint.
             AuthMethod::Biscuit => match self
@@ -102,11 +104,12 @@ impl Identity {
                 .as_ref()
                 .and_then(|b| b.revocation_ids().first())
             {
-                Some(id) => serde_json::json!(["biscuit", id]),
-                None => serde_json::json!(["biscuit", "sub", self.subject]),
+                Some(id) => serde_json::to_string(&("biscuit", id)),
+                None => serde_json::to_string(&("biscuit", "sub", &self.subject)),
             },
         };
-        parts.to_string()
+        // Strings and JSON values always serialize.
+        key.unwrap_or_default()
     }
 
     /// The identity used when anonymous access is enabled and no credential was sent.
@@ -174,6 +177,8 @@ mod tests {
         let a_again = jwt(json!({"iss": "https://idp", "sub": "sam", "jti": "t-1", "x": 1}));
         let refreshed = jwt(json!({"iss": "https://idp", "sub": "sam", "jti": "t-2"}));
         let other_idp = jwt(json!({"iss": "https://other", "sub": "sam", "jti": "t-1"}));
+        // The form the shared state stores (and a Redis written by an earlier build holds).
+        assert_eq!(a.credential_key(), r#"["jwt","https://idp","jti","t-1"]"#);
         assert_eq!(a.credential_key(), a_again.credential_key());
         assert_ne!(a.credential_key(), refreshed.credential_key());
         assert_ne!(a.credential_key(), other_idp.credential_key());

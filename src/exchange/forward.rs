@@ -214,7 +214,8 @@ mod tests {
         h.insert("authorization", "Bearer t".parse().unwrap());
         h.insert("x-api-key", "k".parse().unwrap());
         h.insert("accept", "application/json".parse().unwrap());
-        let strip: Vec<String> = Forwarding::new(&cfg).strip(&h)
+        let strip: Vec<String> = Forwarding::new(&cfg)
+            .strip(&h)
             .iter()
             .map(|n| n.to_string())
             .collect();
@@ -252,7 +253,8 @@ mod tests {
             fingerprint: "ab12".into(),
             x5t_s256: "q".into(),
         };
-        let got: Vec<(String, String)> = Forwarding::new(&cfg).client_cert(&cert)
+        let got: Vec<(String, String)> = Forwarding::new(&cfg)
+            .client_cert(&cert)
             .into_iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
             .collect();
@@ -293,7 +295,8 @@ mod tests {
         cfg.claims
             .insert("X-MCP-Department".into(), "department".into());
         cfg.claims.insert("X-MCP-Groups".into(), "groups".into());
-        let h: Vec<(String, String)> = Forwarding::new(&cfg).identity(&identity())
+        let h: Vec<(String, String)> = Forwarding::new(&cfg)
+            .identity(&identity())
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
             .collect();

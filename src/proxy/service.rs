@@ -69,6 +69,11 @@ pub struct RequestCtx {
 impl ProxyHttp for WardenProxy {
     type CTX = RequestCtx;
 
+    /// No downstream modules. Pingora's default adds a response-compression module
+    /// (disabled, yet built and called on every request); the proxy writes answers as the
+    /// upstream sent them, uncompressed (it asks for `identity`), and adds nothing.
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             facts: RequestFacts {

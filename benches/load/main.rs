@@ -9,6 +9,7 @@
 //! sessions. Results go to `benches/results/load.json` and `load.md`. See
 //! `benches/load/README.md` for the method and how to read the table.
 
+mod bare;
 mod driver;
 mod procs;
 mod report;
@@ -89,7 +90,8 @@ impl Plan {
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench load [-- [--quick] [--rate N] [--out DIR] [--no-pin]]\n\
-         \x20      (internal) load upstream --tools N --mode json|sse"
+         \x20      (internal) load upstream --tools N --mode json|sse\n\
+         \x20      (internal) load bare-pingora --listen ADDR --upstream ADDR"
     );
     std::process::exit(2)
 }
@@ -108,6 +110,21 @@ fn main() {
             }
         }
         upstream::serve(0, tools, mode);
+    }
+    if args.peek().map(String::as_str) == Some("bare-pingora") {
+        args.next();
+        let (mut listen, mut upstream) = (None, None);
+        while let Some(arg) = args.next() {
+            match (arg.as_str(), args.next().and_then(|a| a.parse().ok())) {
+                ("--listen", Some(addr)) => listen = Some(addr),
+                ("--upstream", Some(addr)) => upstream = Some(addr),
+                _ => usage(),
+            }
+        }
+        match (listen, upstream) {
+            (Some(listen), Some(upstream)) => bare::serve(listen, upstream),
+            _ => usage(),
+        }
     }
     let (mut bench, mut quick, mut rate, mut out, mut pin) = (false, false, None, None, true);
     while let Some(arg) = args.next() {

@@ -1,4 +1,4 @@
-//! The processes under test (the upstream, mcp-warden, nginx), where they run, and what
+//! The processes under test (the upstream, mcp-warden, nginx, the bare Pingora proxy), where they run, and what
 //! `/proc` says about them: resident memory (current and peak) and CPU time.
 //!
 //! Placement: with [`pin_cores`] (the default on two or more CPUs), the driver (this
@@ -179,6 +179,25 @@ pub fn warden(config: &Path, listen: SocketAddr, admin: SocketAddr, log: &Path) 
     wait_until(
         || TcpStream::connect(listen).is_ok(),
         "mcp-warden listening",
+    );
+    proc
+}
+
+/// Starts the bare Pingora proxy ([`super::bare`]: this bench binary again) on `listen`
+/// in front of `upstream`; waits until it accepts.
+pub fn bare_pingora(listen: SocketAddr, upstream: SocketAddr) -> Proc {
+    let exe = std::env::current_exe().expect("the bench binary");
+    let child = proxy_command(&exe)
+        .args(["bare-pingora", "--listen", &listen.to_string()])
+        .args(["--upstream", &upstream.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the bare Pingora proxy");
+    let proc = Proc { child };
+    wait_until(
+        || TcpStream::connect(listen).is_ok(),
+        "the bare Pingora proxy listening",
     );
     proc
 }

@@ -143,7 +143,7 @@ fn markdown(doc: &Document<'_>) -> String {
         m.kernel,
         if doc.pinned {
             "Pinned with `taskset`: the load driver and the upstream on CPU 0, the proxy \
-             (mcp-warden or nginx) on CPU 1."
+             (mcp-warden, nginx or the bare Pingora) on CPU 1."
         } else {
             "Everything (load driver, proxy, upstream) shares the machine."
         },

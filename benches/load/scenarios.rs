@@ -288,6 +288,9 @@ fn addrs() -> (SocketAddr, SocketAddr) {
 }
 
 /// Runs every scenario of `plan`.
+/// The target name of the bare Pingora proxy ([`super::bare`]).
+pub const BARE_PINGORA: &str = "Pingora (bare)";
+
 pub fn run(plan: &Plan) -> Results {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -394,6 +397,27 @@ pub fn run(plan: &Plan) -> Results {
             None
         }
     };
+    // The framework's floor: Pingora with mcp-warden's runtime settings, forwarding only.
+    let bare_listen = procs::free_addr();
+    let bare = procs::bare_pingora(bare_listen, upstream_addr);
+    eprintln!("Pingora (bare) → {bare_listen}");
+    let idle = bare.rss_kib();
+    rows.extend(measure(
+        &rt,
+        plan,
+        BARE_PINGORA,
+        Kind::Plain,
+        bare_listen,
+        &jwt,
+        None,
+        Some(&bare),
+    ));
+    memory.push(Memory {
+        target: BARE_PINGORA.into(),
+        idle_rss_kib: idle,
+        peak_rss_kib: bare.peak_rss_kib(),
+    });
+    drop(bare);
     drop(upstream);
 
     let policy_scale = policy_scaling(&rt, plan, work.path());

@@ -207,6 +207,13 @@ where
     Ok(())
 }
 
+/// Whether Pingora's worker threads steal each other's tasks: no. Each worker thread runs
+/// its own single-threaded runtime and keeps the connections it accepted, as nginx's
+/// workers do. A sidecar has one or two CPUs, and on them stealing buys nothing but
+/// cross-thread wake-ups: measured under the load benchmark's fixed rate, the proxy's CPU
+/// per allowed call (see `docs/src/performance.md`).
+pub const WORK_STEALING: bool = false;
+
 /// Run the proxy until the process is told to stop: SIGTERM (or SIGQUIT) drains
 /// gracefully (see [`lifecycle`]), SIGINT stops at once. Fails before serving anything
 /// if the listener or the admin address cannot be bound.
@@ -235,6 +242,7 @@ pub fn run(warden: Warden) -> anyhow::Result<()> {
     let lc = &warden.config.raw.lifecycle;
     let conf = ServerConf {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        work_stealing: WORK_STEALING,
         grace_period_seconds: Some(lifecycle::whole_seconds(lc.drain_timeout)),
         graceful_shutdown_timeout_seconds: Some(lifecycle::whole_seconds(lc.shutdown_timeout)),
         ..ServerConf::default()

@@ -207,12 +207,14 @@ where
     Ok(())
 }
 
-/// Whether Pingora's worker threads steal each other's tasks: no. Each worker thread runs
-/// its own single-threaded runtime and keeps the connections it accepted, as nginx's
-/// workers do. A sidecar has one or two CPUs, and on them stealing buys nothing but
-/// cross-thread wake-ups: measured under the load benchmark's fixed rate, the proxy's CPU
-/// per allowed call (see `docs/src/performance.md`).
-pub const WORK_STEALING: bool = false;
+/// Whether Pingora's worker threads steal each other's tasks: yes (Pingora's default).
+/// The body filters are synchronous, and a taint write or a pin claim to Redis waits for
+/// its answer there with `block_in_place`, which hands the worker's other connections to
+/// another thread; a runtime without stealing cannot, so one slow Redis command would
+/// stall every connection of that worker. Single-threaded runtimes per worker (as nginx's
+/// workers) were measured against it under the load benchmark's fixed rate (2026-12-04,
+/// `docs/src/performance.md`): the CPU per allowed call moved within the run-to-run noise.
+pub const WORK_STEALING: bool = true;
 
 /// Run the proxy until the process is told to stop: SIGTERM (or SIGQUIT) drains
 /// gracefully (see [`lifecycle`]), SIGINT stops at once. Fails before serving anything

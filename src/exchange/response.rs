@@ -45,7 +45,9 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
-use crate::mcp::raw::{check, first_byte, raw_str, raw_value, Checked, ObjectWriter, RawObject};
+use crate::mcp::raw::{
+    check_split, first_byte, raw_str, raw_value, Checked, ObjectWriter, RawObject,
+};
 use crate::mcp::sse::{SseEvent, SseFramer};
 use crate::mcp::{id_key, ListKind};
 
@@ -53,6 +55,11 @@ use super::refusal::Withheld;
 
 /// Deepest JSON nesting accepted in an upstream list response.
 pub const MAX_RESPONSE_DEPTH: usize = 128;
+
+/// How deep the filter splits an answer: a batch (0), a message (1), its `result` (2),
+/// a list (3), an item (4), its `annotations` (5); a message alone starts at 0. The
+/// check records the members of these levels as it reads them ([`check_split`]).
+const SPLIT_DEPTH: usize = 5;
 
 /// What the filter needs from the request it serves.
 pub trait ListScope {
@@ -119,7 +126,7 @@ pub fn filter_document(
 
 /// [`filter_document`] as text (an SSE event's data is written from it).
 fn filter_text(bytes: &[u8], scope: &mut dyn ListScope, stats: &mut FilterStats) -> Option<String> {
-    let checked = match check(bytes, MAX_RESPONSE_DEPTH) {
+    let checked = match check_split(bytes, MAX_RESPONSE_DEPTH, SPLIT_DEPTH) {
         Ok(checked) => checked,
         Err(e) => {
             // We cannot tell which request this answers. A watched source call may have
@@ -244,41 +251,27 @@ struct ReadItem<'a> {
     annotations: Option<Map<String, Value>>,
 }
 
-/// The members of one object of checked text, a buffer reused from item to item.
-type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
-
 /// Read one item of a `kind` list, `None` if it is not a well-formed list item: an
 /// object with a string `kind.item_key()` and, if it has `annotations`, an object (or
-/// `null`, read as absent) there. `members` is scratch space.
+/// `null`, read as absent) there.
 ///
 /// The name and the annotations are read from the checked text's raw members
 /// ([`raw_str`], [`raw_value`]): the same values `serde_json::from_str` gives.
-fn read_item<'a>(
-    checked: &Checked<'a>,
-    raw: &'a str,
-    kind: ListKind,
-    members: &mut Members<'a>,
-) -> Option<ReadItem<'a>> {
-    checked.object_into(raw, members)?;
-    let find = |members: &Members<'a>, key: &str| {
-        members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, value)| *value)
-    };
-    let name = find(members, kind.item_key())?;
+fn read_item<'a>(checked: &Checked<'a>, raw: &'a str, kind: ListKind) -> Option<ReadItem<'a>> {
+    let item = checked.object(raw)?;
+    let name = item.get(kind.item_key())?;
     if first_byte(name) != b'"' {
         return None;
     }
     let name = raw_str(name)?;
-    let annotations = match find(members, "annotations") {
+    let annotations = match item.get("annotations") {
         None => None,
         Some(a) if first_byte(a) == b'n' => None,
         Some(a) if first_byte(a) == b'{' => {
-            checked.object_into(a, members)?;
-            let mut map = Map::with_capacity(members.len());
-            for (key, value) in members.drain(..) {
-                map.insert(key.into_owned(), raw_value(value)?);
+            let members = checked.object(a)?;
+            let mut map = Map::new();
+            for (key, value) in members.members() {
+                map.insert(key.as_ref().to_owned(), raw_value(value)?);
             }
             Some(map)
         }
@@ -296,8 +289,8 @@ fn read_item<'a>(
 /// of the listing rule before the whole answer's shape has been checked.
 fn filter_lists<'a>(
     checked: &Checked<'a>,
-    message: &RawObject<'a>,
-    result: Option<&RawObject<'a>>,
+    message: &RawObject<'_, 'a>,
+    result: Option<&RawObject<'_, 'a>>,
     kinds: &[ListKind],
     scope: &mut dyn ListScope,
     stats: &mut FilterStats,
@@ -321,12 +314,11 @@ fn filter_lists<'a>(
             .ok_or_else(|| {
                 unfilterable(format!("`result.{}` is not an array", kind.result_key()))
             })?;
-        let mut members = Vec::new();
         let items = items
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(index, raw)| {
-                read_item(checked, raw, kind, &mut members).ok_or_else(|| {
+                read_item(checked, raw, kind).ok_or_else(|| {
                     unfilterable(format!(
                         "item {index} of `result.{}` has no string `{}` or bad `annotations`",
                         kind.result_key(),
@@ -362,7 +354,7 @@ fn filter_lists<'a>(
 /// The cache hints of MCP 2026-07-28 (`ttlMs`, `cacheScope`) must read as the
 /// specification defines them: a non-negative integer, `"public"` or `"private"`. A hint
 /// read one way here and another by a client or a cache is an odd shape.
-fn check_cache_hints(result: &RawObject<'_>) -> Result<(), FilterError> {
+fn check_cache_hints(result: &RawObject<'_, '_>) -> Result<(), FilterError> {
     if let Some(ttl) = result.get(TTL_MS) {
         if serde_json::from_str::<u64>(ttl).is_err() {
             return Err(unfilterable(format!(
@@ -417,27 +409,27 @@ fn with_overrides<'a>(kind: ListKind, item: &ReadItem<'a>, scope: &dyn ListScope
 /// the kept items, and `cacheScope: "private"` (the list is this caller's view; a shared
 /// cache must not serve it to another).
 fn write_answer(
-    message: &RawObject<'_>,
-    result: &RawObject<'_>,
+    message: &RawObject<'_, '_>,
+    result: &RawObject<'_, '_>,
     lists: &[(ListKind, Vec<Cow<'_, str>>)],
 ) -> String {
     // One buffer for the whole answer: no part is written twice.
     let capacity = message
-        .members
+        .members()
         .iter()
         .map(|(k, v)| k.len() + v.len() + 4)
         .sum::<usize>()
         + CACHE_SCOPE.len()
         + 16;
     let mut out = ObjectWriter::with_capacity(capacity);
-    for (key, value) in &message.members {
+    for (key, value) in message.members() {
         if key != "result" {
             out.member(key, value);
             continue;
         }
         out.open(key);
         let mut scoped = false;
-        for (key, value) in &result.members {
+        for (key, value) in result.members() {
             if let Some((_, kept)) = lists.iter().find(|(kind, _)| kind.result_key() == key) {
                 let array = out.key(key);
                 array.push('[');
@@ -466,7 +458,7 @@ fn write_answer(
 /// The list kinds a response's `result` looks like, whatever its id: each of `tools`,
 /// `resources`, `resourceTemplates`, `prompts` it holds (any value: a non-array is then
 /// unfilterable, so withheld).
-fn raw_list_shape(result: &RawObject<'_>) -> Vec<ListKind> {
+fn raw_list_shape(result: &RawObject<'_, '_>) -> Vec<ListKind> {
     LIST_KINDS
         .into_iter()
         .filter(|kind| result.contains(kind.result_key()))

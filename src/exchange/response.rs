@@ -50,6 +50,8 @@ use crate::mcp::raw::{
 };
 use crate::mcp::sse::{SseEvent, SseFramer};
 use crate::mcp::{id_key, ListKind};
+use crate::policy::item_annotations::plain;
+use crate::policy::ItemAnnotations;
 
 use super::refusal::Withheld;
 
@@ -93,7 +95,7 @@ pub trait ListScope {
         &mut self,
         kind: ListKind,
         name: &str,
-        annotations: Option<&Map<String, Value>>,
+        annotations: Option<ItemAnnotations<'_>>,
         item: &ListItem<'_>,
     ) -> bool;
 }
@@ -245,10 +247,29 @@ fn filter_message<'a>(
 }
 
 /// One list item, checked: its name and annotations read, the rest left as raw text.
-struct ReadItem<'a> {
+struct ReadItem<'c, 'a> {
     raw: &'a str,
     name: Cow<'a, str>,
-    annotations: Option<Map<String, Value>>,
+    annotations: Annotations<'c, 'a>,
+}
+
+/// An item's `annotations` as read: absent (or `null`), the raw members of the
+/// upstream's object when every value is plain ([`ItemAnnotations::Raw`]), else parsed.
+enum Annotations<'c, 'a> {
+    Absent,
+    Raw(RawObject<'c, 'a>),
+    Parsed(Map<String, Value>),
+}
+
+impl Annotations<'_, '_> {
+    /// What the listing rule is given.
+    fn view(&self) -> Option<ItemAnnotations<'_>> {
+        match self {
+            Annotations::Absent => None,
+            Annotations::Raw(object) => Some(ItemAnnotations::Raw(object.members())),
+            Annotations::Parsed(map) => Some(ItemAnnotations::Map(map)),
+        }
+    }
 }
 
 /// Read one item of a `kind` list, `None` if it is not a well-formed list item: an
@@ -256,8 +277,12 @@ struct ReadItem<'a> {
 /// `null`, read as absent) there.
 ///
 /// The name and the annotations are read from the checked text's raw members
-/// ([`raw_str`], [`raw_value`]): the same values `serde_json::from_str` gives.
-fn read_item<'a>(checked: &Checked<'a>, raw: &'a str, kind: ListKind) -> Option<ReadItem<'a>> {
+/// ([`raw_str`], [`plain`], [`raw_value`]): the same values `serde_json::from_str` gives.
+fn read_item<'c, 'a>(
+    checked: &'c Checked<'a>,
+    raw: &'a str,
+    kind: ListKind,
+) -> Option<ReadItem<'c, 'a>> {
     let item = checked.object(raw)?;
     let name = item.get(kind.item_key())?;
     if first_byte(name) != b'"' {
@@ -265,15 +290,23 @@ fn read_item<'a>(checked: &Checked<'a>, raw: &'a str, kind: ListKind) -> Option<
     }
     let name = raw_str(name)?;
     let annotations = match item.get("annotations") {
-        None => None,
-        Some(a) if first_byte(a) == b'n' => None,
+        None => Annotations::Absent,
+        Some(a) if first_byte(a) == b'n' => Annotations::Absent,
         Some(a) if first_byte(a) == b'{' => {
-            let members = checked.object(a)?;
-            let mut map = Map::new();
-            for (key, value) in members.members() {
-                map.insert(key.as_ref().to_owned(), raw_value(value)?);
+            let object = checked.object(a)?;
+            if object
+                .members()
+                .iter()
+                .all(|(_, value)| plain(value).is_some())
+            {
+                Annotations::Raw(object)
+            } else {
+                let mut map = Map::with_capacity(object.members().len());
+                for (key, value) in object.members() {
+                    map.insert(key.as_ref().to_owned(), raw_value(value)?);
+                }
+                Annotations::Parsed(map)
             }
-            Some(map)
         }
         Some(_) => return None,
     };
@@ -337,7 +370,7 @@ fn filter_lists<'a>(
             let listed = scope.keep(
                 kind,
                 &item.name,
-                item.annotations.as_ref(),
+                item.annotations.view(),
                 &ListItem::new(item.raw),
             );
             if listed {
@@ -382,7 +415,11 @@ pub const CACHE_SCOPE: &str = "cacheScope";
 
 /// An item's text as it goes out: as the upstream wrote it, or, for a tool the operator
 /// overrides annotations of, with those written into its `annotations`.
-fn with_overrides<'a>(kind: ListKind, item: &ReadItem<'a>, scope: &dyn ListScope) -> Cow<'a, str> {
+fn with_overrides<'a>(
+    kind: ListKind,
+    item: &ReadItem<'_, 'a>,
+    scope: &dyn ListScope,
+) -> Cow<'a, str> {
     if kind != ListKind::Tools {
         return Cow::Borrowed(item.raw);
     }
@@ -765,7 +802,7 @@ mod tests {
             &mut self,
             _: ListKind,
             name: &str,
-            _: Option<&Map<String, Value>>,
+            _: Option<ItemAnnotations<'_>>,
             _: &ListItem<'_>,
         ) -> bool {
             self.seen.push(name.to_owned());
@@ -1070,7 +1107,7 @@ mod tests {
                 &mut self,
                 k: ListKind,
                 n: &str,
-                a: Option<&Map<String, Value>>,
+                a: Option<ItemAnnotations<'_>>,
                 i: &ListItem<'_>,
             ) -> bool {
                 self.0.keep(k, n, a, i)
@@ -1161,7 +1198,7 @@ mod tests {
                 &mut self,
                 k: ListKind,
                 n: &str,
-                a: Option<&Map<String, Value>>,
+                a: Option<ItemAnnotations<'_>>,
                 i: &ListItem<'_>,
             ) -> bool {
                 self.0.keep(k, n, a, i)
@@ -1208,11 +1245,12 @@ mod tests {
             &mut self,
             _: ListKind,
             name: &str,
-            annotations: Option<&Map<String, Value>>,
+            annotations: Option<ItemAnnotations<'_>>,
             item: &ListItem<'_>,
         ) -> bool {
+            let annotations = annotations.map(|a| a.to_map().into_owned());
             self.seen
-                .push((name.to_owned(), annotations.cloned(), item.raw().to_owned()));
+                .push((name.to_owned(), annotations, item.raw().to_owned()));
             !name.starts_with("secret")
         }
     }
@@ -1331,7 +1369,7 @@ mod tests {
             &mut self,
             _: ListKind,
             _: &str,
-            _: Option<&Map<String, Value>>,
+            _: Option<ItemAnnotations<'_>>,
             _: &ListItem<'_>,
         ) -> bool {
             true

@@ -58,10 +58,19 @@ use super::refusal::Withheld;
 /// Deepest JSON nesting accepted in an upstream list response.
 pub const MAX_RESPONSE_DEPTH: usize = 128;
 
-/// How deep the filter splits an answer: a batch (0), a message (1), its `result` (2),
-/// a list (3), an item (4), its `annotations` (5); a message alone starts at 0. The
-/// check records the members of these levels as it reads them ([`check_split`]).
-const SPLIT_DEPTH: usize = 5;
+/// How deep the filter splits a message: the message (0), its `result` (1), a list (2),
+/// an item (3), its `annotations` (4); one level more in a batch. The check records the
+/// members of these levels as it reads them ([`check_split`]), and no deeper ones.
+const SPLIT_DEPTH: usize = 4;
+
+/// [`SPLIT_DEPTH`] for the document `bytes`: one more if it is a batch (an array).
+fn split_depth(bytes: &[u8]) -> usize {
+    let batch = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
+        == Some(&b'[');
+    SPLIT_DEPTH + usize::from(batch)
+}
 
 /// What the filter needs from the request it serves.
 pub trait ListScope {
@@ -128,7 +137,7 @@ pub fn filter_document(
 
 /// [`filter_document`] as text (an SSE event's data is written from it).
 fn filter_text(bytes: &[u8], scope: &mut dyn ListScope, stats: &mut FilterStats) -> Option<String> {
-    let checked = match check_split(bytes, MAX_RESPONSE_DEPTH, SPLIT_DEPTH) {
+    let checked = match check_split(bytes, MAX_RESPONSE_DEPTH, split_depth(bytes)) {
         Ok(checked) => checked,
         Err(e) => {
             // We cannot tell which request this answers. A watched source call may have
@@ -974,6 +983,27 @@ mod tests {
         assert!(lenient_keys(&json!(1.5)).is_empty());
         assert!(lenient_keys(&json!("abc")).is_empty());
         assert!(lenient_keys(&json!(1e300)).is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_split_one_level_deeper() {
+        assert_eq!(split_depth(b"{\"id\":1}"), SPLIT_DEPTH);
+        assert_eq!(split_depth(b" \r\n\t[{\"id\":1}]"), SPLIT_DEPTH + 1);
+        assert_eq!(split_depth(b""), SPLIT_DEPTH);
+        // Items and their annotations in a batch read as in a message alone.
+        let message = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[
+            {"name":"a","annotations":{"readOnlyHint":true,"title":"T"}},
+            {"name":"secret","annotations":{"n":1}}]}}"#;
+        let mut one = Recorder::default();
+        let alone = filter_document(message.as_bytes(), &mut one, &mut FilterStats::default());
+        let mut many = Recorder::default();
+        let batch = format!("[{message}]");
+        let batched = filter_document(batch.as_bytes(), &mut many, &mut FilterStats::default());
+        assert_eq!(one.seen, many.seen);
+        assert_eq!(one.seen.len(), 2);
+        let alone: Value = serde_json::from_slice(&alone.unwrap()).unwrap();
+        let batched: Value = serde_json::from_slice(&batched.unwrap()).unwrap();
+        assert_eq!(batched, json!([alone]));
     }
 
     #[test]

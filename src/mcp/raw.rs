@@ -328,7 +328,9 @@ impl<'a> Scanner<'a> {
             text,
             split_depth,
             containers: Vec::new(),
-            members: Vec::new(),
+            // A list answer records about one member per 25 bytes (its items' and their
+            // annotations' members): room for them without copying the table as it grows.
+            members: Vec::with_capacity(bytes.len() / 24),
             elements: Vec::new(),
             stack: Vec::new(),
             open: Vec::new(),
@@ -1001,6 +1003,7 @@ mod tests {
         let cases: &[&[u8]] = &[
             br#"{"a":1,"a":2}"#,
             br#"{"name":1,"n\u0061me":2}"#,
+            br#"{"abcdefghij":1,"abcdefgX":0,"abcdefgh\u0069j":2}"#,
             br#"[{"a":{"b":1,"b":1}}]"#,
             br#"{"tools":[{"name":"x","inputSchema":{"properties":{"p":{"type":"string","type":"number"}}}}]}"#,
             br#"{"a":"\ud800"}"#,
@@ -1056,6 +1059,8 @@ mod tests {
             " [ true , false , null , { } , [ ] , \"\" ] ",
             "\t\r\n0\n",
             r#"{"é":"ü","e\u0301":1}"#,
+            // Keys alike in length and first bytes that differ after them.
+            r#"{"abcdefgX":1,"abcdefgY":2,"abcdefg":3,"abcdefgXY":4}"#,
         ];
         for case in cases {
             assert!(parse_strict(case.as_bytes(), 8).is_ok(), "{case}");

@@ -50,7 +50,7 @@ use crate::mcp::raw::{
 };
 use crate::mcp::sse::{SseEvent, SseFramer};
 use crate::mcp::{id_key, ListKind};
-use crate::policy::item_annotations::plain;
+use crate::policy::item_annotations::is_plain;
 use crate::policy::ItemAnnotations;
 
 use super::refusal::Withheld;
@@ -286,7 +286,7 @@ impl Annotations<'_, '_> {
 /// `null`, read as absent) there.
 ///
 /// The name and the annotations are read from the checked text's raw members
-/// ([`raw_str`], [`plain`], [`raw_value`]): the same values `serde_json::from_str` gives.
+/// ([`raw_str`], [`is_plain`], [`raw_value`]): the same values `serde_json::from_str` gives.
 fn read_item<'c, 'a>(
     checked: &'c Checked<'a>,
     raw: &'a str,
@@ -303,11 +303,7 @@ fn read_item<'c, 'a>(
         Some(a) if first_byte(a) == b'n' => Annotations::Absent,
         Some(a) if first_byte(a) == b'{' => {
             let object = checked.object(a)?;
-            if object
-                .members()
-                .iter()
-                .all(|(_, value)| plain(value).is_some())
-            {
+            if object.members().iter().all(|(_, value)| is_plain(value)) {
                 Annotations::Raw(object)
             } else {
                 let mut map = Map::with_capacity(object.members().len());

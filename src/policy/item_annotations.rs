@@ -37,18 +37,24 @@ impl<'a> From<&'a Map<String, Value>> for ItemAnnotations<'a> {
 /// A raw value of checked text as a `Value` without a parser, `None` unless it is `true`,
 /// `false`, `null` or a string without escapes (what [`ItemAnnotations::Raw`] holds).
 pub fn plain(raw: &str) -> Option<Value> {
-    match raw.as_bytes() {
-        b"true" => Some(Value::Bool(true)),
-        b"false" => Some(Value::Bool(false)),
-        b"null" => Some(Value::Null),
-        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') && !inner.contains(&b'"') => {
-            // Checked text: a string's bytes are valid UTF-8 and hold no control characters.
-            std::str::from_utf8(inner)
-                .ok()
-                .map(|s| Value::String(s.to_owned()))
-        }
-        _ => None,
+    match raw {
+        "true" => Some(Value::Bool(true)),
+        "false" => Some(Value::Bool(false)),
+        "null" => Some(Value::Null),
+        _ => plain_str(raw).map(|s| Value::String(s.to_owned())),
     }
+}
+
+/// Whether [`plain`] reads `raw`, without building the value.
+pub fn is_plain(raw: &str) -> bool {
+    matches!(raw, "true" | "false" | "null") || plain_str(raw).is_some()
+}
+
+/// The text of `raw` if it is a string without escapes (checked text: a string holds no
+/// unescaped quote or control character, and its quotes are single bytes).
+fn plain_str(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.as_bytes().contains(&b'\\')).then_some(inner)
 }
 
 /// Whether `raw` (a [`plain`] value) reads as `value`.
@@ -57,7 +63,7 @@ fn plain_equals(raw: &str, value: &Value) -> bool {
         (b"true", Value::Bool(b)) => *b,
         (b"false", Value::Bool(b)) => !*b,
         (b"null", Value::Null) => true,
-        ([b'"', inner @ .., b'"'], Value::String(s)) => inner == s.as_bytes(),
+        (_, Value::String(s)) => plain_str(raw) == Some(s.as_str()),
         _ => false,
     }
 }
@@ -147,10 +153,12 @@ mod tests {
             match plain(raw) {
                 Some(value) => {
                     assert_eq!(value, expected, "{raw}");
+                    assert!(is_plain(raw), "{raw}");
                     assert!(plain_equals(raw, &expected), "{raw}");
                 }
                 None => assert!(
-                    !matches!(expected, Value::Bool(_) | Value::Null)
+                    !is_plain(raw)
+                        && !matches!(expected, Value::Bool(_) | Value::Null)
                         && (raw.contains('\\') || !expected.is_string()),
                     "{raw} is plain"
                 ),

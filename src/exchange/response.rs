@@ -124,7 +124,7 @@ pub struct FilterStats {
 /// Returns `None` when nothing answered a list request (forward the original bytes).
 ///
 /// The document is checked as strictly as [`parse_strict`](crate::mcp::parse_strict)
-/// would read it, in one pass that builds no tree ([`check`]); filtered answers are
+/// would read it, in one pass that builds no tree ([`check_split`]); filtered answers are
 /// written from the upstream's own bytes: items that stay, and everything around them,
 /// are copied as they came.
 pub fn filter_document(

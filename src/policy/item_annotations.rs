@@ -121,8 +121,8 @@ impl<'a> ItemAnnotations<'a> {
         }
     }
 
-    /// Whether every value nests shallowly enough to become a Cedar record
-    /// ([`super::convert::convertible`]); raw values are scalars.
+    /// Whether every value nests shallowly enough to become a Cedar record (the Cedar
+    /// conversion's depth limit, [`crate::policy::MAX_DEPTH`]); raw values are scalars.
     pub fn convertible(&self) -> bool {
         match self {
             ItemAnnotations::Map(map) => super::convert::convertible(map),

@@ -18,7 +18,8 @@ use mcp_warden::exchange::response::{
     filter_document, FilterStats, ListItem, ListScope, SseFilter,
 };
 use mcp_warden::mcp::ListKind;
-use serde_json::{json, Map, Value};
+use mcp_warden::policy::ItemAnnotations;
+use serde_json::{json, Value};
 
 /// Lists whatever id answers, keeps read-only items.
 struct BytesOnly {
@@ -38,12 +39,11 @@ impl ListScope for BytesOnly {
         &mut self,
         _kind: ListKind,
         _name: &str,
-        annotations: Option<&Map<String, Value>>,
+        annotations: Option<ItemAnnotations<'_>>,
         _item: &ListItem<'_>,
     ) -> bool {
         annotations
-            .and_then(|a| a.get("readOnlyHint"))
-            .and_then(Value::as_bool)
+            .and_then(|a| a.bool("readOnlyHint"))
             .unwrap_or(false)
     }
 }

@@ -248,7 +248,7 @@ pub fn benches(c: &mut Criterion) {
         let item = ListedItem {
             kind: ListKind::Tools,
             name: "get_weather",
-            annotations: Some(&listing_hints),
+            annotations: Some((&listing_hints).into()),
             definition: Default::default(),
         };
         let d = engine.decide(&allow);
@@ -281,7 +281,7 @@ pub fn benches(c: &mut Criterion) {
                     listing.may_list(&ListedItem {
                         kind: ListKind::Tools,
                         name,
-                        annotations: Some(annotations),
+                        annotations: Some(annotations.into()),
                         definition: Default::default(),
                     })
                 })

@@ -22,8 +22,10 @@ use mcp_warden::exchange::response::{
     filter_document, FilterStats, ListItem, ListScope, SseFilter,
 };
 use mcp_warden::mcp::ListKind;
-use mcp_warden::policy::{CedarEngine, ListQuery, ListedItem, Listing, PolicyEngine, RequestEnv};
-use serde_json::{json, Map, Value};
+use mcp_warden::policy::{
+    CedarEngine, ItemAnnotations, ListQuery, ListedItem, Listing, PolicyEngine, RequestEnv,
+};
+use serde_json::{json, Value};
 
 use crate::cedar::{engine, env, staff};
 
@@ -64,7 +66,7 @@ impl ListScope for Scope<'_> {
         &mut self,
         kind: ListKind,
         name: &str,
-        annotations: Option<&Map<String, Value>>,
+        annotations: Option<ItemAnnotations<'_>>,
         _item: &ListItem<'_>,
     ) -> bool {
         let item = ListedItem {
@@ -97,12 +99,11 @@ impl ListScope for BytesOnly {
         &mut self,
         _kind: ListKind,
         _name: &str,
-        annotations: Option<&Map<String, Value>>,
+        annotations: Option<ItemAnnotations<'_>>,
         _item: &ListItem<'_>,
     ) -> bool {
         annotations
-            .and_then(|a| a.get("readOnlyHint"))
-            .and_then(Value::as_bool)
+            .and_then(|a| a.bool("readOnlyHint"))
             .unwrap_or(false)
     }
 }

@@ -13,12 +13,13 @@
 //! ([`AnnotationCache::effective`] for calls, [`AnnotationCache::overridden`] for the
 //! listing rule), so a server cannot talk its way out of being a sink.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde_json::{Map, Value};
+
+use crate::policy::ItemAnnotations;
 
 /// Tool name → declared annotations, and the operator's overrides.
 #[derive(Default)]
@@ -41,19 +42,21 @@ impl AnnotationCache {
     }
 
     /// Remember a tool's annotations (replacing what was known).
-    pub fn record(&self, name: &str, annotations: Option<&Map<String, Value>>) {
-        // Every list after the first repeats what is known: a shared lock and no copy.
-        let none = Map::new();
-        let declared = annotations.unwrap_or(&none);
-        if self
-            .tools
-            .read()
-            .get(name)
-            .is_some_and(|known| **known == *declared)
-        {
+    pub fn record(&self, name: &str, annotations: Option<ItemAnnotations<'_>>) {
+        // Every list after the first repeats what is known: a shared lock, no copy, and
+        // raw annotations compared without building a map.
+        let same = |known: &Map<String, Value>| match annotations {
+            Some(declared) => declared.same_as(known),
+            None => known.is_empty(),
+        };
+        if self.tools.read().get(name).is_some_and(|known| same(known)) {
             return;
         }
-        let value = Arc::new(declared.clone());
+        let value = Arc::new(
+            annotations
+                .map(|a| a.to_map().into_owned())
+                .unwrap_or_default(),
+        );
         let mut tools = self.tools.write();
         if tools.get(name).is_some_and(|known| *known == value) {
             return;
@@ -90,20 +93,18 @@ impl AnnotationCache {
     }
 
     /// `declared` (from a `tools/list` item of `name`) with the operator's overrides on
-    /// top, for the listing rule.
-    pub fn overridden<'a>(
+    /// top, for the listing rule; `None` if `name` has no overrides (`declared` stands).
+    pub fn overridden(
         &self,
         name: &str,
-        declared: Option<&'a Map<String, Value>>,
-    ) -> Option<Cow<'a, Map<String, Value>>> {
-        match self.overrides.get(name) {
-            None => declared.map(Cow::Borrowed),
-            Some(overrides) => {
-                let mut merged = declared.cloned().unwrap_or_default();
-                merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-                Some(Cow::Owned(merged))
-            }
-        }
+        declared: Option<ItemAnnotations<'_>>,
+    ) -> Option<Map<String, Value>> {
+        let overrides = self.overrides.get(name)?;
+        let mut merged = declared
+            .map(|d| d.to_map().into_owned())
+            .unwrap_or_default();
+        merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Some(merged)
     }
 }
 
@@ -116,7 +117,7 @@ mod tests {
         let c = AnnotationCache::default();
         assert!(c.get("t").is_none());
         let a = serde_json::json!({"readOnlyHint": true});
-        c.record("t", a.as_object());
+        c.record("t", a.as_object().map(Into::into));
         assert_eq!(
             c.get("t").unwrap().get("readOnlyHint"),
             Some(&Value::Bool(true))
@@ -139,15 +140,14 @@ mod tests {
         );
         assert!(c.effective("other").is_none());
         let declared = serde_json::json!({"readOnlyHint": true, "openWorldHint": false});
-        c.record("echo", declared.as_object());
-        c.record("other", declared.as_object());
+        c.record("echo", declared.as_object().map(Into::into));
+        c.record("other", declared.as_object().map(Into::into));
         let want = serde_json::json!({"readOnlyHint": true, "openWorldHint": true});
         assert_eq!(Value::Object((*c.effective("echo").unwrap()).clone()), want);
         assert_eq!(
             Value::Object(
-                c.overridden("echo", declared.as_object())
+                c.overridden("echo", declared.as_object().map(Into::into))
                     .unwrap()
-                    .into_owned()
             ),
             want
         );
@@ -157,9 +157,8 @@ mod tests {
             Value::Object((*c.effective("other").unwrap()).clone()),
             declared
         );
-        assert!(matches!(
-            c.overridden("other", declared.as_object()),
-            Some(Cow::Borrowed(_))
-        ));
+        assert!(c
+            .overridden("other", declared.as_object().map(Into::into))
+            .is_none());
     }
 }

@@ -16,7 +16,9 @@ use serde_json::{Map, Value};
 use crate::auth::Identity;
 use crate::mcp::ListKind;
 use crate::pins::DefinitionKind;
-use crate::policy::{DefinitionFacts, Generation, ListQuery, ListedItem, Listing, RequestEnv};
+use crate::policy::{
+    DefinitionFacts, Generation, ItemAnnotations, ListQuery, ListedItem, Listing, RequestEnv,
+};
 use crate::taint::{call_outcome, CallOutcome, SourceCall, TaintReason};
 
 use super::admission::{Admitted, RequestKind};
@@ -626,7 +628,7 @@ impl ListScope for Scope<'_> {
         &mut self,
         kind: ListKind,
         name: &str,
-        annotations: Option<&Map<String, Value>>,
+        annotations: Option<ItemAnnotations<'_>>,
         item: &ListItem<'_>,
     ) -> bool {
         // Pinning first: a hidden definition is hidden from everyone, whatever the policy.
@@ -646,11 +648,16 @@ impl ListScope for Scope<'_> {
             }
             definition = observed.facts;
         }
-        let overridden;
+        let merged;
         let annotations = if kind == ListKind::Tools {
             self.warden.annotations.record(name, annotations);
-            overridden = self.warden.annotations.overridden(name, annotations);
-            overridden.as_deref()
+            match self.warden.annotations.overridden(name, annotations) {
+                Some(map) => {
+                    merged = map;
+                    Some(ItemAnnotations::Map(&merged))
+                }
+                None => annotations,
+            }
         } else {
             annotations
         };

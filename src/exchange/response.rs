@@ -45,14 +45,32 @@ use std::borrow::Cow;
 use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
-use crate::mcp::raw::{check, first_byte, raw_str, raw_value, Checked, ObjectWriter, RawObject};
+use crate::mcp::raw::{
+    check_split, first_byte, raw_str, raw_value, Checked, ObjectWriter, RawObject,
+};
 use crate::mcp::sse::{SseEvent, SseFramer};
 use crate::mcp::{id_key, ListKind};
+use crate::policy::item_annotations::is_plain;
+use crate::policy::ItemAnnotations;
 
 use super::refusal::Withheld;
 
 /// Deepest JSON nesting accepted in an upstream list response.
 pub const MAX_RESPONSE_DEPTH: usize = 128;
+
+/// How deep the filter splits a message: the message (0), its `result` (1), a list (2),
+/// an item (3), its `annotations` (4); one level more in a batch. The check records the
+/// members of these levels as it reads them ([`check_split`]), and no deeper ones.
+const SPLIT_DEPTH: usize = 4;
+
+/// [`SPLIT_DEPTH`] for the document `bytes`: one more if it is a batch (an array).
+fn split_depth(bytes: &[u8]) -> usize {
+    let batch = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
+        == Some(&b'[');
+    SPLIT_DEPTH + usize::from(batch)
+}
 
 /// What the filter needs from the request it serves.
 pub trait ListScope {
@@ -86,7 +104,7 @@ pub trait ListScope {
         &mut self,
         kind: ListKind,
         name: &str,
-        annotations: Option<&Map<String, Value>>,
+        annotations: Option<ItemAnnotations<'_>>,
         item: &ListItem<'_>,
     ) -> bool;
 }
@@ -106,7 +124,7 @@ pub struct FilterStats {
 /// Returns `None` when nothing answered a list request (forward the original bytes).
 ///
 /// The document is checked as strictly as [`parse_strict`](crate::mcp::parse_strict)
-/// would read it, in one pass that builds no tree ([`check`]); filtered answers are
+/// would read it, in one pass that builds no tree ([`check_split`]); filtered answers are
 /// written from the upstream's own bytes: items that stay, and everything around them,
 /// are copied as they came.
 pub fn filter_document(
@@ -119,7 +137,7 @@ pub fn filter_document(
 
 /// [`filter_document`] as text (an SSE event's data is written from it).
 fn filter_text(bytes: &[u8], scope: &mut dyn ListScope, stats: &mut FilterStats) -> Option<String> {
-    let checked = match check(bytes, MAX_RESPONSE_DEPTH) {
+    let checked = match check_split(bytes, MAX_RESPONSE_DEPTH, split_depth(bytes)) {
         Ok(checked) => checked,
         Err(e) => {
             // We cannot tell which request this answers. A watched source call may have
@@ -238,49 +256,62 @@ fn filter_message<'a>(
 }
 
 /// One list item, checked: its name and annotations read, the rest left as raw text.
-struct ReadItem<'a> {
+struct ReadItem<'c, 'a> {
     raw: &'a str,
     name: Cow<'a, str>,
-    annotations: Option<Map<String, Value>>,
+    annotations: Annotations<'c, 'a>,
 }
 
-/// The members of one object of checked text, a buffer reused from item to item.
-type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
+/// An item's `annotations` as read: absent (or `null`), the raw members of the
+/// upstream's object when every value is plain ([`ItemAnnotations::Raw`]), else parsed.
+enum Annotations<'c, 'a> {
+    Absent,
+    Raw(RawObject<'c, 'a>),
+    Parsed(Map<String, Value>),
+}
+
+impl Annotations<'_, '_> {
+    /// What the listing rule is given.
+    fn view(&self) -> Option<ItemAnnotations<'_>> {
+        match self {
+            Annotations::Absent => None,
+            Annotations::Raw(object) => Some(ItemAnnotations::Raw(object.members())),
+            Annotations::Parsed(map) => Some(ItemAnnotations::Map(map)),
+        }
+    }
+}
 
 /// Read one item of a `kind` list, `None` if it is not a well-formed list item: an
 /// object with a string `kind.item_key()` and, if it has `annotations`, an object (or
-/// `null`, read as absent) there. `members` is scratch space.
+/// `null`, read as absent) there.
 ///
 /// The name and the annotations are read from the checked text's raw members
-/// ([`raw_str`], [`raw_value`]): the same values `serde_json::from_str` gives.
-fn read_item<'a>(
-    checked: &Checked<'a>,
+/// ([`raw_str`], [`is_plain`], [`raw_value`]): the same values `serde_json::from_str` gives.
+fn read_item<'c, 'a>(
+    checked: &'c Checked<'a>,
     raw: &'a str,
     kind: ListKind,
-    members: &mut Members<'a>,
-) -> Option<ReadItem<'a>> {
-    checked.object_into(raw, members)?;
-    let find = |members: &Members<'a>, key: &str| {
-        members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, value)| *value)
-    };
-    let name = find(members, kind.item_key())?;
+) -> Option<ReadItem<'c, 'a>> {
+    let item = checked.object(raw)?;
+    let name = item.get(kind.item_key())?;
     if first_byte(name) != b'"' {
         return None;
     }
     let name = raw_str(name)?;
-    let annotations = match find(members, "annotations") {
-        None => None,
-        Some(a) if first_byte(a) == b'n' => None,
+    let annotations = match item.get("annotations") {
+        None => Annotations::Absent,
+        Some(a) if first_byte(a) == b'n' => Annotations::Absent,
         Some(a) if first_byte(a) == b'{' => {
-            checked.object_into(a, members)?;
-            let mut map = Map::with_capacity(members.len());
-            for (key, value) in members.drain(..) {
-                map.insert(key.into_owned(), raw_value(value)?);
+            let object = checked.object(a)?;
+            if object.members().iter().all(|(_, value)| is_plain(value)) {
+                Annotations::Raw(object)
+            } else {
+                let mut map = Map::with_capacity(object.members().len());
+                for (key, value) in object.members() {
+                    map.insert(key.as_ref().to_owned(), raw_value(value)?);
+                }
+                Annotations::Parsed(map)
             }
-            Some(map)
         }
         Some(_) => return None,
     };
@@ -296,8 +327,8 @@ fn read_item<'a>(
 /// of the listing rule before the whole answer's shape has been checked.
 fn filter_lists<'a>(
     checked: &Checked<'a>,
-    message: &RawObject<'a>,
-    result: Option<&RawObject<'a>>,
+    message: &RawObject<'_, 'a>,
+    result: Option<&RawObject<'_, 'a>>,
     kinds: &[ListKind],
     scope: &mut dyn ListScope,
     stats: &mut FilterStats,
@@ -321,12 +352,11 @@ fn filter_lists<'a>(
             .ok_or_else(|| {
                 unfilterable(format!("`result.{}` is not an array", kind.result_key()))
             })?;
-        let mut members = Vec::new();
         let items = items
-            .into_iter()
+            .iter()
             .enumerate()
             .map(|(index, raw)| {
-                read_item(checked, raw, kind, &mut members).ok_or_else(|| {
+                read_item(checked, raw, kind).ok_or_else(|| {
                     unfilterable(format!(
                         "item {index} of `result.{}` has no string `{}` or bad `annotations`",
                         kind.result_key(),
@@ -345,7 +375,7 @@ fn filter_lists<'a>(
             let listed = scope.keep(
                 kind,
                 &item.name,
-                item.annotations.as_ref(),
+                item.annotations.view(),
                 &ListItem::new(item.raw),
             );
             if listed {
@@ -362,7 +392,7 @@ fn filter_lists<'a>(
 /// The cache hints of MCP 2026-07-28 (`ttlMs`, `cacheScope`) must read as the
 /// specification defines them: a non-negative integer, `"public"` or `"private"`. A hint
 /// read one way here and another by a client or a cache is an odd shape.
-fn check_cache_hints(result: &RawObject<'_>) -> Result<(), FilterError> {
+fn check_cache_hints(result: &RawObject<'_, '_>) -> Result<(), FilterError> {
     if let Some(ttl) = result.get(TTL_MS) {
         if serde_json::from_str::<u64>(ttl).is_err() {
             return Err(unfilterable(format!(
@@ -390,7 +420,11 @@ pub const CACHE_SCOPE: &str = "cacheScope";
 
 /// An item's text as it goes out: as the upstream wrote it, or, for a tool the operator
 /// overrides annotations of, with those written into its `annotations`.
-fn with_overrides<'a>(kind: ListKind, item: &ReadItem<'a>, scope: &dyn ListScope) -> Cow<'a, str> {
+fn with_overrides<'a>(
+    kind: ListKind,
+    item: &ReadItem<'_, 'a>,
+    scope: &dyn ListScope,
+) -> Cow<'a, str> {
     if kind != ListKind::Tools {
         return Cow::Borrowed(item.raw);
     }
@@ -417,27 +451,27 @@ fn with_overrides<'a>(kind: ListKind, item: &ReadItem<'a>, scope: &dyn ListScope
 /// the kept items, and `cacheScope: "private"` (the list is this caller's view; a shared
 /// cache must not serve it to another).
 fn write_answer(
-    message: &RawObject<'_>,
-    result: &RawObject<'_>,
+    message: &RawObject<'_, '_>,
+    result: &RawObject<'_, '_>,
     lists: &[(ListKind, Vec<Cow<'_, str>>)],
 ) -> String {
     // One buffer for the whole answer: no part is written twice.
     let capacity = message
-        .members
+        .members()
         .iter()
         .map(|(k, v)| k.len() + v.len() + 4)
         .sum::<usize>()
         + CACHE_SCOPE.len()
         + 16;
     let mut out = ObjectWriter::with_capacity(capacity);
-    for (key, value) in &message.members {
+    for (key, value) in message.members() {
         if key != "result" {
             out.member(key, value);
             continue;
         }
         out.open(key);
         let mut scoped = false;
-        for (key, value) in &result.members {
+        for (key, value) in result.members() {
             if let Some((_, kept)) = lists.iter().find(|(kind, _)| kind.result_key() == key) {
                 let array = out.key(key);
                 array.push('[');
@@ -466,7 +500,7 @@ fn write_answer(
 /// The list kinds a response's `result` looks like, whatever its id: each of `tools`,
 /// `resources`, `resourceTemplates`, `prompts` it holds (any value: a non-array is then
 /// unfilterable, so withheld).
-fn raw_list_shape(result: &RawObject<'_>) -> Vec<ListKind> {
+fn raw_list_shape(result: &RawObject<'_, '_>) -> Vec<ListKind> {
     LIST_KINDS
         .into_iter()
         .filter(|kind| result.contains(kind.result_key()))
@@ -773,7 +807,7 @@ mod tests {
             &mut self,
             _: ListKind,
             name: &str,
-            _: Option<&Map<String, Value>>,
+            _: Option<ItemAnnotations<'_>>,
             _: &ListItem<'_>,
         ) -> bool {
             self.seen.push(name.to_owned());
@@ -948,6 +982,27 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_split_one_level_deeper() {
+        assert_eq!(split_depth(b"{\"id\":1}"), SPLIT_DEPTH);
+        assert_eq!(split_depth(b" \r\n\t[{\"id\":1}]"), SPLIT_DEPTH + 1);
+        assert_eq!(split_depth(b""), SPLIT_DEPTH);
+        // Items and their annotations in a batch read as in a message alone.
+        let message = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[
+            {"name":"a","annotations":{"readOnlyHint":true,"title":"T"}},
+            {"name":"secret","annotations":{"n":1}}]}}"#;
+        let mut one = Recorder::default();
+        let alone = filter_document(message.as_bytes(), &mut one, &mut FilterStats::default());
+        let mut many = Recorder::default();
+        let batch = format!("[{message}]");
+        let batched = filter_document(batch.as_bytes(), &mut many, &mut FilterStats::default());
+        assert_eq!(one.seen, many.seen);
+        assert_eq!(one.seen.len(), 2);
+        let alone: Value = serde_json::from_slice(&alone.unwrap()).unwrap();
+        let batched: Value = serde_json::from_slice(&batched.unwrap()).unwrap();
+        assert_eq!(batched, json!([alone]));
+    }
+
+    #[test]
     fn unrelated_json_passes_byte_for_byte() {
         let mut s = scope(&["1"]);
         let mut stats = FilterStats::default();
@@ -1078,7 +1133,7 @@ mod tests {
                 &mut self,
                 k: ListKind,
                 n: &str,
-                a: Option<&Map<String, Value>>,
+                a: Option<ItemAnnotations<'_>>,
                 i: &ListItem<'_>,
             ) -> bool {
                 self.0.keep(k, n, a, i)
@@ -1169,7 +1224,7 @@ mod tests {
                 &mut self,
                 k: ListKind,
                 n: &str,
-                a: Option<&Map<String, Value>>,
+                a: Option<ItemAnnotations<'_>>,
                 i: &ListItem<'_>,
             ) -> bool {
                 self.0.keep(k, n, a, i)
@@ -1216,11 +1271,12 @@ mod tests {
             &mut self,
             _: ListKind,
             name: &str,
-            annotations: Option<&Map<String, Value>>,
+            annotations: Option<ItemAnnotations<'_>>,
             item: &ListItem<'_>,
         ) -> bool {
+            let annotations = annotations.map(|a| a.to_map().into_owned());
             self.seen
-                .push((name.to_owned(), annotations.cloned(), item.raw().to_owned()));
+                .push((name.to_owned(), annotations, item.raw().to_owned()));
             !name.starts_with("secret")
         }
     }
@@ -1339,7 +1395,7 @@ mod tests {
             &mut self,
             _: ListKind,
             _: &str,
-            _: Option<&Map<String, Value>>,
+            _: Option<ItemAnnotations<'_>>,
             _: &ListItem<'_>,
         ) -> bool {
             true

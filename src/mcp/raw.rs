@@ -9,13 +9,13 @@
 //! 1. [`check`] scans the answer under exactly the rules of
 //!    [`parse_strict`](super::parse_strict) (duplicate keys compared after unescaping,
 //!    nesting depth, lone surrogates, control characters, numbers that do not fit,
-//!    trailing bytes, invalid UTF-8), builds nothing but the list of where each object
-//!    and array ends ([`Checked`]), and keeps the keys of open objects borrowed on one
-//!    stack;
-//! 2. [`Checked::object`] and [`Checked::array`] then split any part of the checked
-//!    text into members whose values stay raw text, jumping over nested containers by
-//!    that list, so the filter writes its answer from slices of the upstream's own
-//!    bytes.
+//!    trailing bytes, invalid UTF-8), builds no tree, and keeps the keys of open
+//!    objects borrowed on one stack; as it goes, it records the members of the objects
+//!    and the elements of the arrays of the outer levels ([`check_split`]: as deep as
+//!    the caller will look), each value a slice of the text ([`Checked`]);
+//! 2. [`Checked::object`] and [`Checked::array`] then give those splits from the
+//!    tables, without reading the text again (deeper parts are split by walking their
+//!    text), so the filter writes its answer from slices of the upstream's own bytes.
 //!
 //! [`check_strict`] is the same check written on serde_json's deserializer (a visitor
 //! that builds nothing): [`check`] falls back to it for the reason of a refusal. The
@@ -227,27 +227,54 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
-/// Checked JSON text, and where each of its objects and arrays ends: what splitting it
-/// into raw members and elements needs, so no part of it is read again.
+/// One member of an object of checked text: its key unescaped, its value as written.
+pub type Member<'a> = (Cow<'a, str>, &'a str);
+
+/// Checked JSON text, and the members and elements of its objects and arrays nested at
+/// most `split_depth` deep (see [`check_split`]): what splitting those needs, so no part
+/// of them is read again. Deeper parts are split by walking their text.
 #[derive(Debug)]
 pub struct Checked<'a> {
     text: &'a str,
-    /// `(start, end)` byte offsets of every object and array (`end` one past its closing
-    /// bracket), sorted by `start`.
-    containers: Vec<(usize, usize)>,
+    /// Every recorded object and array, sorted by where it starts.
+    containers: Vec<Container>,
+    /// The members of the recorded objects, each object's together and in order.
+    members: Vec<Member<'a>>,
+    /// The elements of the recorded arrays, each array's together and in order.
+    elements: Vec<&'a str>,
+}
+
+/// One recorded object or array: where it starts, and its members (an object) or
+/// elements (an array) in [`Checked`]'s tables.
+#[derive(Debug, Clone, Copy)]
+struct Container {
+    start: usize,
+    first: usize,
+    len: usize,
 }
 
 /// Check `bytes` as [`parse_strict`](super::parse_strict) would, in one pass that
-/// builds no value: on success the text with its containers located, for
+/// builds no value: on success the text with every object and array split, for
 /// [`Checked::object`] and [`Checked::array`].
+pub fn check(bytes: &[u8], max_depth: usize) -> Result<Checked<'_>, BodyError> {
+    check_split(bytes, max_depth, usize::MAX)
+}
+
+/// [`check`], splitting in the pass only the objects and arrays nested in at most
+/// `split_depth` others (the outermost value is nested in none): the parts a caller
+/// will ask about, so the pass records no more than it needs.
 ///
 /// The pass is a hand-written scanner of the JSON grammar under the strict rules
 /// (module docs). Anything it refuses is checked again by [`check_strict`], whose
 /// refusal (the same as `parse_strict`'s) is returned; should that check accept what
 /// the scanner refused, the answer is still refused (fail closed; the property tests
 /// hold the two to the same verdict).
-pub fn check(bytes: &[u8], max_depth: usize) -> Result<Checked<'_>, BodyError> {
-    if let Some(checked) = Scanner::run(bytes, max_depth) {
+pub fn check_split(
+    bytes: &[u8],
+    max_depth: usize,
+    split_depth: usize,
+) -> Result<Checked<'_>, BodyError> {
+    if let Some(checked) = Scanner::run(bytes, max_depth, split_depth) {
         return Ok(checked);
     }
     check_strict(bytes, max_depth)?;
@@ -263,58 +290,86 @@ const SERDE_DEPTH_LIMIT: usize = 127;
 /// One object or array being scanned.
 struct Frame<'a> {
     object: bool,
-    /// Its entry in `Scanner::containers`.
+    /// Whether its members or elements are recorded (it is shallow enough).
+    record: bool,
+    /// Its entry in `Scanner::containers` (if recorded).
     index: usize,
-    /// Where its keys start in `Scanner::keys`.
+    /// Where its members start in `Scanner::open` (objects).
     keys: usize,
+    /// Where its elements start in `Scanner::open_elements` (recorded arrays).
+    elements: usize,
+    /// Where the value being read of it starts (recorded containers).
+    value_start: usize,
     /// Its keys once there are more than [`FEW_KEYS`].
     many: Option<HashSet<Cow<'a, str>>>,
 }
 
-/// The one-pass strict scanner behind [`check`].
+/// The one-pass strict scanner behind [`check_split`].
 struct Scanner<'a> {
     bytes: &'a [u8],
     text: &'a str,
-    containers: Vec<(usize, usize)>,
+    split_depth: usize,
+    containers: Vec<Container>,
+    members: Vec<Member<'a>>,
+    elements: Vec<&'a str>,
     stack: Vec<Frame<'a>>,
-    /// The keys of every open object, innermost last.
-    keys: Vec<Cow<'a, str>>,
+    /// The members of every open object, innermost last: their keys (for the duplicate
+    /// check) and, in recorded objects, their values.
+    open: Vec<Member<'a>>,
+    /// The elements of every open recorded array, innermost last.
+    open_elements: Vec<&'a str>,
 }
 
 impl<'a> Scanner<'a> {
-    fn run(bytes: &'a [u8], max_depth: usize) -> Option<Checked<'a>> {
+    fn run(bytes: &'a [u8], max_depth: usize, split_depth: usize) -> Option<Checked<'a>> {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut s = Scanner {
             bytes,
             text,
-            // About one container per 30 bytes in a list answer: room for most without
-            // growing it many times.
-            containers: Vec::with_capacity(bytes.len() / 32),
+            split_depth,
+            containers: Vec::new(),
+            // A list answer records about one member per 25 bytes (its items' and their
+            // annotations' members): room for them without copying the table as it grows.
+            members: Vec::with_capacity(bytes.len() / 24),
+            elements: Vec::new(),
             stack: Vec::new(),
-            keys: Vec::new(),
+            open: Vec::new(),
+            open_elements: Vec::new(),
         };
         let limit = max_depth.min(SERDE_DEPTH_LIMIT);
-        let mut pos = s.ws(0);
+        let mut pos = ws(bytes, 0);
         'value: loop {
             // A value starts at `pos`.
             match *bytes.get(pos)? {
                 open @ (b'{' | b'[') => {
-                    if s.stack.len() >= limit {
+                    let depth = s.stack.len();
+                    if depth >= limit {
                         return None;
                     }
-                    s.containers.push((pos, 0));
+                    let record = depth <= s.split_depth;
+                    if record {
+                        s.containers.push(Container {
+                            start: pos,
+                            first: 0,
+                            len: 0,
+                        });
+                    }
+                    let object = open == b'{';
+                    pos = ws(bytes, pos + 1);
                     s.stack.push(Frame {
-                        object: open == b'{',
-                        index: s.containers.len() - 1,
-                        keys: s.keys.len(),
+                        object,
+                        record,
+                        index: s.containers.len().wrapping_sub(1),
+                        keys: s.open.len(),
+                        elements: s.open_elements.len(),
+                        value_start: pos,
                         many: None,
                     });
-                    pos = s.ws(pos + 1);
-                    let close = if open == b'{' { b'}' } else { b']' };
+                    let close = if object { b'}' } else { b']' };
                     if bytes.get(pos) == Some(&close) {
                         pos = s.close(pos);
                     } else {
-                        if open == b'{' {
+                        if object {
                             pos = s.key(pos)?;
                         }
                         continue 'value;
@@ -327,18 +382,30 @@ impl<'a> Scanner<'a> {
                 b'-' | b'0'..=b'9' => pos = s.number(pos)?,
                 _ => return None,
             }
-            // After a value: a separator, the end of containers, or the end of input.
+            // After a value (it ends at `pos`): a separator, the end of containers, or
+            // the end of input.
             loop {
-                pos = s.ws(pos);
-                let Some(frame) = s.stack.last() else {
-                    return (pos == bytes.len()).then_some(Checked {
+                let Some(frame) = s.stack.last_mut() else {
+                    return (ws(bytes, pos) == bytes.len()).then_some(Checked {
                         text,
                         containers: s.containers,
+                        members: s.members,
+                        elements: s.elements,
                     });
                 };
+                if frame.record {
+                    let value = &text[frame.value_start..pos];
+                    if frame.object {
+                        s.open.last_mut()?.1 = value;
+                    } else {
+                        s.open_elements.push(value);
+                    }
+                }
+                pos = ws(bytes, pos);
                 match (frame.object, *bytes.get(pos)?) {
                     (object, b',') => {
-                        pos = s.ws(pos + 1);
+                        pos = ws(bytes, pos + 1);
+                        frame.value_start = pos;
                         if object {
                             pos = s.key(pos)?;
                         }
@@ -351,21 +418,30 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Closes the innermost container at its bracket `pos`; the position after it.
+    /// Closes the innermost container at its bracket `pos` (recording its members or
+    /// elements if it is recorded); the position after it.
     fn close(&mut self, pos: usize) -> usize {
         if let Some(frame) = self.stack.pop() {
-            self.containers[frame.index].1 = pos + 1;
-            self.keys.truncate(frame.keys);
+            if frame.record {
+                let (first, len) = if frame.object {
+                    let first = self.members.len();
+                    self.members.extend(self.open.drain(frame.keys..));
+                    (first, self.members.len() - first)
+                } else {
+                    let first = self.elements.len();
+                    self.elements
+                        .extend(self.open_elements.drain(frame.elements..));
+                    (first, self.elements.len() - first)
+                };
+                if let Some(container) = self.containers.get_mut(frame.index) {
+                    container.first = first;
+                    container.len = len;
+                }
+            } else {
+                self.open.truncate(frame.keys);
+            }
         }
         pos + 1
-    }
-
-    /// Skips JSON whitespace from `pos`.
-    fn ws(&self, mut pos: usize) -> usize {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(pos) {
-            pos += 1;
-        }
-        pos
     }
 
     fn literal(&self, pos: usize, word: &[u8]) -> Option<usize> {
@@ -469,28 +545,37 @@ impl<'a> Scanner<'a> {
         };
         let frame = self.stack.last_mut()?;
         if let Some(many) = &mut frame.many {
-            if !many.insert(key) {
+            if !many.insert(key.clone()) {
                 return None;
             }
         } else {
-            let own = &self.keys[frame.keys..];
-            if own.contains(&key) {
+            let own = &self.open[frame.keys..];
+            if own.iter().any(|(k, _)| *k == key) {
                 return None;
             }
             if own.len() >= FEW_KEYS {
-                let mut many: HashSet<Cow<'a, str>> = own.iter().cloned().collect();
-                many.insert(key);
+                let mut many: HashSet<Cow<'a, str>> = own.iter().map(|(k, _)| k.clone()).collect();
+                many.insert(key.clone());
                 frame.many = Some(many);
-            } else {
-                self.keys.push(key);
             }
         }
-        let pos = self.ws(end);
+        self.open.push((key, ""));
+        let pos = ws(self.bytes, end);
         if self.bytes.get(pos) != Some(&b':') {
             return None;
         }
-        Some(self.ws(pos + 1))
+        let pos = ws(self.bytes, pos + 1);
+        frame.value_start = pos;
+        Some(pos)
     }
+}
+
+/// Skips JSON whitespace from `pos`.
+fn ws(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(pos) {
+        pos += 1;
+    }
+    pos
 }
 
 /// Eight bytes of `byte`.
@@ -553,111 +638,138 @@ impl<'a> Checked<'a> {
         (offset + part.len() <= self.text.len()).then_some(offset)
     }
 
-    /// The end of the value that starts at `pos` (already checked).
-    fn value_end(&self, pos: usize) -> Option<usize> {
+    /// The value that `value` (a slice of this text, surrounding whitespace allowed)
+    /// holds: where it starts, its first byte, and its entry if it is a recorded
+    /// container.
+    fn locate(&self, value: &str) -> Option<(usize, u8, Option<Container>)> {
         let b = self.text.as_bytes();
-        match *b.get(pos)? {
-            b'{' | b'[' => {
-                let i = self.containers.binary_search_by_key(&pos, |c| c.0).ok()?;
-                Some(self.containers[i].1)
-            }
-            b'"' => string_end(b, pos),
-            _ => Some(
-                pos + b[pos..]
-                    .iter()
-                    .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\t' | b'\r'))
-                    .unwrap_or(b.len() - pos),
-            ),
-        }
-    }
-
-    fn ws(&self, mut pos: usize) -> usize {
-        let b = self.text.as_bytes();
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(pos) {
-            pos += 1;
-        }
-        pos
+        let pos = ws(b, self.offset(value)?);
+        let first = *b.get(pos)?;
+        let recorded = match first {
+            b'{' | b'[' => self
+                .containers
+                .binary_search_by_key(&pos, |c| c.start)
+                .ok()
+                .map(|i| self.containers[i]),
+            _ => None,
+        };
+        Some((pos, first, recorded))
     }
 
     /// Splits `value` (a slice of this text holding one value, surrounding whitespace
     /// allowed) into its members if it is an object: keys unescaped, values raw.
-    pub fn object(&self, value: &'a str) -> Option<RawObject<'a>> {
-        let mut members = Vec::new();
-        self.object_into(value, &mut members)?;
+    /// A recorded object's members are its entries in the table the check made; any
+    /// other's are found by walking its text.
+    pub fn object<'c>(&'c self, value: &'a str) -> Option<RawObject<'c, 'a>> {
+        let (pos, first, recorded) = self.locate(value)?;
+        if first != b'{' {
+            return None;
+        }
+        let members = match recorded {
+            Some(c) => Cow::Borrowed(self.members.get(c.first..c.first + c.len)?),
+            None => Cow::Owned(split_object(self.text, pos)?),
+        };
         Some(RawObject { members })
     }
 
-    /// [`Checked::object`] into `members` (cleared first), so that one buffer serves
-    /// many objects: `None` (and `members` empty) if `value` is not an object.
-    pub fn object_into(
-        &self,
-        value: &'a str,
-        members: &mut Vec<(Cow<'a, str>, &'a str)>,
-    ) -> Option<()> {
-        members.clear();
-        let split = self.split_object(value, members);
-        if split.is_none() {
-            members.clear();
-        }
-        split
-    }
-
-    fn split_object(
-        &self,
-        value: &'a str,
-        members: &mut Vec<(Cow<'a, str>, &'a str)>,
-    ) -> Option<()> {
-        let b = self.text.as_bytes();
-        let mut pos = self.ws(self.offset(value)?);
-        if b.get(pos) != Some(&b'{') {
-            return None;
-        }
-        pos = self.ws(pos + 1);
-        if b.get(pos) == Some(&b'}') {
-            return Some(());
-        }
-        loop {
-            let (end, escaped) = string_end_escaped(b, pos)?;
-            let key = unquote(&self.text[pos..end], escaped)?;
-            pos = self.ws(end);
-            if b.get(pos) != Some(&b':') {
-                return None;
-            }
-            let start = self.ws(pos + 1);
-            let end = self.value_end(start)?;
-            members.push((key, &self.text[start..end]));
-            pos = self.ws(end);
-            match b.get(pos) {
-                Some(b',') => pos = self.ws(pos + 1),
-                Some(b'}') => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-
     /// Splits `value` (a slice of this text) into its elements, each raw, if it is an
-    /// array.
-    pub fn array(&self, value: &'a str) -> Option<Vec<&'a str>> {
-        let b = self.text.as_bytes();
-        let mut pos = self.ws(self.offset(value)?);
-        if b.get(pos) != Some(&b'[') {
+    /// array (recorded or walked, as [`Checked::object`]).
+    pub fn array<'c>(&'c self, value: &'a str) -> Option<Cow<'c, [&'a str]>> {
+        let (pos, first, recorded) = self.locate(value)?;
+        if first != b'[' {
             return None;
         }
-        let mut items = Vec::new();
-        pos = self.ws(pos + 1);
-        if b.get(pos) == Some(&b']') {
-            return Some(items);
+        match recorded {
+            Some(c) => self
+                .elements
+                .get(c.first..c.first + c.len)
+                .map(Cow::Borrowed),
+            None => split_array(self.text, pos).map(Cow::Owned),
         }
-        loop {
-            let end = self.value_end(pos)?;
-            items.push(&self.text[pos..end]);
-            pos = self.ws(end);
-            match b.get(pos) {
-                Some(b',') => pos = self.ws(pos + 1),
-                Some(b']') => return Some(items),
-                _ => return None,
+    }
+}
+
+/// The members of the checked object at `pos` of `text`, read by walking its text.
+fn split_object(text: &str, mut pos: usize) -> Option<Vec<Member<'_>>> {
+    let b = text.as_bytes();
+    let mut members = Vec::new();
+    pos = ws(b, pos + 1);
+    if b.get(pos) == Some(&b'}') {
+        return Some(members);
+    }
+    loop {
+        let (end, escaped) = string_end_escaped(b, pos)?;
+        let key = unquote(&text[pos..end], escaped)?;
+        pos = ws(b, end);
+        if b.get(pos) != Some(&b':') {
+            return None;
+        }
+        let start = ws(b, pos + 1);
+        let end = value_end(b, start)?;
+        members.push((key, &text[start..end]));
+        pos = ws(b, end);
+        match b.get(pos) {
+            Some(b',') => pos = ws(b, pos + 1),
+            Some(b'}') => return Some(members),
+            _ => return None,
+        }
+    }
+}
+
+/// The elements of the checked array at `pos` of `text`, read by walking its text.
+fn split_array(text: &str, mut pos: usize) -> Option<Vec<&str>> {
+    let b = text.as_bytes();
+    let mut items = Vec::new();
+    pos = ws(b, pos + 1);
+    if b.get(pos) == Some(&b']') {
+        return Some(items);
+    }
+    loop {
+        let end = value_end(b, pos)?;
+        items.push(&text[pos..end]);
+        pos = ws(b, end);
+        match b.get(pos) {
+            Some(b',') => pos = ws(b, pos + 1),
+            Some(b']') => return Some(items),
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the checked value that starts at `pos`.
+fn value_end(b: &[u8], pos: usize) -> Option<usize> {
+    match *b.get(pos)? {
+        b'{' | b'[' => container_end(b, pos),
+        b'"' => string_end(b, pos),
+        _ => Some(
+            pos + b[pos..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\t' | b'\r'))
+                .unwrap_or(b.len() - pos),
+        ),
+    }
+}
+
+/// The end of the checked object or array that starts at `pos` (one past its closing
+/// bracket): brackets counted, strings skipped.
+fn container_end(b: &[u8], mut pos: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match *b.get(pos)? {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(pos + 1);
+                }
             }
+            b'"' => {
+                pos = string_end(b, pos)?;
+                continue;
+            }
+            _ => {}
         }
+        pos += 1;
     }
 }
 
@@ -737,12 +849,18 @@ pub fn raw_value(raw: &str) -> Option<serde_json::Value> {
 
 /// One object of checked text: its members in document order, each value raw.
 #[derive(Debug)]
-pub struct RawObject<'a> {
-    /// `(key unescaped, value as written)`.
-    pub members: Vec<(Cow<'a, str>, &'a str)>,
+pub struct RawObject<'c, 'a> {
+    /// `(key unescaped, value as written)`: borrowed from the check's table, or split
+    /// for this object alone.
+    members: Cow<'c, [Member<'a>]>,
 }
 
-impl<'a> RawObject<'a> {
+impl<'a> RawObject<'_, 'a> {
+    /// Its members in document order: `(key unescaped, value as written)`.
+    pub fn members(&self) -> &[Member<'a>] {
+        &self.members
+    }
+
     /// The raw value of `key` (keys are unique in checked text).
     pub fn get(&self, key: &str) -> Option<&'a str> {
         self.members
@@ -885,6 +1003,7 @@ mod tests {
         let cases: &[&[u8]] = &[
             br#"{"a":1,"a":2}"#,
             br#"{"name":1,"n\u0061me":2}"#,
+            br#"{"abcdefghij":1,"abcdefgX":0,"abcdefgh\u0069j":2}"#,
             br#"[{"a":{"b":1,"b":1}}]"#,
             br#"{"tools":[{"name":"x","inputSchema":{"properties":{"p":{"type":"string","type":"number"}}}}]}"#,
             br#"{"a":"\ud800"}"#,
@@ -940,6 +1059,8 @@ mod tests {
             " [ true , false , null , { } , [ ] , \"\" ] ",
             "\t\r\n0\n",
             r#"{"é":"ü","e\u0301":1}"#,
+            // Keys alike in length and first bytes that differ after them.
+            r#"{"abcdefgX":1,"abcdefgY":2,"abcdefg":3,"abcdefgXY":4}"#,
         ];
         for case in cases {
             assert!(parse_strict(case.as_bytes(), 8).is_ok(), "{case}");
@@ -1035,10 +1156,58 @@ mod tests {
                         assert_eq!(raw_str(items[0]).as_deref(), tree[0].as_str(), "{shown}");
                         let object = checked.object(items[1]).unwrap();
                         let key = tree[1].as_object().unwrap().keys().next().unwrap();
-                        assert_eq!(object.members[0].0, key.as_str(), "{shown}");
+                        assert_eq!(object.members()[0].0, key.as_str(), "{shown}");
                     }
                 }
             }
+        }
+    }
+
+    /// Compares, for `part` and every value inside it, the split the check recorded with
+    /// a fresh walk of the text; `depth` is how many containers hold `part`. Recorded
+    /// splits are borrowed from the tables exactly down to `split_depth`.
+    fn splits_agree(checked: &Checked<'_>, part: &str, depth: usize, split_depth: usize) {
+        let pos = ws(checked.text.as_bytes(), checked.offset(part).unwrap());
+        let recorded = depth <= split_depth;
+        if let Some(object) = checked.object(part) {
+            let walked = split_object(checked.text, pos).unwrap();
+            assert_eq!(object.members(), &walked[..], "{part}");
+            assert_eq!(
+                matches!(object.members, Cow::Borrowed(_)),
+                recorded,
+                "{part}"
+            );
+            for (_, value) in object.members() {
+                splits_agree(checked, value, depth + 1, split_depth);
+            }
+        } else if let Some(items) = checked.array(part) {
+            let walked = split_array(checked.text, pos).unwrap();
+            assert_eq!(*items, walked[..], "{part}");
+            assert_eq!(matches!(items, Cow::Borrowed(_)), recorded, "{part}");
+            for item in items.iter() {
+                splits_agree(checked, item, depth + 1, split_depth);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testing::proptest_budget(256, 0x7370_6c69_7473))]
+
+        #[test]
+        fn recorded_members_are_a_fresh_split(
+            value in crate::testing::json_value(6, 48, 6),
+            pretty in proptest::bool::ANY,
+            split_depth in 0usize..5,
+        ) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                value.to_string()
+            };
+            let checked = check_split(text.as_bytes(), 16, split_depth).unwrap();
+            splits_agree(&checked, checked.text(), 0, split_depth);
+            let everything = check(text.as_bytes(), 16).unwrap();
+            splits_agree(&everything, everything.text(), 0, usize::MAX);
         }
     }
 
@@ -1048,7 +1217,7 @@ mod tests {
             0,-0,1,-1,1.0,-0.0,1e2,1E-2,123456789012345678901234567890,18446744073709551615,
             -9223372036854775808,{},[],{"a":[1,{"b":null}]},[" x "]]"#;
         let checked = check(text.as_bytes(), 8).unwrap();
-        for raw in checked.array(checked.text()).unwrap() {
+        for raw in checked.array(checked.text()).unwrap().iter() {
             let expected: serde_json::Value = serde_json::from_str(raw).unwrap();
             assert_eq!(raw_value(raw), Some(expected.clone()), "{raw}");
             assert_eq!(raw_str(raw).as_deref(), expected.as_str(), "{raw}");
@@ -1071,7 +1240,7 @@ mod tests {
         let text = r#"{"z": [1, 2], "a\u0062": {"x": "y}"} , "n": null,"s":"a\"b","k":-1.5}"#;
         let checked = check(text.as_bytes(), 8).unwrap();
         let object = checked.object(checked.text()).unwrap();
-        let keys: Vec<&str> = object.members.iter().map(|(k, _)| k.as_ref()).collect();
+        let keys: Vec<&str> = object.members().iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(keys, ["z", "ab", "n", "s", "k"]);
         assert_eq!(object.get("z").unwrap(), "[1, 2]");
         assert_eq!(object.get("ab").unwrap(), r#"{"x": "y}"}"#);
@@ -1079,7 +1248,7 @@ mod tests {
         assert_eq!(object.get("k").unwrap(), "-1.5");
         assert_eq!(first_byte(object.get("n").unwrap()), b'n');
         let items = checked.array(object.get("z").unwrap()).unwrap();
-        assert_eq!(items, ["1", "2"]);
+        assert_eq!(*items, ["1", "2"]);
         assert!(checked.object(object.get("z").unwrap()).is_none());
         assert!(checked.array(object.get("ab").unwrap()).is_none());
 

@@ -622,7 +622,11 @@ impl CedarEngine {
         Ok(match item.kind {
             ListKind::Tools => (
                 "call_tool",
-                self.tool(item.name, item.annotations, item.definition)?,
+                self.tool(
+                    item.name,
+                    item.annotations.map(|a| a.to_map()).as_deref(),
+                    item.definition,
+                )?,
             ),
             ListKind::Prompts => ("get_prompt", self.prompt_entity(item.name)?),
             ListKind::Resources | ListKind::ResourceTemplates => {

@@ -29,16 +29,17 @@
 //! combined answer is exactly the answer of evaluating all of them together (the unit
 //! tests check it against the single-pass rule on generated policy sets).
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use cedar_policy::{Effect, Entity, EntityUid, Policy, PolicySet, ResourceConstraint};
 use parking_lot::Mutex;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::{convert, engine_error, BuildError, CedarEngine, ListingParts};
+use super::{engine_error, BuildError, CedarEngine, ListingParts};
 use crate::mcp::ListKind;
 use crate::policy::load::PolicyLoadError;
-use crate::policy::{ListedItem, Listing};
+use crate::policy::{ItemAnnotations, ListedItem, Listing};
 
 /// What Cedar's partial answer says, reduced to what the listing rule reads. Each flag
 /// is an "or" over the evaluated policies, so the flags of disjoint sets combine with
@@ -377,10 +378,11 @@ fn annotations_read(node: &Value, keys: &mut Vec<String>) -> bool {
 fn write_class_annotations(
     key: &mut Vec<u8>,
     keys: Option<&[String]>,
-    declared: Option<&Map<String, Value>>,
+    declared: Option<ItemAnnotations<'_>>,
 ) {
     let Some(keys) = keys else {
-        let full = super::with_hint_defaults(declared);
+        let declared = declared.map(|d| d.to_map());
+        let full = super::with_hint_defaults(declared.as_deref());
         // Writing a `Value` to a `Vec` cannot fail.
         let _ = serde_json::to_writer(&mut *key, &full);
         return;
@@ -389,7 +391,7 @@ fn write_class_annotations(
         match hint_or_declared(declared, k) {
             Seen::Bool(b) => key.extend_from_slice(if b { b"true" } else { b"false" }),
             Seen::Value(v) => {
-                let _ = serde_json::to_writer(&mut *key, v);
+                let _ = serde_json::to_writer(&mut *key, &*v);
             }
             Seen::Absent => key.extend_from_slice(b"null"),
         }
@@ -400,13 +402,13 @@ fn write_class_annotations(
 /// One annotation as [`super::with_hint_defaults`] would leave it.
 enum Seen<'a> {
     Bool(bool),
-    Value(&'a Value),
+    Value(Cow<'a, Value>),
     Absent,
 }
 
 /// `with_hint_defaults(declared).get(key)`, without building the map.
-fn hint_or_declared<'a>(declared: Option<&'a Map<String, Value>>, key: &str) -> Seen<'a> {
-    let declared_bool = |hint: &str| declared.and_then(|d| d.get(hint)).and_then(Value::as_bool);
+fn hint_or_declared<'a>(declared: Option<ItemAnnotations<'a>>, key: &str) -> Seen<'a> {
+    let declared_bool = |hint: &str| declared.and_then(|d| d.bool(hint));
     let default = match key {
         "readOnlyHint" => false,
         "destructiveHint" => !declared_bool("readOnlyHint").unwrap_or(false),
@@ -471,7 +473,7 @@ impl CedarListing<'_> {
             .ok_or(BuildError::UnknownAction { action })?;
         // The item's entity could not be built (annotations nested too deep): hidden,
         // as building it would fail, whatever its class says.
-        if action == "call_tool" && !item.annotations.is_none_or(convert::convertible) {
+        if action == "call_tool" && !item.annotations.is_none_or(|a| a.convertible()) {
             return Ok(false);
         }
         let mut resource: Option<Entity> = None;
@@ -560,6 +562,7 @@ impl CedarListing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     fn like(pattern: &str) -> NameTest {
         // `*` a wildcard, every other character literal (as Cedar's JSON form splits it).
@@ -611,7 +614,7 @@ mod tests {
             "absent",
         ] {
             let mut ours = Vec::new();
-            write_class_annotations(&mut ours, Some(&[key.to_owned()]), Some(&declared));
+            write_class_annotations(&mut ours, Some(&[key.to_owned()]), Some((&declared).into()));
             let theirs = format!("{},", full.get(key).unwrap_or(&Value::Null));
             assert_eq!(String::from_utf8(ours).unwrap(), theirs, "{key}");
         }

@@ -10,6 +10,7 @@ use super::*;
 use crate::auth::AuthMethod;
 use crate::mcp::CompletionRef;
 use crate::policy::load::{compile, SourceFile};
+use crate::policy::ItemAnnotations;
 
 const EXAMPLE_SCHEMA: &str = include_str!("../../policies/example/mcp.cedarschema");
 
@@ -142,7 +143,7 @@ fn listed_annotated(
         &ListedItem {
             kind,
             name,
-            annotations: annotations.as_ref(),
+            annotations: annotations.as_ref().map(Into::into),
             definition: Default::default(),
         },
         &env(),
@@ -899,13 +900,29 @@ mod one_pass {
                 let listed = ListedItem {
                     kind: item.kind,
                     name: &name,
-                    annotations: item.annotations.as_ref(),
+                    annotations: item.annotations.as_ref().map(Into::into),
                     definition: item.definition,
                 };
+                let expected = engine.single_pass_may_list(&identity, &listed, &env);
                 prop_assert_eq!(
                     listing.may_list(&listed),
-                    engine.single_pass_may_list(&identity, &listed, &env),
+                    expected,
                     "item {:?} under {}", item, policy_set(&picks)
+                );
+                // The same annotations as the filter reads them from an answer (raw
+                // members of its text), in the same listing: the same answer, whichever
+                // form a class was first met in.
+                let text = item.annotations.as_ref().map(|a| Value::Object(a.clone()).to_string());
+                let checked = text.as_ref().map(|t| crate::mcp::raw::check(t.as_bytes(), 8).unwrap());
+                let object = checked.as_ref().map(|c| c.object(c.text()).unwrap());
+                let raw = ListedItem {
+                    annotations: object.as_ref().map(|o| ItemAnnotations::Raw(o.members())),
+                    ..listed
+                };
+                prop_assert_eq!(
+                    listing.may_list(&raw),
+                    expected,
+                    "raw item {:?} under {}", item, policy_set(&picks)
                 );
             }
         }
@@ -927,7 +944,7 @@ fn an_item_whose_annotations_cannot_be_built_is_hidden_even_in_a_known_class() {
     let item = |annotations| ListedItem {
         kind: ListKind::Tools,
         name: "x",
-        annotations: Some(annotations),
+        annotations: Some(ItemAnnotations::Map(annotations)),
         definition: Default::default(),
     };
     let env = env();

@@ -18,6 +18,8 @@
 //! - [`watch`]: a debounced file watcher (policies, and other reloadable files);
 //! - [`testcases`]: the `mcp-warden policy test` runner;
 //! - `convert`: JSON → Cedar values without Cedar's JSON escapes;
+//! - [`item_annotations`]: a list item's annotations, raw from the upstream's text or a
+//!   map, as the listing rules read them;
 //! - `extension_cache`: the context's `datetime` and `ipaddr` expressions, built once per
 //!   second and per address rather than per request.
 
@@ -81,8 +83,9 @@ pub struct ListedItem<'a> {
     pub kind: ListKind,
     /// The item's name (tool/prompt name, resource URI, or URI template).
     pub name: &'a str,
-    /// The item's `annotations` object, if it declares one.
-    pub annotations: Option<&'a Map<String, Value>>,
+    /// The item's `annotations` object, if it declares one (raw members of the
+    /// upstream's text, or a map).
+    pub annotations: Option<ItemAnnotations<'a>>,
     /// What pinning says of the item's definition (tools only).
     pub definition: DefinitionFacts,
 }
@@ -198,6 +201,7 @@ pub mod biscuit;
 pub mod cedar;
 mod convert;
 mod extension_cache;
+pub mod item_annotations;
 pub mod load;
 pub mod scopes;
 pub mod store;
@@ -207,6 +211,7 @@ pub mod watch;
 pub use biscuit::{BiscuitEngine, BiscuitPolicyConfig, TokenChecks};
 pub use cedar::CedarEngine;
 pub use convert::{ConvertError, MAX_DEPTH};
+pub use item_annotations::ItemAnnotations;
 pub use load::{LineCol, PolicyBundle, PolicyLoadError, SourceDiagnostic};
 pub use store::{EngineKind, Generation, PolicyConfig, PolicyStore};
 pub use testcases::{run_test_file, CaseResult, TestFileError, TestReport};

@@ -696,7 +696,7 @@ fn run_case(engine: &dyn PolicyEngine, case: &Case) -> (bool, String) {
             &ListedItem {
                 kind: *kind,
                 name,
-                annotations: case.annotations.as_ref(),
+                annotations: case.annotations.as_ref().map(Into::into),
                 definition: Default::default(),
             },
             &case.env,

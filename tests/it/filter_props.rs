@@ -10,11 +10,12 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use mcp_warden::exchange::response::{FilterStats, JsonBuffer, ListItem, ListScope, SseFilter};
 use mcp_warden::mcp::jsonrpc::id_key;
 use mcp_warden::mcp::{ListKind, SseFramer};
+use mcp_warden::policy::ItemAnnotations;
 
 /// What a hidden item is called: the listing rule hides every name starting with it.
 const HIDDEN: &str = "secret";
@@ -37,7 +38,7 @@ impl ListScope for Scope {
         &mut self,
         _: ListKind,
         name: &str,
-        _: Option<&Map<String, Value>>,
+        _: Option<ItemAnnotations<'_>>,
         _: &ListItem<'_>,
     ) -> bool {
         !name.starts_with(HIDDEN)

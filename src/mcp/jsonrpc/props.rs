@@ -168,7 +168,7 @@ fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
 fn rebuilt(checked: &crate::mcp::raw::Checked<'_>, part: &str) -> Value {
     if let Some(object) = checked.object(part) {
         let mut map = serde_json::Map::new();
-        for (key, value) in &object.members {
+        for (key, value) in object.members() {
             map.insert(key.to_string(), rebuilt(checked, value));
         }
         return Value::Object(map);
@@ -210,6 +210,19 @@ fn agrees_with_serde_json(bytes: &[u8]) -> Result<(), TestCaseError> {
     );
     if let (Ok(checked), Ok(tree)) = (&scanned, &strict) {
         prop_assert_eq!(&rebuilt(checked, checked.text()), tree);
+    }
+    // Recording the members of only the outer levels changes neither the verdict nor
+    // the split (deeper parts are split by walking their text).
+    for split_depth in [0, 1, 3] {
+        let scanned = crate::mcp::raw::check_split(bytes, DEPTH, split_depth);
+        prop_assert_eq!(
+            scanned.as_ref().map(|_| ()).map_err(Clone::clone),
+            strict.as_ref().map(|_| ()).map_err(Clone::clone),
+            "check_split disagrees with parse_strict"
+        );
+        if let (Ok(checked), Ok(tree)) = (&scanned, &strict) {
+            prop_assert_eq!(&rebuilt(checked, checked.text()), tree);
+        }
     }
     let reference = serde_json::from_slice::<Value>(bytes);
     let written = serde_json::from_slice::<Written>(bytes);

@@ -449,14 +449,18 @@ pub(crate) fn request_facts<'a>(
     Ok(out)
 }
 
-/// The facts of the call a list item stands for that depend on the item.
-pub(crate) fn item_facts<'a>(item: &ListedItem<'a>) -> Vec<ReqFact<'a>> {
+/// The facts of the call a list item stands for that depend on the item; `annotations`
+/// are the item's as a map ([`ItemAnnotations::to_map`](crate::policy::ItemAnnotations::to_map)).
+pub(crate) fn item_facts<'a>(
+    item: &ListedItem<'a>,
+    annotations: Option<&'a Map<String, Value>>,
+) -> Vec<ReqFact<'a>> {
     let mut out = Vec::with_capacity(8);
     match item.kind {
         ListKind::Tools => {
             out.push(fact("method", string(methods::TOOLS_CALL)));
             out.push(fact("action", string("call_tool")));
-            tool_facts(item.name, item.annotations, item.definition, &mut out);
+            tool_facts(item.name, annotations, item.definition, &mut out);
         }
         ListKind::Prompts => {
             out.push(fact("method", string(methods::PROMPTS_GET)));
@@ -601,7 +605,7 @@ mod tests {
         let item = ListedItem {
             kind: ListKind::Tools,
             name: "echo",
-            annotations: Some(&annotations),
+            annotations: Some((&annotations).into()),
             definition: DefinitionFacts::default(),
         };
         let mut base = SymbolTable::new();
@@ -620,7 +624,7 @@ mod tests {
         let (mut ours, mut theirs) = (base.clone(), base.clone());
         for f in facts
             .iter()
-            .chain(&item_facts(&item))
+            .chain(&item_facts(&item, Some(&annotations)))
             .chain(&caller_facts(&identity, &env))
         {
             let got = f.to_datalog(&interner, &mut ours);

@@ -360,7 +360,10 @@ impl<'a> BiscuitListing<'a> {
 impl Listing for BiscuitListing<'_> {
     fn may_list(&self, item: &ListedItem<'_>) -> bool {
         let result = match &self.base {
-            Ok(base) => base.run(&facts::item_facts(item)),
+            Ok(base) => {
+                let annotations = item.annotations.map(|a| a.to_map());
+                base.run(&facts::item_facts(item, annotations.as_deref()))
+            }
             Err(e) => Err(e.clone()),
         };
         self.program.judge(result, false, self.generation).allow

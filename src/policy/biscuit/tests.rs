@@ -109,7 +109,7 @@ fn listed(engine: &dyn PolicyEngine, identity: &Identity, name: &str) -> bool {
         &ListedItem {
             kind: ListKind::Tools,
             name,
-            annotations: Some(&annotations),
+            annotations: Some((&annotations).into()),
             definition: Default::default(),
         },
         &env(),

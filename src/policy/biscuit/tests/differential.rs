@@ -167,7 +167,7 @@ fn list(engine: &dyn PolicyEngine, id: &Identity, env: &RequestEnv) -> Vec<bool>
             out.push(listing.may_list(&ListedItem {
                 kind: ListKind::Tools,
                 name,
-                annotations: Some(h),
+                annotations: Some(h.into()),
                 definition: Default::default(),
             }));
         }

@@ -201,26 +201,23 @@ fn agrees_with_serde_json(bytes: &[u8]) -> Result<(), TestCaseError> {
         strict.as_ref().map(|_| ()).map_err(Clone::clone),
         "check_strict disagrees with parse_strict"
     );
-    // So does the one-pass scanner, and its split of what it accepts is the tree.
-    let scanned = crate::mcp::raw::check(bytes, DEPTH);
-    prop_assert_eq!(
-        scanned.as_ref().map(|_| ()).map_err(Clone::clone),
-        strict.as_ref().map(|_| ()).map_err(Clone::clone),
-        "check disagrees with parse_strict"
-    );
-    if let (Ok(checked), Ok(tree)) = (&scanned, &strict) {
-        prop_assert_eq!(&rebuilt(checked, checked.text()), tree);
-    }
-    // Recording the members of only the outer levels changes neither the verdict nor
+    // So does the one-pass scanner, and its split of what it accepts is the tree; recording
+    // the members of only the outer levels (`check_split`) changes neither the verdict nor
     // the split (deeper parts are split by walking their text).
-    for split_depth in [0, 1, 3] {
-        let scanned = crate::mcp::raw::check_split(bytes, DEPTH, split_depth);
+    let scans = [
+        ("check", crate::mcp::raw::check(bytes, DEPTH)),
+        ("check_split 0", crate::mcp::raw::check_split(bytes, DEPTH, 0)),
+        ("check_split 1", crate::mcp::raw::check_split(bytes, DEPTH, 1)),
+        ("check_split 3", crate::mcp::raw::check_split(bytes, DEPTH, 3)),
+    ];
+    for (what, scanned) in &scans {
         prop_assert_eq!(
             scanned.as_ref().map(|_| ()).map_err(Clone::clone),
             strict.as_ref().map(|_| ()).map_err(Clone::clone),
-            "check_split disagrees with parse_strict"
+            "{} disagrees with parse_strict",
+            what
         );
-        if let (Ok(checked), Ok(tree)) = (&scanned, &strict) {
+        if let (Ok(checked), Ok(tree)) = (scanned, &strict) {
             prop_assert_eq!(&rebuilt(checked, checked.text()), tree);
         }
     }

@@ -204,11 +204,12 @@ fn agrees_with_serde_json(bytes: &[u8]) -> Result<(), TestCaseError> {
     // So does the one-pass scanner, and its split of what it accepts is the tree; recording
     // the members of only the outer levels (`check_split`) changes neither the verdict nor
     // the split (deeper parts are split by walking their text).
+    let split = |depth| crate::mcp::raw::check_split(bytes, DEPTH, depth);
     let scans = [
         ("check", crate::mcp::raw::check(bytes, DEPTH)),
-        ("check_split 0", crate::mcp::raw::check_split(bytes, DEPTH, 0)),
-        ("check_split 1", crate::mcp::raw::check_split(bytes, DEPTH, 1)),
-        ("check_split 3", crate::mcp::raw::check_split(bytes, DEPTH, 3)),
+        ("check_split 0", split(0)),
+        ("check_split 1", split(1)),
+        ("check_split 3", split(3)),
     ];
     for (what, scanned) in &scans {
         prop_assert_eq!(

@@ -1,5 +1,6 @@
-//! The processes under test (the upstream, mcp-warden, nginx, the bare Pingora proxy), where they run, and what
-//! `/proc` says about them: resident memory (current and peak) and CPU time.
+//! The processes under test (the upstream, mcp-warden, nginx, the bare Pingora proxy),
+//! where they run, and what `/proc` says about them: resident memory (current and peak)
+//! and CPU time.
 //!
 //! Placement: with [`pin_cores`] (the default on two or more CPUs), the driver (this
 //! process) and the upstream it starts run on CPU 0 and every proxy on CPU 1, as a sidecar
@@ -187,35 +188,34 @@ pub fn warden(config: &Path, listen: SocketAddr, admin: SocketAddr, log: &Path) 
 /// in front of `upstream`; waits until it accepts.
 pub fn bare_pingora(listen: SocketAddr, upstream: SocketAddr) -> Proc {
     let exe = std::env::current_exe().expect("the bench binary");
-    let child = proxy_command(&exe)
+    let mut command = proxy_command(&exe);
+    command
         .args(["bare-pingora", "--listen", &listen.to_string()])
-        .args(["--upstream", &upstream.to_string()])
+        .args(["--upstream", &upstream.to_string()]);
+    spawn_listening(command, listen, "the bare Pingora proxy")
+}
+
+/// Starts `command` (its output discarded, its errors shown) and waits until `listen`
+/// accepts.
+fn spawn_listening(mut command: Command, listen: SocketAddr, what: &str) -> Proc {
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start the bare Pingora proxy");
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
     let proc = Proc { child };
     wait_until(
         || TcpStream::connect(listen).is_ok(),
-        "the bare Pingora proxy listening",
+        &format!("{what} listening"),
     );
     proc
 }
 
 /// Starts nginx with `conf` in the foreground; waits until `listen` accepts.
 pub fn nginx(binary: &Path, conf: &Path, prefix: &Path, listen: SocketAddr) -> Proc {
-    let child = proxy_command(binary)
-        .arg("-p")
-        .arg(prefix)
-        .arg("-c")
-        .arg(conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nginx");
-    let proc = Proc { child };
-    wait_until(|| TcpStream::connect(listen).is_ok(), "nginx listening");
-    proc
+    let mut command = proxy_command(binary);
+    command.arg("-p").arg(prefix).arg("-c").arg(conf);
+    spawn_listening(command, listen, "nginx")
 }
 
 #[allow(

@@ -287,10 +287,37 @@ fn addrs() -> (SocketAddr, SocketAddr) {
     (procs::free_addr(), procs::free_addr())
 }
 
-/// Runs every scenario of `plan`.
 /// The target name of the bare Pingora proxy ([`super::bare`]).
 pub const BARE_PINGORA: &str = "Pingora (bare)";
 
+/// [`measure`] for a proxy process, with its memory: resident when idle (before the
+/// workloads) and at its peak (after them).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call per proxy; the arguments are what differs between targets"
+)]
+fn measure_proxy(
+    rt: &tokio::runtime::Runtime,
+    plan: &Plan,
+    target: &str,
+    kind: Kind,
+    addr: SocketAddr,
+    token: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    proxy: &Proc,
+) -> (Vec<Row>, Memory) {
+    eprintln!("{target} → {addr}");
+    let idle = proxy.rss_kib();
+    let rows = measure(rt, plan, target, kind, addr, token, tls, Some(proxy));
+    let memory = Memory {
+        target: target.into(),
+        idle_rss_kib: idle,
+        peak_rss_kib: proxy.peak_rss_kib(),
+    };
+    (rows, memory)
+}
+
+/// Runs every scenario of `plan`.
 pub fn run(plan: &Plan) -> Results {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -350,24 +377,18 @@ pub fn run(plan: &Plan) -> Results {
     }
     for (name, dir, target, tls) in targets {
         let proxy = start_warden(&dir, &target);
-        let listen = target.listen;
-        eprintln!("{name} → {listen}");
-        let idle = proxy.rss_kib();
-        rows.extend(measure(
+        let (measured, used) = measure_proxy(
             &rt,
             plan,
             name,
             Kind::Warden,
-            listen,
+            target.listen,
             &target.token,
             tls,
-            Some(&proxy),
-        ));
-        memory.push(Memory {
-            target: name.into(),
-            idle_rss_kib: idle,
-            peak_rss_kib: proxy.peak_rss_kib(),
-        });
+            &proxy,
+        );
+        rows.extend(measured);
+        memory.push(used);
     }
 
     let nginx_missing = match setup::find_nginx() {
@@ -377,32 +398,17 @@ pub fn run(plan: &Plan) -> Results {
             let listen = procs::free_addr();
             let conf = setup::nginx_conf(&dir, listen, upstream_addr);
             let proxy = procs::nginx(&binary, &conf, &dir, listen);
-            eprintln!("nginx → {listen}");
-            let idle = proxy.rss_kib();
-            rows.extend(measure(
-                &rt,
-                plan,
-                "nginx",
-                Kind::Plain,
-                listen,
-                &jwt,
-                None,
-                Some(&proxy),
-            ));
-            memory.push(Memory {
-                target: "nginx".into(),
-                idle_rss_kib: idle,
-                peak_rss_kib: proxy.peak_rss_kib(),
-            });
+            let (measured, used) =
+                measure_proxy(&rt, plan, "nginx", Kind::Plain, listen, &jwt, None, &proxy);
+            rows.extend(measured);
+            memory.push(used);
             None
         }
     };
     // The framework's floor: Pingora with mcp-warden's runtime settings, forwarding only.
     let bare_listen = procs::free_addr();
     let bare = procs::bare_pingora(bare_listen, upstream_addr);
-    eprintln!("Pingora (bare) → {bare_listen}");
-    let idle = bare.rss_kib();
-    rows.extend(measure(
+    let (measured, used) = measure_proxy(
         &rt,
         plan,
         BARE_PINGORA,
@@ -410,13 +416,10 @@ pub fn run(plan: &Plan) -> Results {
         bare_listen,
         &jwt,
         None,
-        Some(&bare),
-    ));
-    memory.push(Memory {
-        target: BARE_PINGORA.into(),
-        idle_rss_kib: idle,
-        peak_rss_kib: bare.peak_rss_kib(),
-    });
+        &bare,
+    );
+    rows.extend(measured);
+    memory.push(used);
     drop(bare);
     drop(upstream);
 

@@ -46,11 +46,10 @@ use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
 use crate::mcp::raw::{
-    check_split, first_byte, raw_str, raw_value, Checked, ObjectWriter, RawObject,
+    check_split, first_byte, is_plain, raw_str, raw_value, Checked, ObjectWriter, RawObject,
 };
 use crate::mcp::sse::{SseEvent, SseFramer};
 use crate::mcp::{id_key, ListKind};
-use crate::policy::item_annotations::is_plain;
 use crate::policy::ItemAnnotations;
 
 use super::refusal::Withheld;

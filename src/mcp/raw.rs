@@ -826,25 +826,36 @@ fn trim_ws(raw: &str) -> &str {
 }
 
 /// A raw value of checked text as a `serde_json::Value`, equal to what
-/// `serde_json::from_str` reads from it: literals and strings without escapes directly,
-/// anything else through serde_json.
+/// `serde_json::from_str` reads from it: [`plain`] values directly, anything else
+/// through serde_json.
 pub fn raw_value(raw: &str) -> Option<serde_json::Value> {
-    use serde_json::Value;
     let raw = trim_ws(raw);
+    plain(raw).or_else(|| serde_json::from_str(raw).ok())
+}
+
+/// A raw value of checked text (no surrounding whitespace) that reads without a parser,
+/// as a `Value`: `true`, `false`, `null` or a string without escapes; `None` for
+/// anything else.
+pub fn plain(raw: &str) -> Option<serde_json::Value> {
+    use serde_json::Value;
     match raw {
-        "true" => return Some(Value::Bool(true)),
-        "false" => return Some(Value::Bool(false)),
-        "null" => return Some(Value::Null),
-        _ => {}
+        "true" => Some(Value::Bool(true)),
+        "false" => Some(Value::Bool(false)),
+        "null" => Some(Value::Null),
+        _ => plain_str(raw).map(|s| Value::String(s.to_owned())),
     }
-    if raw.starts_with('"') {
-        if let Some((end, false)) = string_end_escaped(raw.as_bytes(), 0) {
-            if end == raw.len() {
-                return Some(Value::String(raw[1..end - 1].to_owned()));
-            }
-        }
-    }
-    serde_json::from_str(raw).ok()
+}
+
+/// Whether [`plain`] reads `raw`, without building the value.
+pub fn is_plain(raw: &str) -> bool {
+    matches!(raw, "true" | "false" | "null") || plain_str(raw).is_some()
+}
+
+/// The text of `raw` if it is a string without escapes (checked text: a string holds no
+/// unescaped quote or control character, and its quotes are single bytes).
+pub fn plain_str(raw: &str) -> Option<&str> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    (!inner.as_bytes().contains(&b'\\')).then_some(inner)
 }
 
 /// One object of checked text: its members in document order, each value raw.

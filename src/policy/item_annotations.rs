@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::mcp::raw::Member;
+use crate::mcp::raw::{plain, plain_str, Member};
 
 /// The `annotations` object of one list item.
 #[derive(Debug, Clone, Copy)]
@@ -32,29 +32,6 @@ impl<'a> From<&'a Map<String, Value>> for ItemAnnotations<'a> {
     fn from(map: &'a Map<String, Value>) -> Self {
         ItemAnnotations::Map(map)
     }
-}
-
-/// A raw value of checked text as a `Value` without a parser, `None` unless it is `true`,
-/// `false`, `null` or a string without escapes (what [`ItemAnnotations::Raw`] holds).
-pub fn plain(raw: &str) -> Option<Value> {
-    match raw {
-        "true" => Some(Value::Bool(true)),
-        "false" => Some(Value::Bool(false)),
-        "null" => Some(Value::Null),
-        _ => plain_str(raw).map(|s| Value::String(s.to_owned())),
-    }
-}
-
-/// Whether [`plain`] reads `raw`, without building the value.
-pub fn is_plain(raw: &str) -> bool {
-    matches!(raw, "true" | "false" | "null") || plain_str(raw).is_some()
-}
-
-/// The text of `raw` if it is a string without escapes (checked text: a string holds no
-/// unescaped quote or control character, and its quotes are single bytes).
-fn plain_str(raw: &str) -> Option<&str> {
-    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.as_bytes().contains(&b'\\')).then_some(inner)
 }
 
 /// Whether `raw` (a [`plain`] value) reads as `value`.
@@ -142,7 +119,7 @@ fn raw_get<'a>(members: &[Member<'a>], key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::raw::check;
+    use crate::mcp::raw::{check, is_plain};
 
     #[test]
     fn plain_values_read_as_serde_json_reads_them() {

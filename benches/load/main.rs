@@ -48,6 +48,19 @@ pub struct Plan {
     /// Driver and upstream on CPU 0, proxies on CPU 1 (`procs::pin_cores`); `--no-pin`
     /// shares every CPU between them.
     pub pin: bool,
+    /// `--only NAME,…`: only the targets whose names contain one of these (and direct),
+    /// and no scaling runs: a quick comparison, written outside `benches/results`.
+    pub only: Option<Vec<String>>,
+}
+
+impl Plan {
+    /// Whether the target called `name` runs.
+    pub fn runs(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| name.contains(&o.to_lowercase())))
+    }
 }
 
 impl Plan {
@@ -65,6 +78,7 @@ impl Plan {
             session_counts: vec![10, 100, 1_000],
             out: setup::repo().join("benches/results"),
             pin: true,
+            only: None,
         }
     }
 
@@ -83,13 +97,14 @@ impl Plan {
             session_counts: vec![10],
             out: std::env::temp_dir().join("mcp-warden-load-quick"),
             pin: true,
+            only: None,
         }
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench load [-- [--quick] [--rate N] [--out DIR] [--no-pin]]\n\
+        "usage: cargo bench --bench load [-- [--quick] [--rate N] [--out DIR] [--no-pin] [--only NAME,…]]\n\
          \x20      (internal) load upstream --tools N --mode json|sse\n\
          \x20      (internal) load bare-pingora --listen ADDR --upstream ADDR"
     );
@@ -127,6 +142,7 @@ fn main() {
         }
     }
     let (mut bench, mut quick, mut rate, mut out, mut pin) = (false, false, None, None, true);
+    let mut only = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             // `cargo bench` passes `--bench`; a test run (`cargo test --benches`) does not,
@@ -142,6 +158,10 @@ fn main() {
                 )
             }
             "--out" => out = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
+            "--only" => {
+                let names = args.next().unwrap_or_else(|| usage());
+                only = Some(names.split(',').map(str::to_owned).collect::<Vec<_>>());
+            }
             _ => usage(),
         }
     }
@@ -152,6 +172,10 @@ fn main() {
     };
     if let Some(rate) = rate {
         plan.rate = rate;
+    }
+    if only.is_some() {
+        plan.out = std::env::temp_dir().join("mcp-warden-load-only");
+        plan.only = only;
     }
     if let Some(out) = out {
         plan.out = out;

@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -161,11 +161,14 @@ pub fn upstream(tools: usize, mode: Mode) -> (Proc, SocketAddr) {
     (Proc { child }, addr)
 }
 
-/// Starts `mcp-warden run --config <config>` (the binary cargo built for this bench) and
-/// waits until its admin `/readyz` answers 200 and its listener accepts.
+/// Starts `mcp-warden run --config <config>` (the binary cargo built for this bench, or
+/// `$MCP_WARDEN_BIN` to compare another build) and waits until its admin `/readyz`
+/// answers 200 and its listener accepts.
 pub fn warden(config: &Path, listen: SocketAddr, admin: SocketAddr, log: &Path) -> Proc {
     let log_file = std::fs::File::create(log).expect("warden log file");
-    let child = proxy_command(Path::new(env!("CARGO_BIN_EXE_mcp-warden")))
+    let binary = std::env::var_os("MCP_WARDEN_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_mcp-warden").into(), PathBuf::from);
+    let child = proxy_command(&binary)
         .args(["run", "--config"])
         .arg(config)
         .stdout(log_file.try_clone().expect("log file"))

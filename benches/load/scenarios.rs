@@ -376,6 +376,9 @@ pub fn run(plan: &Plan) -> Results {
         None => eprintln!("no Redis (REDIS_URL): the Redis-state target is left out"),
     }
     for (name, dir, target, tls) in targets {
+        if !plan.runs(name) {
+            continue;
+        }
         let proxy = start_warden(&dir, &target);
         let (measured, used) = measure_proxy(
             &rt,
@@ -393,6 +396,7 @@ pub fn run(plan: &Plan) -> Results {
 
     let nginx_missing = match setup::find_nginx() {
         None => Some("nginx is not installed (benches/load/run.sh installs it)".to_owned()),
+        Some(_) if !plan.runs("nginx") => None,
         Some(binary) => {
             let dir = work.path().join("nginx");
             let listen = procs::free_addr();
@@ -406,23 +410,34 @@ pub fn run(plan: &Plan) -> Results {
         }
     };
     // The framework's floor: Pingora with mcp-warden's runtime settings, forwarding only.
-    let bare_listen = procs::free_addr();
-    let bare = procs::bare_pingora(bare_listen, upstream_addr);
-    let (measured, used) = measure_proxy(
-        &rt,
-        plan,
-        BARE_PINGORA,
-        Kind::Plain,
-        bare_listen,
-        &jwt,
-        None,
-        &bare,
-    );
-    rows.extend(measured);
-    memory.push(used);
-    drop(bare);
+    if plan.runs(BARE_PINGORA) {
+        let bare_listen = procs::free_addr();
+        let bare = procs::bare_pingora(bare_listen, upstream_addr);
+        let (measured, used) = measure_proxy(
+            &rt,
+            plan,
+            BARE_PINGORA,
+            Kind::Plain,
+            bare_listen,
+            &jwt,
+            None,
+            &bare,
+        );
+        rows.extend(measured);
+        memory.push(used);
+    }
     drop(upstream);
 
+    if plan.only.is_some() {
+        return Results {
+            rows,
+            memory,
+            policy_scale: Vec::new(),
+            tool_scale: Vec::new(),
+            session_scale: Vec::new(),
+            nginx_missing,
+        };
+    }
     let policy_scale = policy_scaling(&rt, plan, work.path());
     let tool_scale = tool_scaling(&rt, plan, work.path());
     let session_scale = session_scaling(&rt, plan, work.path());

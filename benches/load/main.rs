@@ -48,7 +48,7 @@ pub struct Plan {
     /// Driver and upstream on CPU 0, proxies on CPU 1 (`procs::pin_cores`); `--no-pin`
     /// shares every CPU between them.
     pub pin: bool,
-    /// `--only NAME,…`: only the targets whose names contain one of these (and direct),
+    /// `--only NAME` (repeated): only the targets whose names contain one of these (and direct),
     /// and no scaling runs: a quick comparison, written outside `benches/results`.
     pub only: Option<Vec<String>>,
 }
@@ -104,7 +104,7 @@ impl Plan {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench load [-- [--quick] [--rate N] [--out DIR] [--no-pin] [--only NAME,…]]\n\
+        "usage: cargo bench --bench load [-- [--quick] [--rate N] [--out DIR] [--no-pin] [--only NAME]…]\n\
          \x20      (internal) load upstream --tools N --mode json|sse\n\
          \x20      (internal) load bare-pingora --listen ADDR --upstream ADDR"
     );
@@ -159,8 +159,8 @@ fn main() {
             }
             "--out" => out = Some(PathBuf::from(args.next().unwrap_or_else(|| usage()))),
             "--only" => {
-                let names = args.next().unwrap_or_else(|| usage());
-                only = Some(names.split(',').map(str::to_owned).collect::<Vec<_>>());
+                let name = args.next().unwrap_or_else(|| usage());
+                only.get_or_insert_with(Vec::new).push(name);
             }
             _ => usage(),
         }

@@ -750,7 +750,9 @@ impl PolicyEngine for CedarEngine {
         Box::new(listing::CedarListing {
             engine: self,
             parts,
-            classes: Default::default(),
+            identity: query.identity,
+            env: query.env,
+            key: Default::default(),
         })
     }
 }

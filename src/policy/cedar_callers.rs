@@ -10,7 +10,8 @@
 //! emptied and refills, so memory stays bounded whatever the traffic.
 //!
 //! Each entry also holds what depends on the caller alone: its [`Class`] (the principal
-//! scopes it matches, see `cedar_index.rs`) and its recent targets (`cedar_targets.rs`).
+//! scopes it matches, see `cedar_index.rs`), its recent targets (`cedar_targets.rs`) and
+//! its blind listing answers (`cedar_listing.rs`).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -20,6 +21,7 @@ use cedar_policy::{Entities, EntityUid};
 use parking_lot::Mutex;
 
 use super::index::Class;
+use super::listing::ClassAnswers;
 use super::targets::Targets;
 use super::{BuildError, CedarEngine};
 use crate::auth::Identity;
@@ -39,6 +41,8 @@ pub(super) struct Caller {
     pub(super) class: Class,
     /// Its recent targets.
     pub(super) targets: Targets,
+    /// Its blind listing answers (`cedar_listing.rs`).
+    pub(super) listing_answers: ClassAnswers,
 }
 
 /// The cache (module docs).
@@ -108,5 +112,6 @@ fn build(engine: &CedarEngine, identity: &Identity) -> Result<Caller, BuildError
         entities,
         listing_entities: with_principal(&engine.listing_entities)?,
         targets: Targets::default(),
+        listing_answers: ClassAnswers::default(),
     })
 }

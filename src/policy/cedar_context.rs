@@ -99,6 +99,96 @@ pub(super) fn build(
     }
 }
 
+/// The attributes [`build`] can put in a context (a test holds it to `build`).
+#[cfg(test)]
+const ATTRIBUTES: &[&str] = &[
+    "arguments",
+    "time",
+    "datetime",
+    "source_ip",
+    "session",
+    "protocol_version",
+    "agent",
+    "mtls",
+];
+
+/// Writes into `out` what the context attributes `attrs` (every one if `None`) are built
+/// from, for a request by `identity` in `env` with no arguments (a list's context): two
+/// requests that write the same bytes have the same values in those attributes. Every
+/// part is tagged and length-prefixed, so different inputs never write the same bytes;
+/// the bytes may tell apart inputs that build the same value (an absent session id and
+/// an empty one), which costs a cache miss, never a wrong answer. It is the key under
+/// which a listing answer that reads only `attrs` is reused across lists
+/// (`cedar_listing.rs`); `arguments` is `{}` in every list's context, so it writes nothing.
+pub(super) fn write_inputs(
+    identity: &Identity,
+    env: &RequestEnv,
+    attrs: Option<&[String]>,
+    out: &mut Vec<u8>,
+) {
+    let reads = |name: &str| attrs.is_none_or(|attrs| attrs.iter().any(|a| a == name));
+    fn text(out: &mut Vec<u8>, value: Option<&str>) {
+        match value {
+            None => out.push(0),
+            Some(value) => {
+                out.push(1);
+                out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+                out.extend_from_slice(value.as_bytes());
+            }
+        }
+    }
+    if reads("time") || reads("datetime") {
+        out.push(b't');
+        out.extend_from_slice(&unix_secs(env).to_le_bytes());
+    }
+    if reads("source_ip") {
+        out.push(b'i');
+        match env.source_ip {
+            None => out.push(0),
+            Some(std::net::IpAddr::V4(ip)) => {
+                out.push(4);
+                out.extend_from_slice(&ip.octets());
+            }
+            Some(std::net::IpAddr::V6(ip)) => {
+                out.push(6);
+                out.extend_from_slice(&ip.octets());
+            }
+        }
+    }
+    if reads("session") {
+        out.push(b's');
+        text(out, env.session_id.as_deref());
+        out.extend_from_slice(&(env.taints.len() as u64).to_le_bytes());
+        for taint in &env.taints {
+            text(out, Some(taint));
+        }
+    }
+    if reads("protocol_version") {
+        out.push(b'p');
+        text(out, env.protocol_version.as_deref());
+    }
+    if reads("agent") {
+        out.push(b'a');
+        text(out, identity.agent.as_deref());
+    }
+    if reads("mtls") {
+        out.push(b'm');
+        match &env.mtls {
+            None => out.push(0),
+            Some(cert) => {
+                out.push(1);
+                text(out, cert.spiffe_id.as_deref());
+                out.extend_from_slice(&(cert.dns.len() as u64).to_le_bytes());
+                for name in &cert.dns {
+                    text(out, Some(name));
+                }
+                text(out, Some(&cert.subject));
+                text(out, Some(&cert.fingerprint));
+            }
+        }
+    }
+}
+
 /// `context.mtls`: the connection's verified client certificate (`spiffe_id` is `""`
 /// when the certificate has none).
 fn mtls(cert: &ClientCert) -> Value {
@@ -258,6 +348,111 @@ mod tests {
             }
         }
         assert_eq!(checked, 48);
+    }
+
+    /// Requests that differ from one another in one input each (and the base request).
+    fn variants() -> Vec<(Identity, RequestEnv)> {
+        let cert = ClientCert {
+            spiffe_id: Some("spiffe://example.org/agent".to_owned()),
+            dns: vec!["a.example".to_owned()],
+            subject: "agent".to_owned(),
+            fingerprint: "ab".repeat(32),
+            x5t_s256: String::new(),
+        };
+        let base = RequestEnv {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            source_ip: Some("10.1.2.3".parse().unwrap()),
+            session_id: Some("s-1".to_owned()),
+            taints: vec!["pii".to_owned()],
+            protocol_version: Some("2025-11-25".to_owned()),
+            mtls: Some(Arc::new(cert.clone())),
+        };
+        let with = |change: &dyn Fn(&mut RequestEnv)| {
+            let mut env = base.clone();
+            change(&mut env);
+            (identity(Some("agent-1")), env)
+        };
+        let certs = [
+            ClientCert {
+                spiffe_id: None,
+                ..cert.clone()
+            },
+            ClientCert {
+                dns: vec!["a.example".to_owned(), "b.example".to_owned()],
+                ..cert.clone()
+            },
+            ClientCert {
+                subject: "other".to_owned(),
+                ..cert.clone()
+            },
+            ClientCert {
+                fingerprint: "cd".repeat(32),
+                ..cert.clone()
+            },
+        ];
+        let mut out = vec![
+            (identity(Some("agent-1")), base.clone()),
+            (identity(None), base.clone()),
+            (identity(Some("agent-2")), base.clone()),
+            with(&|e| e.time += Duration::from_secs(1)),
+            with(&|e| e.time += Duration::from_millis(300)),
+            with(&|e| e.source_ip = None),
+            with(&|e| e.source_ip = Some("10.1.2.4".parse().unwrap())),
+            with(&|e| e.source_ip = Some("2001:db8::1".parse().unwrap())),
+            with(&|e| e.session_id = None),
+            with(&|e| e.session_id = Some(String::new())),
+            with(&|e| e.session_id = Some("s-2".to_owned())),
+            with(&|e| e.taints = Vec::new()),
+            with(&|e| e.taints = vec!["pii".to_owned(), "secret".to_owned()]),
+            with(&|e| e.taints = vec!["piisecret".to_owned()]),
+            with(&|e| e.protocol_version = None),
+            with(&|e| e.protocol_version = Some("2025-06-18".to_owned())),
+            with(&|e| e.mtls = None),
+        ];
+        for cert in certs {
+            out.push(with(&|e| e.mtls = Some(Arc::new(cert.clone()))));
+        }
+        out
+    }
+
+    #[test]
+    fn equal_inputs_build_equal_attributes() {
+        let extensions = ExtensionCache::new();
+        let requests = variants();
+        let built: Vec<Context> = requests
+            .iter()
+            .map(|(identity, env)| {
+                build(&extensions, identity, env, Value::empty_record(None)).unwrap()
+            })
+            .collect();
+        for context in &built {
+            for (name, _) in context.clone() {
+                assert!(ATTRIBUTES.contains(&name.as_str()), "{name} is not listed");
+            }
+        }
+        let key = |(identity, env): &(Identity, RequestEnv), attrs: Option<&[String]>| {
+            let mut out = Vec::new();
+            write_inputs(identity, env, attrs, &mut out);
+            out
+        };
+        let mut told_apart = 0;
+        for attr in ATTRIBUTES {
+            let attrs = [(*attr).to_owned()];
+            for (a, context_a) in requests.iter().zip(&built) {
+                for (b, context_b) in requests.iter().zip(&built) {
+                    if key(a, Some(&attrs)) == key(b, Some(&attrs)) {
+                        assert_eq!(context_a.get(attr), context_b.get(attr), "{attr}");
+                    } else {
+                        told_apart += 1;
+                    }
+                    if key(a, None) == key(b, None) {
+                        assert_eq!(context_a, context_b);
+                    }
+                }
+            }
+        }
+        // Each variant is told apart from the others by the attribute it changes.
+        assert!(told_apart >= 2 * (requests.len() - 1), "{told_apart}");
     }
 
     #[test]

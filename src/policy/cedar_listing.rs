@@ -28,6 +28,13 @@
 //! handful of flags that combine by "or" across disjoint policy sets ([`Flags`]), so the
 //! combined answer is exactly the answer of evaluating all of them together (the unit
 //! tests check it against the single-pass rule on generated policy sets).
+//!
+//! The blind answers outlive the list: they are kept with the caller ([`ClassAnswers`],
+//! in the engine's caller cache, so per caller and generation), under the class key
+//! prefixed with what the blind policies read of the context (`cedar_context.rs`'s
+//! `write_inputs`: the session's taints when a policy reads `context.session`, the
+//! second when one reads `context.time`, …). A caller's next list of the same catalogue
+//! under the same context inputs then evaluates no blind policy at all.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -37,9 +44,10 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use super::{engine_error, BuildError, CedarEngine, ListingParts};
+use crate::auth::Identity;
 use crate::mcp::ListKind;
 use crate::policy::load::PolicyLoadError;
-use crate::policy::{ItemAnnotations, ListedItem, Listing};
+use crate::policy::{ItemAnnotations, ListedItem, Listing, RequestEnv};
 
 /// What Cedar's partial answer says, reduced to what the listing rule reads. Each flag
 /// is an "or" over the evaluated policies, so the flags of disjoint sets combine with
@@ -114,7 +122,11 @@ pub(super) struct ListingIndex {
     by_resource: HashMap<EntityUid, PolicySet>,
     /// The ids of `by_resource`'s uids: an item whose name is none of them meets only
     /// the generic sensitive policies (no uid needs building to know).
-    named: HashSet<String>,
+    named: HashSet<String, foldhash::fast::RandomState>,
+    /// The context attributes the blind policies read (`context.<attr>`, `context has
+    /// <attr>`); `None` if one reads the context whole. Their inputs key the blind
+    /// answers kept across lists.
+    context_attrs: Option<Vec<String>>,
 }
 
 impl ListingIndex {
@@ -173,6 +185,19 @@ impl ListingIndex {
             keys.sort();
             keys.dedup();
         }
+        let mut context_attrs = Some(Vec::new());
+        for policy in &blind {
+            let est = policy.to_json().map_err(engine_error)?;
+            if let (Some(conditions), Some(attrs)) = (est.get("conditions"), &mut context_attrs) {
+                if !context_read(conditions, attrs) {
+                    context_attrs = None;
+                }
+            }
+        }
+        if let Some(attrs) = &mut context_attrs {
+            attrs.sort();
+            attrs.dedup();
+        }
         Ok(ListingIndex {
             blind: set(&blind)?,
             annotation_keys,
@@ -180,6 +205,7 @@ impl ListingIndex {
             generic_sensitive: set(&sensitive)?,
             by_resource,
             named,
+            context_attrs,
         })
     }
 }
@@ -372,6 +398,32 @@ fn annotations_read(node: &Value, keys: &mut Vec<String>) -> bool {
     }
 }
 
+/// Collects into `attrs` the context attributes this part of a policy reads; `false` if
+/// it reads `context` other than one attribute at a time.
+fn context_read(node: &Value, attrs: &mut Vec<String>) -> bool {
+    let context = serde_json::json!({"Var": "context"});
+    match node {
+        Value::Object(map) => {
+            if *node == context {
+                return false;
+            }
+            for op in [".", "has"] {
+                if let Some(Value::Object(access)) = map.get(op) {
+                    if access.get("left") == Some(&context) && map.len() == 1 {
+                        if let Some(attr) = access.get("attr").and_then(Value::as_str) {
+                            attrs.push(attr.to_owned());
+                            return true;
+                        }
+                    }
+                }
+            }
+            map.values().all(|child| context_read(child, attrs))
+        }
+        Value::Array(items) => items.iter().all(|child| context_read(child, attrs)),
+        _ => true,
+    }
+}
+
 /// Writes into `key` what of an item's annotations the blind policies can see: the
 /// values of `keys` after the spec's hint defaults (`null` when absent, as Cedar reads
 /// an absent or `null` attribute alike), or the whole record if `keys` is `None`.
@@ -424,21 +476,46 @@ fn hint_or_declared<'a>(declared: Option<ItemAnnotations<'a>>, key: &str) -> See
     Seen::Bool(declared_bool(key).unwrap_or(default))
 }
 
-/// A [`Listing`] under one Cedar generation: the caller's parts, and the blind answer
-/// per class of items seen so far in this list.
+/// A [`Listing`] under one Cedar generation: the caller's parts (with its blind answers
+/// per class, [`ClassAnswers`]) and the request the list answers.
 pub(super) struct CedarListing<'a> {
     pub(super) engine: &'a CedarEngine,
     /// `None` if the caller's parts could not be built: every item is hidden.
     pub(super) parts: Option<ListingParts>,
-    pub(super) classes: Mutex<Classes>,
+    pub(super) identity: &'a Identity,
+    pub(super) env: &'a RequestEnv,
+    /// The buffer each item's class key is written into.
+    pub(super) key: Mutex<Vec<u8>>,
 }
 
-/// The blind answer per class key (what the blind policies can see of an item, written
-/// by [`CedarListing::class_key`]), and the buffer the next key is written into.
+/// Blind answers kept across lists: at most this many per caller, then emptied.
+const MAX_CLASS_ANSWERS: usize = 64;
+
+/// One caller's blind answers by class key (context inputs, action, what the blind
+/// policies can see of an item: [`CedarListing::class_key`]), kept with the caller.
 #[derive(Default)]
-pub(super) struct Classes {
-    answers: HashMap<Vec<u8>, Flags>,
-    key: Vec<u8>,
+pub(super) struct ClassAnswers {
+    answers: Mutex<HashMap<Vec<u8>, Flags, foldhash::fast::RandomState>>,
+}
+
+impl ClassAnswers {
+    fn get(&self, key: &[u8]) -> Option<Flags> {
+        self.answers.lock().get(key).copied()
+    }
+
+    fn insert(&self, key: &[u8], flags: Flags) {
+        let mut answers = self.answers.lock();
+        if answers.len() >= MAX_CLASS_ANSWERS {
+            answers.clear();
+        }
+        answers.insert(key.to_vec(), flags);
+    }
+
+    /// How many answers are kept (tests).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.answers.lock().len()
+    }
 }
 
 impl Listing for CedarListing<'_> {
@@ -478,16 +555,16 @@ impl CedarListing<'_> {
         }
         let mut resource: Option<Entity> = None;
         let blind = {
-            let mut classes = self.classes.lock();
-            let Classes { answers, key } = &mut *classes;
-            Self::class_key(key, action, index, item);
-            match answers.get(key.as_slice()) {
-                Some(flags) => *flags,
+            let mut key = self.key.lock();
+            self.class_key(&mut key, action, index, item);
+            let answers = &parts.caller.listing_answers;
+            match answers.get(&key) {
+                Some(flags) => flags,
                 None => {
                     let entity = engine.listed_call(item)?.1;
                     let flags = self.evaluate(parts, action, &index.blind, entity.clone())?;
                     resource = Some(entity);
-                    answers.insert(key.clone(), flags);
+                    answers.insert(&key, flags);
                     flags
                 }
             }
@@ -517,15 +594,19 @@ impl CedarListing<'_> {
         Ok(blind.or(item_flags).listed())
     }
 
-    /// Writes into `key` what the blind policies can see of an item: its action, its
-    /// pinning facts, the annotations they read (tools) and each name test's outcome.
+    /// Writes into `key` what the blind policies can see of an item's call: the inputs
+    /// of the context attributes they read, its action, its pinning facts, the
+    /// annotations they read (tools) and each name test's outcome.
     fn class_key(
+        &self,
         key: &mut Vec<u8>,
         action: &'static str,
         index: &ListingIndex,
         item: &ListedItem<'_>,
     ) {
         key.clear();
+        super::context::write_inputs(self.identity, self.env, index.context_attrs.as_deref(), key);
+        key.push(b'|');
         key.extend_from_slice(action.as_bytes());
         key.push(b'|');
         key.push(b'0' + u8::from(item.definition.pinned));
@@ -567,6 +648,26 @@ mod tests {
     fn like(pattern: &str) -> NameTest {
         // `*` a wildcard, every other character literal (as Cedar's JSON form splits it).
         NameTest::Like(pattern.bytes().map(|b| (b != b'*').then_some(b)).collect())
+    }
+
+    #[test]
+    fn context_reads_are_collected_one_attribute_at_a_time() {
+        let conditions = |text: &str| {
+            let policy = Policy::parse(None, text).unwrap();
+            policy.to_json().unwrap()["conditions"].clone()
+        };
+        let mut attrs = Vec::new();
+        let read = conditions(
+            r#"permit (principal, action, resource) when {
+                 context.session.taints.contains("x") && context has mtls && context.time > 1
+               };"#,
+        );
+        assert!(context_read(&read, &mut attrs));
+        attrs.sort();
+        assert_eq!(attrs, ["mtls", "session", "time"]);
+        // The context as a whole: every attribute counts.
+        let whole = conditions(r#"permit (principal, action, resource) when { context == {} };"#);
+        assert!(!context_read(&whole, &mut Vec::new()));
     }
 
     #[test]

@@ -613,6 +613,48 @@ fn listing_reuses_caller_parts_only_while_they_are_equal() {
 }
 
 #[test]
+fn blind_answers_kept_across_lists_follow_the_context_they_read() {
+    let e = engine(
+        r#"@id("staff") permit (principal in Role::"staff", action == Action::"call_tool", resource);
+           @id("late") forbid (principal, action == Action::"call_tool", resource)
+           when { context.time >= 1700000005 && resource.annotations.openWorldHint };"#,
+    );
+    let staff = user("s", &["staff"]);
+    let at = |second: u64, session: Option<&str>| RequestEnv {
+        time: env().time + Duration::from_secs(second),
+        session_id: session.map(str::to_owned),
+        ..env()
+    };
+    let listed = |env: &RequestEnv| {
+        let item = ListedItem {
+            kind: ListKind::Tools,
+            name: "web",
+            annotations: None,
+            definition: Default::default(),
+        };
+        e.may_list(&staff, &item, env)
+    };
+    let kept = || {
+        e.callers
+            .get(&e, &staff)
+            .expect("caller")
+            .listing_answers
+            .len()
+    };
+    assert!(listed(&at(0, None)));
+    assert_eq!(kept(), 1);
+    // The same second in another session: the policies read the time, not the session,
+    // so the answer kept is the answer.
+    assert!(listed(&at(0, Some("other"))));
+    assert_eq!(kept(), 1);
+    // Five seconds later the forbid holds: a kept answer keyed without the time would
+    // list the tool.
+    assert!(!listed(&at(5, None)));
+    assert_eq!(kept(), 2);
+    assert!(listed(&at(0, None)));
+}
+
+#[test]
 fn resources_prompts_and_completion_targets() {
     let e = engine(
         r#"permit (principal, action == Action::"read_resource", resource == Resource::"file:///a");
@@ -791,6 +833,9 @@ mod one_pass {
         r#"permit (principal, action == Action::"get_prompt", resource) when { resource.name like "p*{n}*" };"#,
         r#"forbid (principal, action == Action::"read_resource", resource) when { resource.uri like "docs://d{n}" };"#,
         r#"forbid (principal, action == Action::"call_tool", resource) when { resource.name like "t{n}" && context.arguments has count };"#,
+        r#"forbid (principal, action == Action::"call_tool", resource) when { context.time > 170000000{n} && resource.annotations.idempotentHint };"#,
+        r#"permit (principal, action == Action::"call_tool", resource) when { context has source_ip && resource.annotations.readOnlyHint };"#,
+        r#"permit (principal, action == Action::"get_prompt", resource) when { context.session.id == "s{n}" };"#,
     ];
 
     fn policy_set(picks: &[(usize, usize)]) -> String {
@@ -886,12 +931,24 @@ mod one_pass {
             picks in proptest::collection::vec((0..TEMPLATES.len(), 0..6usize), 1..12),
             items in proptest::collection::vec(item(), 1..24),
             roles in proptest::sample::subsequence(vec!["admin", "staff"], 0..=2),
-            taints in proptest::sample::subsequence(vec!["quarantine", "secret"], 0..=2),
+            requests in proptest::collection::vec((
+                proptest::sample::subsequence(vec!["quarantine", "secret"], 0..=2),
+                0..10u64,
+                any::<bool>(),
+                proptest::option::of(0..3usize),
+            ), 1..4),
         ) {
             let engine = engine(&policy_set(&picks));
             let identity = user("u", &roles);
+            // Several lists by one caller under one engine, each in its own context: the
+            // blind answers a list leaves with the caller must not answer a list whose
+            // context differs in what the policies read.
+            for (taints, second, address, session) in &requests {
             let env = RequestEnv {
                 taints: taints.iter().map(|t| (*t).to_owned()).collect(),
+                time: env().time + Duration::from_secs(*second),
+                source_ip: address.then(|| "10.0.0.1".parse().unwrap()),
+                session_id: session.map(|n| format!("s{n}")),
                 ..env()
             };
             let listing = engine.listing(&ListQuery { identity: &identity, env: &env });
@@ -924,6 +981,7 @@ mod one_pass {
                     expected,
                     "raw item {:?} under {}", item, policy_set(&picks)
                 );
+            }
             }
         }
     }

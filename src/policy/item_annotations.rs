@@ -89,10 +89,18 @@ impl<'a> ItemAnnotations<'a> {
         match self {
             ItemAnnotations::Map(own) => *own == map,
             ItemAnnotations::Raw(members) => {
+                // Annotations are a handful of keys: a scan compares them for less than
+                // hashing each (`Map` hashes with SipHash).
+                let known = |key: &str| {
+                    if map.len() <= 8 {
+                        map.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+                    } else {
+                        map.get(key)
+                    }
+                };
                 members.len() == map.len()
                     && members.iter().all(|(key, raw)| {
-                        map.get(key.as_ref())
-                            .is_some_and(|known| plain_equals(raw, known))
+                        known(key.as_ref()).is_some_and(|known| plain_equals(raw, known))
                     })
             }
         }

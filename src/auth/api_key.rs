@@ -5,6 +5,8 @@
 //! without stopping at the first match, so timing says nothing about which key (or
 //! whether any) matched.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
@@ -19,7 +21,7 @@ pub fn hash_api_key(key: &str) -> String {
 
 struct Entry {
     hash: [u8; 32],
-    identity: Identity,
+    identity: Arc<Identity>,
 }
 
 /// The configured API keys.
@@ -57,7 +59,7 @@ impl ApiKeys {
             }
             entries.push(Entry {
                 hash,
-                identity: Identity {
+                identity: Arc::new(Identity {
                     subject: cfg.subject.clone(),
                     agent: cfg.agent.clone(),
                     roles: cfg.roles.clone(),
@@ -65,14 +67,14 @@ impl ApiKeys {
                     claims: cfg.claims.clone(),
                     method: AuthMethod::ApiKey,
                     biscuit: None,
-                },
+                }),
             });
         }
         Ok(ApiKeys { entries })
     }
 
     /// The identity of the presented key, or [`AuthError::InvalidApiKey`].
-    pub(crate) fn verify(&self, presented: &str) -> Result<Identity, AuthError> {
+    pub(crate) fn verify(&self, presented: &str) -> Result<Arc<Identity>, AuthError> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let mut found = Choice::from(0);
         let mut index = 0u64;

@@ -150,13 +150,13 @@ impl JwtVerifier {
 
     /// Verifies a bearer token (already checked to be a non-empty `b64token`), from the
     /// cache of verified tokens when it holds it.
-    pub(crate) fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
         let digest = VerifiedCache::digest(token);
         if let Some(known) = self.cache.get(&digest) {
             return known;
         }
         let generation = self.cache.generation();
-        let identity = self.verify_signed(token)?;
+        let identity = Arc::new(self.verify_signed(token)?);
         self.cache.insert(digest, generation, &identity);
         Ok(identity)
     }

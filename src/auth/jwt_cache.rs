@@ -48,7 +48,8 @@ struct Entry {
     generation: u64,
     exp: u64,
     nbf: Option<u64>,
-    identity: Identity,
+    /// Shared with every request it answers: a hit copies no claim.
+    identity: Arc<Identity>,
 }
 
 fn system_clock() -> u64 {
@@ -98,7 +99,7 @@ impl VerifiedCache {
 
     /// The identity of a token verified before, if cached and still valid now; an
     /// expired (or not yet valid) one is the refusal the verifier would give.
-    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Result<Identity, AuthError>> {
+    pub(crate) fn get(&self, digest: &TokenDigest) -> Option<Result<Arc<Identity>, AuthError>> {
         let entries = self.entries.as_ref()?;
         let generation = self.generation();
         let now = (self.clock)();
@@ -123,7 +124,7 @@ impl VerifiedCache {
 
     /// Remember a token verified under key generation `generation`. Tokens whose `exp`
     /// (or `nbf`) is not an integer the cache can check are not remembered.
-    pub(crate) fn insert(&self, digest: TokenDigest, generation: u64, identity: &Identity) {
+    pub(crate) fn insert(&self, digest: TokenDigest, generation: u64, identity: &Arc<Identity>) {
         let Some(entries) = &self.entries else {
             return;
         };

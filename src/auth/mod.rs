@@ -32,6 +32,7 @@ mod mtls;
 pub mod resource_metadata;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderValue};
 
@@ -112,7 +113,7 @@ impl Authenticator {
 
     /// Authenticate one request by its headers (on a connection without a client
     /// certificate). No I/O, no lock.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Identity>, AuthError> {
         self.authenticate_peer(headers, None)
     }
 
@@ -122,24 +123,23 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         cert: Option<&ClientCert>,
-    ) -> Result<Identity, AuthError> {
+    ) -> Result<Arc<Identity>, AuthError> {
         let credential = self.credential_identity(headers)?;
         let combined = mtls::combine(credential, cert, self.mtls.as_ref())?;
         match combined {
             Some(identity) => Ok(identity),
-            None if self.allow_anonymous => Ok(Identity::anonymous()),
+            None if self.allow_anonymous => Ok(Arc::new(Identity::anonymous())),
             None => Err(AuthError::Missing),
         }
     }
 
     /// The identity the request's one credential header proves; `None` without one.
-    fn credential_identity(&self, headers: &HeaderMap) -> Result<Option<Identity>, AuthError> {
+    fn credential_identity(&self, headers: &HeaderMap) -> Result<Option<Arc<Identity>>, AuthError> {
         match credential(headers)? {
             Credential::Bearer(token) => match (&self.jwt, &self.biscuit) {
                 (_, Some(biscuit)) if is_biscuit_shape(token) => biscuit
                     .verify(token)
-                    .map(Identity::from)
-                    .map(Some)
+                    .map(|token| Some(Arc::new(Identity::from(token))))
                     .map_err(AuthError::from),
                 (Some(jwt), _) => jwt.verify(token).map(Some),
                 (None, _) => Err(AuthError::UnknownKey),
@@ -407,7 +407,7 @@ mod tests {
         let id = auth(true)
             .authenticate(&HeaderMap::new())
             .expect("anonymous");
-        assert_eq!(id, Identity::anonymous());
+        assert_eq!(*id, Identity::anonymous());
     }
 
     #[test]

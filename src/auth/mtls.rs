@@ -13,6 +13,8 @@
 //! SHA-256 thumbprint — with no certificate, or another one, it is refused, whatever
 //! `[auth.mtls]` says. `require_bound_tokens` refuses tokens without a binding too.
 
+use std::sync::Arc;
+
 use serde_json::{json, Value};
 
 use super::client_cert::ClientCert;
@@ -21,29 +23,29 @@ use super::{AuthError, AuthMethod, Identity};
 
 /// The identity of a request from its credential's identity and its certificate.
 pub(super) fn combine(
-    credential: Option<Identity>,
+    credential: Option<Arc<Identity>>,
     cert: Option<&ClientCert>,
     cfg: Option<&MtlsConfig>,
-) -> Result<Option<Identity>, AuthError> {
+) -> Result<Option<Arc<Identity>>, AuthError> {
     match (credential, cert, cfg) {
         (Some(mut identity), cert, cfg) => {
             check_binding(&identity, cert, cfg.is_some_and(|c| c.require_bound_tokens))?;
             if let (Some(cert), Some(cfg)) = (cert, cfg) {
                 if cfg.agent {
                     let agent = cert.field(cfg.subject).ok_or(AuthError::CertNoSubject)?;
-                    identity.agent = Some(agent.to_owned());
+                    Arc::make_mut(&mut identity).agent = Some(agent.to_owned());
                 }
             }
             Ok(Some(identity))
         }
         (None, Some(cert), Some(cfg)) if cfg.caller => {
             let subject = cert.field(cfg.subject).ok_or(AuthError::CertNoSubject)?;
-            Ok(Some(Identity {
+            Ok(Some(Arc::new(Identity {
                 subject: subject.to_owned(),
                 claims: cert_claims(cert),
                 method: AuthMethod::Mtls,
                 ..Identity::anonymous()
-            }))
+            })))
         }
         (None, _, _) => Ok(None),
     }
@@ -147,7 +149,7 @@ mod tests {
 
     #[test]
     fn with_a_token_the_certificate_is_the_agent() {
-        let id = combine(Some(user(json!({}))), Some(&cert()), Some(&on()))
+        let id = combine(Some(Arc::new(user(json!({})))), Some(&cert()), Some(&on()))
             .unwrap()
             .unwrap();
         assert_eq!(id.subject, "alice");
@@ -157,29 +159,33 @@ mod tests {
             agent: false,
             ..on()
         };
-        let id = combine(Some(user(json!({}))), Some(&cert()), Some(&no_agent))
-            .unwrap()
-            .unwrap();
+        let id = combine(
+            Some(Arc::new(user(json!({})))),
+            Some(&cert()),
+            Some(&no_agent),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(id.agent.as_deref(), Some("claude"));
     }
 
     #[test]
     fn a_bound_token_needs_its_certificate() {
         let bound = || user(json!({"cnf": {"x5t#S256": "thumb"}}));
-        assert!(combine(Some(bound()), Some(&cert()), None).is_ok());
+        assert!(combine(Some(Arc::new(bound())), Some(&cert()), None).is_ok());
         let other = ClientCert {
             x5t_s256: "other".into(),
             ..cert()
         };
         for (cert, cfg) in [(Some(&other), None), (None, None), (None, Some(&on()))] {
             assert_eq!(
-                combine(Some(bound()), cert, cfg),
+                combine(Some(Arc::new(bound())), cert, cfg),
                 Err(AuthError::CertBindingMismatch)
             );
         }
         let wrong_type = user(json!({"cnf": {"x5t#S256": 5}}));
         assert_eq!(
-            combine(Some(wrong_type), Some(&cert()), None),
+            combine(Some(Arc::new(wrong_type)), Some(&cert()), None),
             Err(AuthError::CertBindingMismatch)
         );
         let strict = MtlsConfig {
@@ -187,7 +193,11 @@ mod tests {
             ..on()
         };
         assert_eq!(
-            combine(Some(user(json!({}))), Some(&cert()), Some(&strict)),
+            combine(
+                Some(Arc::new(user(json!({})))),
+                Some(&cert()),
+                Some(&strict)
+            ),
             Err(AuthError::CertBindingMissing)
         );
     }

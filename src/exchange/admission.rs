@@ -80,8 +80,8 @@ pub struct RequestHead<'a> {
 /// A request admitted: who asks, in which session, and what kind of request it is.
 #[derive(Debug, Clone)]
 pub struct Admitted {
-    /// The authenticated caller.
-    pub identity: Identity,
+    /// The authenticated caller (shared with the cache of verified tokens).
+    pub identity: Arc<Identity>,
     /// The `Mcp-Session-Id` sent, checked to belong to this caller.
     pub session_id: Option<String>,
     /// By HTTP method.
@@ -111,7 +111,7 @@ pub struct Refused {
     /// What the client gets.
     pub refusal: Refusal,
     /// The caller, once authenticated.
-    pub identity: Option<Identity>,
+    pub identity: Option<Arc<Identity>>,
     /// The session, once checked to belong to the caller.
     pub session_id: Option<String>,
 }

@@ -864,7 +864,7 @@ mod tests {
             )
             .expect("pending");
         let admitted = Admitted {
-            identity,
+            identity: Arc::new(identity),
             session_id: Some(sid.to_owned()),
             kind: RequestKind::StreamGet,
             protocol_version: None,

@@ -127,7 +127,7 @@ impl ProxyHttp for WardenProxy {
                     &self.warden,
                     &facts,
                     session.req_header().uri.path(),
-                    refused.identity.as_ref(),
+                    refused.identity.as_deref(),
                     &refused.refusal,
                 );
                 write_refusal(session, &refused.refusal, &ctx.facts.request_id).await?;

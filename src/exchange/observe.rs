@@ -114,14 +114,15 @@ pub fn record_decisions(
 ) -> Result<(), AuditError> {
     let metrics = &warden.metrics;
     metrics.decision_time(decided.engine, decided.elapsed);
-    let principal = decided.identity.principal_key();
+    // Built only when a log line is on (`tracing` evaluates its fields lazily).
+    let principal = || decided.identity.principal_key();
     let mut result = Ok(());
     for (message, d) in decided.messages.iter().zip(decided.decisions) {
         let allow = d.decision.allow;
         if allow {
             tracing::debug!(
                 request_id = %facts.request_id,
-                principal = %principal,
+                principal = %principal(),
                 method = d.method.as_deref().unwrap_or("(response)"),
                 target = d.target.as_deref().unwrap_or(""),
                 policies = ?d.decision.policy_ids,
@@ -131,7 +132,7 @@ pub fn record_decisions(
         } else {
             tracing::info!(
                 request_id = %facts.request_id,
-                principal = %principal,
+                principal = %principal(),
                 method = d.method.as_deref().unwrap_or("(response)"),
                 target = d.target.as_deref().unwrap_or(""),
                 allow = false,

@@ -116,6 +116,20 @@ impl BoundedLabels {
         }
     }
 
+    /// `f` of the label [`BoundedLabels::label`] gives, without copying it.
+    pub fn with_label<R>(&self, value: &str, f: impl FnOnce(&str) -> R) -> R {
+        let mut seen = self.seen.lock();
+        if seen.contains(value) {
+            return f(value);
+        }
+        if seen.len() < self.cap && value != OTHER {
+            seen.insert(value.to_owned());
+            return f(value);
+        }
+        drop(seen);
+        f(OTHER)
+    }
+
     /// `value` if it is (or can still become) one of the set's values, else `"other"`.
     pub fn label(&self, value: &str) -> String {
         let mut seen = self.seen.lock();
@@ -139,6 +153,9 @@ pub struct Metrics {
     pub tool_calls: IntCounterVec,
     /// `mcp_warden_http_responses_total{code}`: HTTP responses sent to clients.
     pub http_responses: IntCounterVec,
+    /// `http_responses`' series for the statuses 100 to 599, each looked up once: every
+    /// response is counted, and a lookup hashes the label and formats the status.
+    http_by_status: Box<[OnceLock<IntCounter>]>,
     /// `mcp_warden_decision_duration_seconds{engine}`: time to decide one request body.
     pub decision_seconds: HistogramVec,
     /// `mcp_warden_upstream_duration_seconds{method}`: until the upstream's response header.
@@ -253,6 +270,7 @@ impl Metrics {
                 "HTTP responses sent to clients, by status code.",
                 &["code"],
             ),
+            http_by_status: (100..600).map(|_| OnceLock::new()).collect(),
             decision_seconds: histogram_vec(
                 "decision_duration_seconds",
                 "Time to decide every message of one request body, by policy engine.",
@@ -520,12 +538,12 @@ impl Metrics {
             .with_label_values(&[method_label(method), label])
             .inc();
         if let Some((name, declared)) = tool {
-            let tool = if declared {
-                self.tools.label(name)
+            let count = |tool: &str| self.tool_calls.with_label_values(&[tool, label]).inc();
+            if declared {
+                self.tools.with_label(name, count);
             } else {
-                OTHER.to_owned()
-            };
-            self.tool_calls.with_label_values(&[&tool, label]).inc();
+                count(OTHER);
+            }
         }
     }
 
@@ -583,11 +601,18 @@ impl Metrics {
 
     /// Count an HTTP response sent to a client.
     pub fn http_response(&self, status: u16) {
-        let code = match status {
-            100..=599 => status.to_string(),
-            _ => OTHER.to_owned(),
-        };
-        self.http_responses.with_label_values(&[&code]).inc();
+        match status
+            .checked_sub(100)
+            .and_then(|i| self.http_by_status.get(usize::from(i)))
+        {
+            Some(counter) => counter
+                .get_or_init(|| {
+                    self.http_responses
+                        .with_label_values(&[&status.to_string()])
+                })
+                .inc(),
+            None => self.http_responses.with_label_values(&[OTHER]).inc(),
+        }
     }
 }
 

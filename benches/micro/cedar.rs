@@ -1,7 +1,8 @@
 //! Cedar decisions: `CedarEngine::decide` for one `tools/call` (allowed and denied), the
 //! listing rule for one tool (`may_list`: a listing of one) and for a list of 1,000 tools
-//! through one `PolicyEngine::listing` (`list_1000`), over generated policy sets of 10,
-//! 100 and 1,000 policies.
+//! through one `PolicyEngine::listing` (`list_1000`: a caller's repeated list, which the
+//! blind answers kept with the caller serve; `list_1000_first`: a new caller's first list),
+//! over generated policy sets of 10, 100 and 1,000 policies.
 //!
 //! Why: every request pays one decision, and every item of a list result pays one
 //! listing question, so these are the per-message cost of the Cedar engine. The cost
@@ -295,6 +296,37 @@ pub fn benches(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("list_1000", n), &catalogue, |b, c| {
             b.iter(|| list(black_box(c)))
         });
+        // A caller's first list: no blind answer kept from an earlier one (a new subject
+        // each time, so a new caller entry).
+        let mut callers = 0u64;
+        group.bench_with_input(
+            BenchmarkId::new("list_1000_first", n),
+            &catalogue,
+            |b, catalogue| {
+                b.iter(|| {
+                    callers += 1;
+                    let caller = Identity {
+                        subject: format!("first-{callers}"),
+                        ..identity.clone()
+                    };
+                    let listing = engine.listing(&ListQuery {
+                        identity: &caller,
+                        env: &env,
+                    });
+                    catalogue
+                        .iter()
+                        .filter(|(name, annotations)| {
+                            listing.may_list(&ListedItem {
+                                kind: ListKind::Tools,
+                                name,
+                                annotations: Some(annotations.into()),
+                                definition: Default::default(),
+                            })
+                        })
+                        .count()
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -4,6 +4,12 @@
 
 mod cli;
 
+/// jemalloc instead of the system allocator: cheaper per request than glibc's malloc
+/// under the proxy's allocation pattern (docs/src/performance.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -21,12 +21,15 @@ use serde_json::{Map, Value};
 
 use crate::policy::ItemAnnotations;
 
+/// Declared annotations by tool name, names hashed with foldhash (seeded per process).
+type Learned = HashMap<String, Arc<Map<String, Value>>, foldhash::fast::RandomState>;
+
 /// Tool name → declared annotations, and the operator's overrides.
 #[derive(Default)]
 pub struct AnnotationCache {
     /// By tool name (foldhash, seeded per process: a name is looked up once per item of
     /// every list, and SipHash was a tenth of filtering one).
-    tools: RwLock<HashMap<String, Arc<Map<String, Value>>, foldhash::fast::RandomState>>,
+    tools: RwLock<Learned>,
     overrides: HashMap<String, Map<String, Value>>,
 }
 

@@ -376,40 +376,27 @@ fn glob(pattern: &[Option<u8>], text: &[u8]) -> bool {
 fn annotations_read(node: &Value, keys: &mut Vec<String>) -> bool {
     let annotations =
         serde_json::json!({".": {"left": {"Var": "resource"}, "attr": "annotations"}});
-    match node {
-        Value::Object(map) => {
-            if *node == annotations {
-                return false;
-            }
-            for op in [".", "has"] {
-                if let Some(Value::Object(access)) = map.get(op) {
-                    if access.get("left") == Some(&annotations) && map.len() == 1 {
-                        if let Some(attr) = access.get("attr").and_then(Value::as_str) {
-                            keys.push(attr.to_owned());
-                            return true;
-                        }
-                    }
-                }
-            }
-            map.values().all(|child| annotations_read(child, keys))
-        }
-        Value::Array(items) => items.iter().all(|child| annotations_read(child, keys)),
-        _ => true,
-    }
+    attributes_read(node, &annotations, keys)
 }
 
 /// Collects into `attrs` the context attributes this part of a policy reads; `false` if
 /// it reads `context` other than one attribute at a time.
 fn context_read(node: &Value, attrs: &mut Vec<String>) -> bool {
-    let context = serde_json::json!({"Var": "context"});
+    attributes_read(node, &serde_json::json!({"Var": "context"}), attrs)
+}
+
+/// Collects into `attrs` the attributes of `record` (an expression in Cedar's JSON form)
+/// that this part of a policy reads as `record.<attr>` or `record has <attr>`; `false` if
+/// it uses `record` any other way.
+fn attributes_read(node: &Value, record: &Value, attrs: &mut Vec<String>) -> bool {
     match node {
         Value::Object(map) => {
-            if *node == context {
+            if node == record {
                 return false;
             }
             for op in [".", "has"] {
                 if let Some(Value::Object(access)) = map.get(op) {
-                    if access.get("left") == Some(&context) && map.len() == 1 {
+                    if access.get("left") == Some(record) && map.len() == 1 {
                         if let Some(attr) = access.get("attr").and_then(Value::as_str) {
                             attrs.push(attr.to_owned());
                             return true;
@@ -417,9 +404,12 @@ fn context_read(node: &Value, attrs: &mut Vec<String>) -> bool {
                     }
                 }
             }
-            map.values().all(|child| context_read(child, attrs))
+            map.values()
+                .all(|child| attributes_read(child, record, attrs))
         }
-        Value::Array(items) => items.iter().all(|child| context_read(child, attrs)),
+        Value::Array(items) => items
+            .iter()
+            .all(|child| attributes_read(child, record, attrs)),
         _ => true,
     }
 }

@@ -172,32 +172,26 @@ impl ListingIndex {
             policies.extend(sensitive.iter().copied());
             by_resource.insert(uid, set(&policies)?);
         }
-        let mut annotation_keys = Some(Vec::new());
-        for policy in &blind {
-            let est = policy.to_json().map_err(engine_error)?;
-            if let (Some(conditions), Some(keys)) = (est.get("conditions"), &mut annotation_keys) {
-                if !annotations_read(conditions, keys) {
-                    annotation_keys = None;
+        let conditions = blind
+            .iter()
+            .map(|policy| {
+                let est = policy.to_json().map_err(engine_error)?;
+                Ok(est.get("conditions").cloned())
+            })
+            .collect::<Result<Vec<_>, PolicyLoadError>>()?;
+        let read_by_all = |read: fn(&Value, &mut Vec<String>) -> bool| {
+            let mut attrs = Vec::new();
+            for condition in conditions.iter().flatten() {
+                if !read(condition, &mut attrs) {
+                    return None;
                 }
             }
-        }
-        if let Some(keys) = &mut annotation_keys {
-            keys.sort();
-            keys.dedup();
-        }
-        let mut context_attrs = Some(Vec::new());
-        for policy in &blind {
-            let est = policy.to_json().map_err(engine_error)?;
-            if let (Some(conditions), Some(attrs)) = (est.get("conditions"), &mut context_attrs) {
-                if !context_read(conditions, attrs) {
-                    context_attrs = None;
-                }
-            }
-        }
-        if let Some(attrs) = &mut context_attrs {
             attrs.sort();
             attrs.dedup();
-        }
+            Some(attrs)
+        };
+        let annotation_keys = read_by_all(annotations_read);
+        let context_attrs = read_by_all(context_read);
         Ok(ListingIndex {
             blind: set(&blind)?,
             annotation_keys,

@@ -116,7 +116,8 @@ impl BoundedLabels {
         }
     }
 
-    /// `f` of the label [`BoundedLabels::label`] gives, without copying it.
+    /// `f` of `value` if it is (or can still become) one of the set's values, else of
+    /// `"other"`, without copying the label.
     pub fn with_label<R>(&self, value: &str, f: impl FnOnce(&str) -> R) -> R {
         let mut seen = self.seen.lock();
         if seen.contains(value) {
@@ -132,15 +133,7 @@ impl BoundedLabels {
 
     /// `value` if it is (or can still become) one of the set's values, else `"other"`.
     pub fn label(&self, value: &str) -> String {
-        let mut seen = self.seen.lock();
-        if seen.contains(value) {
-            return value.to_owned();
-        }
-        if seen.len() < self.cap && value != OTHER {
-            seen.insert(value.to_owned());
-            return value.to_owned();
-        }
-        OTHER.to_owned()
+        self.with_label(value, str::to_owned)
     }
 }
 
